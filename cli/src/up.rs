@@ -1,0 +1,169 @@
+//! `spore up`: run a WasmApp locally with the same engine and sandbox as the cluster.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
+use spore_crds::WasmApp;
+use spore_shim::{AppConfig, Engine, EngineConfig, RuntimeLimits, Sandbox, Stdio, WasmKind};
+
+use crate::error::{CliError, Result};
+use crate::{manifest, resolve};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// The WasmApp manifest (YAML).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Run this local .wasm (or OCI layout tar) instead of pulling spec.module.image.
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// Map a volume from spec.volumes to a local directory: NAME=DIR (repeatable).
+    #[arg(long = "volume", value_name = "NAME=DIR")]
+    pub volumes: Vec<String>,
+    /// Set an env var declared with valueFrom (ConfigMap/Secret): NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Address HTTP components listen on (the port comes from capabilities.network.inbound).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: IpAddr,
+    /// Pull over plain HTTP (default only for localhost registries).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Directory of the precompiled-code cache (default: ~/.cache/spore/code).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every time instead of using the code cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+pub async fn run(args: UpArgs) -> Result<i32> {
+    let app = manifest::load(&args.file)?;
+    let volume_dirs = parse_pairs(&args.volumes, CliError::VolumeFlag)?;
+    let env_overrides = parse_pairs(&args.env, CliError::EnvFlag)?;
+    let scratch = tempfile::tempdir().map_err(|source| CliError::Io { context: "cannot create a temp dir".into(), source })?;
+    let config = app_config(&app, &volume_dirs, &env_overrides, scratch.path())?;
+    let sandbox = Sandbox::new(config, Stdio::inherit())?;
+
+    let spec = &app.spec;
+    let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
+    let engine = Engine::new(EngineConfig { cache_dir: cache_dir(&args) })?;
+    let wasm = engine.load(&bytes).map_err(|e| CliError::module(module_name(&args, &app), e))?;
+
+    if wasm.kind() == WasmKind::HttpProxy {
+        let listener = spore_shim::bind(args.address, &sandbox).await?;
+        let addr = listener.local_addr().map_err(|source| CliError::Io { context: "listener".into(), source })?;
+        eprintln!("spore: serving {} ({}) on http://{addr}/ — Ctrl-C to stop", app_name(&app), wasm.kind());
+        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, shutdown_signal()).await?;
+        eprintln!("spore: stopped");
+        return Ok(0);
+    }
+    let exit = tokio::select! {
+        exit = spore_shim::run_command(&engine, &wasm, &sandbox) => exit?,
+        () = shutdown_signal() => {
+            eprintln!("spore: interrupted");
+            return Ok(130);
+        }
+    };
+    if exit.reason.is_some() {
+        eprintln!("spore: {}: {}", app_name(&app), exit.report());
+    }
+    Ok(exit.code)
+}
+
+/// Resolves the manifest into the engine's terms, with local stand-ins for cluster objects.
+fn app_config(
+    app: &WasmApp,
+    volume_dirs: &BTreeMap<String, String>,
+    env_overrides: &BTreeMap<String, String>,
+    scratch: &std::path::Path,
+) -> Result<AppConfig> {
+    let spec = &app.spec;
+    for name in volume_dirs.keys() {
+        if !spec.volumes.iter().any(|v| &v.name == name) {
+            return Err(CliError::UnknownVolume { name: name.clone() });
+        }
+    }
+    let volumes = spec
+        .volumes
+        .iter()
+        .filter(|v| spec.capabilities.filesystem.iter().any(|m| m.volume == v.name))
+        .map(|v| Ok((v.name.clone(), volume_dir(v, volume_dirs, scratch)?)))
+        .collect::<Result<_>>()?;
+    let env = spec.env.iter().map(|e| Ok((e.name.clone(), env_value(e, env_overrides)?))).collect::<Result<_>>()?;
+    Ok(AppConfig {
+        name: app_name(app).to_string(),
+        args: spec.args.clone(),
+        env,
+        capabilities: spec.capabilities.clone(),
+        volumes,
+        limits: RuntimeLimits::from_spec(&spec.limits)?,
+    })
+}
+
+fn volume_dir(volume: &Volume, dirs: &BTreeMap<String, String>, scratch: &std::path::Path) -> Result<PathBuf> {
+    if let Some(dir) = dirs.get(&volume.name) {
+        return Ok(PathBuf::from(dir));
+    }
+    match volume.source_kind() {
+        Some(VolumeSourceKind::EmptyDir(_)) => {
+            let dir = scratch.join(&volume.name);
+            std::fs::create_dir_all(&dir).map_err(|source| CliError::Io { context: format!("cannot create {}", dir.display()), source })?;
+            Ok(dir)
+        }
+        Some(VolumeSourceKind::HostPath(host)) => Ok(PathBuf::from(&host.path)),
+        kind => Err(CliError::VolumeNeedsDir { name: volume.name.clone(), kind: kind.map_or("no source", |k| k.field_name()) }),
+    }
+}
+
+fn env_value(var: &EnvVar, overrides: &BTreeMap<String, String>) -> Result<String> {
+    if let Some(value) = overrides.get(&var.name) {
+        return Ok(value.clone());
+    }
+    if let Some(value) = &var.value {
+        return Ok(value.clone());
+    }
+    let source = var.value_from.as_ref();
+    let source_desc = match (source.and_then(|s| s.config_map_key_ref.as_ref()), source.and_then(|s| s.secret_key_ref.as_ref())) {
+        (Some(cm), _) => format!("ConfigMap {} key {}", cm.name, cm.key),
+        (_, Some(secret)) => format!("Secret {} key {}", secret.name, secret.key),
+        _ => "nowhere".into(),
+    };
+    Err(CliError::EnvNeedsValue { name: var.name.clone(), source_desc })
+}
+
+fn parse_pairs(flags: &[String], error: fn(String) -> CliError) -> Result<BTreeMap<String, String>> {
+    flags
+        .iter()
+        .map(|flag| match flag.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(error(flag.clone())),
+        })
+        .collect()
+}
+
+fn cache_dir(args: &UpArgs) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    args.cache_dir.clone().or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("spore").join("code"))
+    })
+}
+
+fn app_name(app: &WasmApp) -> &str {
+    app.metadata.name.as_deref().unwrap_or("app")
+}
+
+fn module_name(args: &UpArgs, app: &WasmApp) -> String {
+    args.module.as_ref().map_or_else(|| app.spec.module.image.clone(), |p| p.display().to_string())
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

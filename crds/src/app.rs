@@ -1,0 +1,351 @@
+//! The `WasmApp` custom resource: one Wasm module or component, run as a set of pods by
+//! Spore's runtime class, with exactly the capabilities it declares.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapKeySelector, ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource,
+    LocalObjectReference, PersistentVolumeClaimVolumeSource, SecretKeySelector, SecretVolumeSource, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::Capabilities;
+use crate::limits::Limits;
+
+/// Most entries in `spec.volumes` (bounds the cost of the CEL rules that search it).
+pub const MAX_VOLUMES: usize = 64;
+/// Most entries in `spec.env`.
+pub const MAX_ENV: usize = 256;
+
+/// Desired state of a Wasm app: which module to run, with which arguments, environment,
+/// capabilities and limits, and how many instances.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "spore.dev",
+    version = "v1alpha1",
+    kind = "WasmApp",
+    namespaced,
+    shortname = "wapp",
+    category = "spore",
+    status = "WasmAppStatus",
+    derive = "PartialEq",
+    doc = "A WebAssembly module or component run by Spore, with the capabilities it declares and nothing more.",
+    scale(
+        spec_replicas_path = ".spec.scaling.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Module", type_ = "string", json_path = ".spec.module.image"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new(
+    "!has(self.capabilities) || !has(self.capabilities.filesystem) || self.capabilities.filesystem.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume))"
+).message("every capabilities.filesystem[].volume must name an entry in spec.volumes; add the volume or fix the name"))]
+pub struct WasmAppSpec {
+    /// Where to get the Wasm module or component.
+    pub module: ModuleSource,
+
+    /// Arguments passed to the guest (`argv[1..]`); `argv[0]` is the app name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+
+    /// Environment variables visible to the guest. The guest sees only these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ENV))]
+    pub env: Vec<EnvVar>,
+
+    /// What the app may touch: files, listening ports, outbound destinations. Everything
+    /// not declared is denied.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub capabilities: Capabilities,
+
+    /// Per-instance resource limits: memory, CPU, timeout, concurrency.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: Limits,
+
+    /// How many instances run: a fixed `replicas` count or an `autoscale` range. Neither
+    /// means one replica.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scaling: Scaling,
+
+    /// Volumes the pods get; `capabilities.filesystem` chooses which ones the guest sees
+    /// and where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_VOLUMES), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub volumes: Vec<Volume>,
+
+    /// Where the pods may run, in addition to the nodes that have the Spore runtime.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scheduling: Scheduling,
+
+    /// Service account the pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Secrets used to pull the module from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// HTTP readiness and liveness checks against the app's inbound port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<HealthChecks>,
+
+    /// Annotations added to every pod of the app.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Labels added to every pod of the app.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Where the Wasm module or component comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModuleSource {
+    /// OCI reference of the Wasm module or component, e.g.
+    /// `ghcr.io/example/hello-http:1.0` or `localhost:5000/spore/hello-http:latest`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+}
+
+/// One environment variable, with a literal value or a value read from a ConfigMap or
+/// Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("set exactly one of value or valueFrom"))]
+pub struct EnvVar {
+    /// Variable name. Any printable ASCII except `=`.
+    pub name: String,
+    /// Literal value. Exactly one of `value` and `valueFrom` must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Read the value from a ConfigMap or Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// The source of an environment variable's value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.configMapKeyRef) != has(self.secretKeyRef)").message("set exactly one of configMapKeyRef or secretKeyRef"))]
+pub struct EnvVarSource {
+    /// A key of a ConfigMap in the app's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKeySelector>,
+    /// A key of a Secret in the app's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeySelector>,
+}
+
+/// Instance count: fixed, or autoscaled. `replicas` and `autoscale` are mutually
+/// exclusive; with neither, one replica runs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("!(has(self.replicas) && has(self.autoscale))").message("set either replicas or autoscale, not both"),
+    validation = Rule::new("!has(self.replicas) || self.replicas >= 0").message("replicas must be 0 or more"),
+)]
+pub struct Scaling {
+    /// Fixed number of replicas. This is the field `kubectl scale` sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Scale between `minReplicas` and `maxReplicas` on one target metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
+}
+
+impl Scaling {
+    /// The replica count to run when not autoscaling (`replicas`, else 1).
+    pub fn fixed_replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+}
+
+/// Autoscaling range and target. Exactly one of `targetConcurrency` and
+/// `targetCpuUtilization` must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("self.minReplicas >= 1").message("minReplicas must be at least 1"),
+    validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not be greater than maxReplicas"),
+    validation = Rule::new("has(self.targetConcurrency) != has(self.targetCpuUtilization)").message("set exactly one of targetConcurrency or targetCpuUtilization"),
+    validation = Rule::new("!has(self.targetConcurrency) || self.targetConcurrency >= 1").message("targetConcurrency must be at least 1"),
+    validation = Rule::new("!has(self.targetCpuUtilization) || self.targetCpuUtilization >= 1").message("targetCpuUtilization must be at least 1 (percent)"),
+)]
+pub struct Autoscale {
+    /// Fewest replicas. Defaults to 1.
+    #[serde(default = "default_min_replicas")]
+    pub min_replicas: i32,
+    /// Most replicas.
+    pub max_replicas: i32,
+    /// Scale so that each replica serves about this many concurrent requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_concurrency: Option<i32>,
+    /// Scale so that average CPU use is about this percentage of the CPU limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu_utilization: Option<i32>,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+
+/// A volume of the app's pods. Exactly one source must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new(
+    "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) == 1"
+).message("set exactly one volume source: configMap, secret, emptyDir, persistentVolumeClaim or hostPath"))]
+pub struct Volume {
+    /// Volume name, a DNS-1123 label (`data`, `config-files`), unique within the app.
+    /// `capabilities.filesystem[].volume` refers to it.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Files from a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolumeSource>,
+    /// Files from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolumeSource>,
+    /// A scratch directory that lives as long as the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolumeSource>,
+    /// A PersistentVolumeClaim in the app's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    /// A directory of the node. Use with care: the guest sees host files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathVolumeSource>,
+}
+
+/// The one source of a [`Volume`], for matching on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VolumeSourceKind<'a> {
+    ConfigMap(&'a ConfigMapVolumeSource),
+    Secret(&'a SecretVolumeSource),
+    EmptyDir(&'a EmptyDirVolumeSource),
+    PersistentVolumeClaim(&'a PersistentVolumeClaimVolumeSource),
+    HostPath(&'a HostPathVolumeSource),
+}
+
+impl VolumeSourceKind<'_> {
+    /// The manifest field of this source: `configMap`, `secret`, `emptyDir`, ...
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            Self::ConfigMap(_) => "configMap",
+            Self::Secret(_) => "secret",
+            Self::EmptyDir(_) => "emptyDir",
+            Self::PersistentVolumeClaim(_) => "persistentVolumeClaim",
+            Self::HostPath(_) => "hostPath",
+        }
+    }
+}
+
+impl Volume {
+    /// Every source that is set, in field order. A valid volume has exactly one.
+    pub fn sources(&self) -> Vec<VolumeSourceKind<'_>> {
+        [
+            self.config_map.as_ref().map(VolumeSourceKind::ConfigMap),
+            self.secret.as_ref().map(VolumeSourceKind::Secret),
+            self.empty_dir.as_ref().map(VolumeSourceKind::EmptyDir),
+            self.persistent_volume_claim.as_ref().map(VolumeSourceKind::PersistentVolumeClaim),
+            self.host_path.as_ref().map(VolumeSourceKind::HostPath),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The volume's source, or `None` unless exactly one is set.
+    pub fn source_kind(&self) -> Option<VolumeSourceKind<'_>> {
+        match self.sources().as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+/// Pod placement, beyond the nodes that run the Spore runtime.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scheduling {
+    /// Labels the node must have, added to the runtime's own node selector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// Health checks of an HTTP app.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthChecks {
+    /// The pod gets traffic only while this check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<HttpCheck>,
+    /// The pod is restarted when this check keeps failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<HttpCheck>,
+}
+
+/// An HTTP GET against the app; any 2xx or 3xx status passes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("self.path.startsWith('/')").message("path must start with /, e.g. /healthz"),
+    validation = Rule::new("!has(self.port) || (self.port >= 1 && self.port <= 65535)").message("port must be between 1 and 65535"),
+    validation = Rule::new("(!has(self.periodSeconds) || self.periodSeconds >= 1) && (!has(self.failureThreshold) || self.failureThreshold >= 1) && (!has(self.initialDelaySeconds) || self.initialDelaySeconds >= 0)").message("periodSeconds and failureThreshold must be at least 1, initialDelaySeconds at least 0"),
+)]
+pub struct HttpCheck {
+    /// Request path, e.g. `/healthz`.
+    #[schemars(length(max = 1024))]
+    pub path: String,
+    /// Port to probe. Unset: the app's HTTP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Seconds between checks. Unset: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<i32>,
+    /// Seconds to wait after start before the first check. Unset: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<i32>,
+    /// Consecutive failures before the check counts as failed. Unset: 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<i32>,
+}
+
+/// Observed state of a Wasm app, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmAppStatus {
+    /// Current conditions: `Ready`, `Progressing`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods of the app that exist.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Pods of the app that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the app's pods, in string form (for the scale subresource and HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}

@@ -1,0 +1,39 @@
+//! Spore's Kubernetes API (`spore.dev/v1alpha1`): the `WasmApp` and `WasmRuntime` custom
+//! resources, their validation, and the CRD YAML generated from them.
+
+pub mod app;
+pub mod capabilities;
+pub mod limits;
+pub mod runtime;
+pub mod units;
+pub mod validate;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use app::{
+    Autoscale, EnvVar, EnvVarSource, HealthChecks, HttpCheck, ModuleSource, Scaling, Scheduling, Volume,
+    VolumeSourceKind, WasmApp, WasmAppSpec, WasmAppStatus,
+};
+pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
+pub use limits::Limits;
+pub use runtime::{
+    ContainerdConfig, NodeStatus, Rollout, ShimSource, WasmRuntime, WasmRuntimeSpec, WasmRuntimeStatus,
+};
+pub use validate::{ManifestError, ValidationError, ValidationErrors, parse_manifest};
+
+use kube::CustomResourceExt;
+
+/// The API group of every Spore resource.
+pub const GROUP: &str = "spore.dev";
+/// The API version of every Spore resource, `spore.dev/v1alpha1`.
+pub const API_VERSION: &str = "spore.dev/v1alpha1";
+
+/// The CRD manifests, as `(file name, YAML)` pairs: `wasmapps.spore.dev.yaml` and
+/// `wasmruntimes.spore.dev.yaml`. `crdgen` writes them; a test checks the committed copies.
+pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
+    Ok(vec![
+        ("wasmapps.spore.dev.yaml", serde_yaml::to_string(&WasmApp::crd())?),
+        ("wasmruntimes.spore.dev.yaml", serde_yaml::to_string(&WasmRuntime::crd())?),
+    ])
+}

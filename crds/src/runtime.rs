@@ -1,0 +1,159 @@
+//! The `WasmRuntime` custom resource: installs Spore's containerd shim on a set of nodes and
+//! publishes the RuntimeClass that `WasmApp` pods run with.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The default RuntimeClass name.
+pub const DEFAULT_RUNTIME_CLASS: &str = "spore";
+/// The default containerd configuration file.
+pub const DEFAULT_CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
+
+/// Desired state of the Spore runtime on a set of nodes.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "spore.dev",
+    version = "v1alpha1",
+    kind = "WasmRuntime",
+    shortname = "wrt",
+    category = "spore",
+    status = "WasmRuntimeStatus",
+    derive = "PartialEq",
+    doc = "Installs Spore's containerd shim on matching nodes and publishes its RuntimeClass.",
+    printcolumn(name = "RuntimeClass", type_ = "string", json_path = ".spec.runtimeClassName"),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WasmRuntimeSpec {
+    /// Nodes to install the runtime on. Empty: every node. The RuntimeClass schedules
+    /// WasmApp pods onto exactly these nodes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Name of the RuntimeClass to create. Defaults to `spore`.
+    #[serde(default = "default_runtime_class_name")]
+    #[schemars(length(min = 1, max = 253))]
+    pub runtime_class_name: String,
+
+    /// The shim to install.
+    pub shim: ShimSource,
+
+    /// How to register the shim with containerd.
+    #[serde(default)]
+    pub containerd: ContainerdConfig,
+
+    /// How fast to roll the runtime out over the nodes.
+    #[serde(default)]
+    pub rollout: Rollout,
+}
+
+fn default_runtime_class_name() -> String {
+    DEFAULT_RUNTIME_CLASS.to_string()
+}
+
+/// Where the shim binary comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShimSource {
+    /// OCI image holding the `containerd-shim-spore-v1` binary.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Version expected from the installed shim; nodes reporting another version are
+    /// reinstalled. Unset: the image's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// containerd registration of the shim.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerdConfig {
+    /// containerd configuration file on the node. Defaults to `/etc/containerd/config.toml`.
+    #[serde(default = "default_containerd_config_path")]
+    pub config_path: String,
+    /// Runtime handler name registered with containerd. Unset: the RuntimeClass name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_handler: Option<String>,
+    /// Restart containerd after changing its configuration. Defaults to true.
+    #[serde(default = "default_true")]
+    pub restart: bool,
+}
+
+impl Default for ContainerdConfig {
+    fn default() -> Self {
+        Self { config_path: default_containerd_config_path(), runtime_handler: None, restart: true }
+    }
+}
+
+fn default_containerd_config_path() -> String {
+    DEFAULT_CONTAINERD_CONFIG.to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Rollout of the runtime over the nodes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    /// Most nodes installing at once, as a number or a percentage (`25%`). Defaults to 1.
+    #[serde(default = "default_max_unavailable")]
+    pub max_unavailable: IntOrString,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Self { max_unavailable: default_max_unavailable() }
+    }
+}
+
+fn default_max_unavailable() -> IntOrString {
+    IntOrString::Int(1)
+}
+
+/// Observed state of the runtime, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmRuntimeStatus {
+    /// Current conditions: `Ready` when every selected node is `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Per-node installation state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// Installation state of the runtime on one node.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// `Pending`, `Installing`, `Ready` or `Failed`.
+    pub state: String,
+    /// Why the node is in this state, e.g. the installation error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Version the installed shim reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_version: Option<String>,
+}
+
+/// The states of [`NodeStatus::state`].
+pub mod node_state {
+    pub const PENDING: &str = "Pending";
+    pub const INSTALLING: &str = "Installing";
+    pub const READY: &str = "Ready";
+    pub const FAILED: &str = "Failed";
+}

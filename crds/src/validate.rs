@@ -1,0 +1,531 @@
+//! Client-side validation of a `WasmApp`: every rule the CRD's CEL expresses, plus what CEL
+//! cannot (quantities, durations, CIDRs, host patterns), with messages that say how to fix
+//! the manifest. `spore validate` and `spore up` run this before anything else.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::app::{Autoscale, EnvVar, HttpCheck, MAX_ENV, MAX_VOLUMES, WasmApp};
+use crate::capabilities::{
+    MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_SOCKET_RULES, SocketRule,
+};
+use crate::API_VERSION;
+
+/// One problem in a manifest: where (`spec.volumes[0].name`) and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Path of the offending field, e.g. `spec.capabilities.filesystem[0].volume`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Every problem found in a manifest, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl ValidationErrors {
+    pub fn iter(&self) -> std::slice::Iter<'_, ValidationError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+impl<'a> IntoIterator for &'a ValidationErrors {
+    type Item = &'a ValidationError;
+    type IntoIter = std::slice::Iter<'a, ValidationError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// A manifest that is not a well-formed `WasmApp`.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("not valid YAML: {0}")]
+    Yaml(#[source] serde_yaml::Error),
+    #[error("the manifest is not a YAML mapping; a WasmApp starts with `apiVersion: {API_VERSION}` and `kind: WasmApp`")]
+    NotAMapping,
+    #[error("missing `{field}`; add `{field}: {expected}` at the top of the manifest")]
+    Missing { field: &'static str, expected: &'static str },
+    #[error("apiVersion is {found:?}, but a WasmApp has `apiVersion: {API_VERSION}`")]
+    WrongApiVersion { found: String },
+    #[error("kind is {found:?}, but this manifest must be a WasmApp (`kind: WasmApp`)")]
+    WrongKind { found: String },
+    #[error("unknown top-level field `{0}`; a WasmApp has apiVersion, kind, metadata, spec and status")]
+    UnknownTopLevelField(String),
+    #[error("invalid WasmApp: {0}")]
+    Schema(#[source] serde_yaml::Error),
+}
+
+/// Parses one WasmApp manifest. Checks `apiVersion` and `kind` first, so a wrong kind gets a
+/// clear message rather than a schema error; schema errors keep serde's field path and
+/// line/column (`spec.capabilities: unknown field `filesytem` ... at line 7 column 5`).
+pub fn parse_manifest(yaml: &str) -> Result<WasmApp, ManifestError> {
+    #[derive(Deserialize)]
+    struct TypeMeta {
+        #[serde(rename = "apiVersion")]
+        api_version: Option<serde_yaml::Value>,
+        kind: Option<serde_yaml::Value>,
+    }
+
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(ManifestError::Yaml)?;
+    let serde_yaml::Value::Mapping(mapping) = &value else {
+        return Err(ManifestError::NotAMapping);
+    };
+    let type_meta: TypeMeta = serde_yaml::from_value(value.clone()).map_err(ManifestError::Schema)?;
+    let as_text = |v: &serde_yaml::Value| match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+    };
+    match type_meta.api_version.as_ref().map(as_text) {
+        None => return Err(ManifestError::Missing { field: "apiVersion", expected: API_VERSION }),
+        Some(v) if v != API_VERSION => return Err(ManifestError::WrongApiVersion { found: v }),
+        Some(_) => {}
+    }
+    match type_meta.kind.as_ref().map(as_text) {
+        None => return Err(ManifestError::Missing { field: "kind", expected: "WasmApp" }),
+        Some(k) if k != "WasmApp" => return Err(ManifestError::WrongKind { found: k }),
+        Some(_) => {}
+    }
+    for key in mapping.keys() {
+        let key = as_text(key);
+        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status") {
+            return Err(ManifestError::UnknownTopLevelField(key));
+        }
+    }
+    // Deserialize from the text again (not from `value`) so errors carry line and column.
+    serde_yaml::from_str(yaml).map_err(ManifestError::Schema)
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `::1/128`) into its address and prefix length. The address
+/// may have host bits set (`10.0.0.1/8`), as Kubernetes' `isCIDR` allows.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, prefix) = s.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || (prefix.len() > 1 && prefix.starts_with('0'))
+    {
+        return None;
+    }
+    let prefix: u8 = prefix.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (prefix <= max).then_some((addr, prefix))
+}
+
+/// Whether `s` is an outbound HTTP host pattern: `host`, `host:port`, `*.suffix`, `*`, or
+/// any of these after `http://` or `https://`.
+pub fn is_valid_http_pattern(s: &str) -> bool {
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")).unwrap_or(s);
+    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        // [IPv6] or [IPv6]:port
+        let Some((addr, after)) = bracketed.split_once(']') else { return false };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => return is_valid_port_text(port),
+                None => return false,
+            },
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    if let Some(port) = port
+        && !is_valid_port_text(port)
+    {
+        return false;
+    }
+    if host == "*" {
+        return true;
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    is_valid_hostname(host)
+}
+
+fn is_valid_port_text(port: &str) -> bool {
+    !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
+}
+
+fn is_valid_hostname(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, at most 63, starting and ending with an
+/// alphanumeric.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// An environment variable name as Kubernetes accepts it: printable ASCII without `=`.
+pub fn is_valid_env_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'=')
+}
+
+/// Collects errors with their field paths.
+#[derive(Default)]
+struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ValidationError { field: field.into(), message: message.into() });
+    }
+
+    fn at_most(&mut self, field: &str, len: usize, max: usize) {
+        if len > max {
+            self.add(field, format!("has {len} entries, but at most {max} are allowed; remove {}", len - max));
+        }
+    }
+
+    fn port(&mut self, field: String, port: i32) {
+        if !(1..=65535).contains(&port) {
+            self.add(field, format!("port {port} is out of range; use a port between 1 and 65535"));
+        }
+    }
+}
+
+impl WasmApp {
+    /// Checks the app against every rule of the CRD (the CEL rules included) and against what
+    /// the CRD cannot express. Returns all problems, not just the first.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Errors::default();
+        let spec = &self.spec;
+
+        if spec.module.image.trim().is_empty() {
+            errors.add(
+                "spec.module.image",
+                "is empty; set it to the OCI reference of the Wasm module, e.g. localhost:5000/spore/hello-http:latest",
+            );
+        } else if spec.module.image.chars().any(char::is_whitespace) {
+            errors.add(
+                "spec.module.image",
+                format!("{:?} contains whitespace; an OCI reference has none", spec.module.image),
+            );
+        }
+
+        errors.at_most("spec.env", spec.env.len(), MAX_ENV);
+        for (i, env) in spec.env.iter().enumerate() {
+            validate_env(&mut errors, &format!("spec.env[{i}]"), env);
+        }
+
+        validate_scaling(&mut errors, self);
+        validate_volumes_and_mounts(&mut errors, self);
+        validate_network(&mut errors, self);
+
+        let limits = &spec.limits;
+        if let Err(e) = limits.memory_bytes() {
+            errors.add("spec.limits.memory", format!("{e}; e.g. memory: 64Mi"));
+        }
+        if let Err(e) = limits.cpu_millis() {
+            errors.add("spec.limits.cpu", format!("{e}; e.g. cpu: 500m"));
+        }
+        if let Err(e) = limits.timeout() {
+            errors.add("spec.limits.timeout", format!("{e}; e.g. timeout: 30s"));
+        }
+        if let Some(n) = limits.max_concurrency
+            && n < 1
+        {
+            errors.add("spec.limits.maxConcurrency", format!("is {n}; set it to at least 1, or remove it for the default of 100"));
+        }
+
+        if let Some(checks) = &spec.health_checks {
+            for (name, check) in [("readiness", &checks.readiness), ("liveness", &checks.liveness)] {
+                if let Some(check) = check {
+                    validate_http_check(&mut errors, &format!("spec.healthChecks.{name}"), check);
+                }
+            }
+        }
+
+        if errors.0.is_empty() { Ok(()) } else { Err(ValidationErrors(errors.0)) }
+    }
+}
+
+fn validate_env(errors: &mut Errors, field: &str, env: &EnvVar) {
+    if !is_valid_env_name(&env.name) {
+        errors.add(
+            format!("{field}.name"),
+            format!("{:?} is not a valid variable name; use printable ASCII without `=`, e.g. LOG_LEVEL", env.name),
+        );
+    }
+    match (&env.value, &env.value_from) {
+        (Some(_), Some(_)) => errors.add(field, "sets both value and valueFrom; keep only one"),
+        (None, None) => errors.add(field, format!("sets neither value nor valueFrom; give {} a value", env.name)),
+        (None, Some(from)) => match (&from.config_map_key_ref, &from.secret_key_ref) {
+            (Some(_), Some(_)) => {
+                errors.add(format!("{field}.valueFrom"), "sets both configMapKeyRef and secretKeyRef; keep only one")
+            }
+            (None, None) => errors.add(
+                format!("{field}.valueFrom"),
+                "sets neither configMapKeyRef nor secretKeyRef; add one, e.g. configMapKeyRef: {name: app-config, key: LOG_LEVEL}",
+            ),
+            (Some(r), None) => check_key_ref(errors, &format!("{field}.valueFrom.configMapKeyRef"), &r.name, &r.key),
+            (None, Some(r)) => check_key_ref(errors, &format!("{field}.valueFrom.secretKeyRef"), &r.name, &r.key),
+        },
+        (Some(_), None) => {}
+    }
+}
+
+fn check_key_ref(errors: &mut Errors, field: &str, name: &str, key: &str) {
+    if name.is_empty() {
+        errors.add(format!("{field}.name"), "is empty; name the object to read the value from");
+    }
+    if key.is_empty() {
+        errors.add(format!("{field}.key"), "is empty; name the key to read the value from");
+    }
+}
+
+fn validate_scaling(errors: &mut Errors, app: &WasmApp) {
+    let scaling = &app.spec.scaling;
+    if scaling.replicas.is_some() && scaling.autoscale.is_some() {
+        errors.add("spec.scaling", "sets both replicas and autoscale; keep replicas for a fixed count or autoscale for a range");
+    }
+    if let Some(n) = scaling.replicas
+        && n < 0
+    {
+        errors.add("spec.scaling.replicas", format!("is {n}; set 0 or more"));
+    }
+    if let Some(auto) = &scaling.autoscale {
+        validate_autoscale(errors, auto);
+    }
+}
+
+fn validate_autoscale(errors: &mut Errors, auto: &Autoscale) {
+    const FIELD: &str = "spec.scaling.autoscale";
+    if auto.min_replicas < 1 {
+        errors.add(format!("{FIELD}.minReplicas"), format!("is {}; set it to at least 1", auto.min_replicas));
+    }
+    if auto.min_replicas > auto.max_replicas {
+        errors.add(
+            FIELD,
+            format!(
+                "minReplicas ({}) is greater than maxReplicas ({}); raise maxReplicas or lower minReplicas",
+                auto.min_replicas, auto.max_replicas
+            ),
+        );
+    }
+    match (auto.target_concurrency, auto.target_cpu_utilization) {
+        (Some(_), Some(_)) => {
+            errors.add(FIELD, "sets both targetConcurrency and targetCpuUtilization; keep only one")
+        }
+        (None, None) => errors.add(
+            FIELD,
+            "sets no target; add targetConcurrency (requests per replica) or targetCpuUtilization (percent)",
+        ),
+        _ => {}
+    }
+    if let Some(n) = auto.target_concurrency
+        && n < 1
+    {
+        errors.add(format!("{FIELD}.targetConcurrency"), format!("is {n}; set it to at least 1"));
+    }
+    if let Some(n) = auto.target_cpu_utilization
+        && n < 1
+    {
+        errors.add(format!("{FIELD}.targetCpuUtilization"), format!("is {n}; set a percentage of at least 1"));
+    }
+}
+
+fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
+    let spec = &app.spec;
+    errors.at_most("spec.volumes", spec.volumes.len(), MAX_VOLUMES);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, volume) in spec.volumes.iter().enumerate() {
+        let field = format!("spec.volumes[{i}]");
+        if !is_dns1123_label(&volume.name) {
+            errors.add(
+                format!("{field}.name"),
+                format!(
+                    "{:?} is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. data",
+                    volume.name
+                ),
+            );
+        }
+        if let Some(first) = seen.insert(&volume.name, i) {
+            seen.insert(&volume.name, first);
+            errors.add(
+                format!("{field}.name"),
+                format!("volume name {:?} is already used by spec.volumes[{first}]; give each volume its own name", volume.name),
+            );
+        }
+        match volume.sources().as_slice() {
+            [_] => {}
+            [] => errors.add(
+                &field,
+                "has no source; set exactly one of configMap, secret, emptyDir, persistentVolumeClaim or hostPath",
+            ),
+            many => errors.add(
+                &field,
+                format!(
+                    "sets {} sources ({}); keep exactly one",
+                    many.len(),
+                    many.iter().map(|s| s.field_name()).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+
+    let mounts = &spec.capabilities.filesystem;
+    errors.at_most("spec.capabilities.filesystem", mounts.len(), MAX_FILESYSTEM_MOUNTS);
+    let mut paths: HashMap<&str, usize> = HashMap::new();
+    for (i, mount) in mounts.iter().enumerate() {
+        let field = format!("spec.capabilities.filesystem[{i}]");
+        if !spec.volumes.iter().any(|v| v.name == mount.volume) {
+            errors.add(
+                format!("{field}.volume"),
+                format!(
+                    "names volume {name:?}, which is not in spec.volumes; add a volume named {name:?} or fix the name",
+                    name = mount.volume
+                ),
+            );
+        }
+        if !mount.guest_path.starts_with('/') {
+            errors.add(
+                format!("{field}.guestPath"),
+                format!("{:?} is not absolute; start it with /, e.g. /data", mount.guest_path),
+            );
+        }
+        if mount.guest_path.len() > MAX_GUEST_PATH_LEN {
+            errors.add(format!("{field}.guestPath"), format!("is longer than {MAX_GUEST_PATH_LEN} characters; shorten it"));
+        }
+        if let Some(first) = paths.insert(&mount.guest_path, i) {
+            paths.insert(&mount.guest_path, first);
+            errors.add(
+                format!("{field}.guestPath"),
+                format!(
+                    "{:?} is already mounted by spec.capabilities.filesystem[{first}]; mount each volume at its own path",
+                    mount.guest_path
+                ),
+            );
+        }
+    }
+}
+
+fn validate_network(errors: &mut Errors, app: &WasmApp) {
+    const NET: &str = "spec.capabilities.network";
+    let network = &app.spec.capabilities.network;
+    errors.at_most(&format!("{NET}.inbound"), network.inbound.len(), MAX_INBOUND_PORTS);
+    for (i, inbound) in network.inbound.iter().enumerate() {
+        errors.port(format!("{NET}.inbound[{i}].port"), inbound.port);
+    }
+
+    let outbound = &network.outbound;
+    errors.at_most(&format!("{NET}.outbound.http"), outbound.http.len(), MAX_OUTBOUND_HTTP);
+    for (i, pattern) in outbound.http.iter().enumerate() {
+        if !is_valid_http_pattern(pattern) {
+            errors.add(
+                format!("{NET}.outbound.http[{i}]"),
+                format!(
+                    "{pattern:?} is not a host pattern; use host, host:port, *.example.com or * (optionally after http:// or https://), without a path"
+                ),
+            );
+        }
+    }
+    for (list, rules) in [("tcp", &outbound.tcp), ("udp", &outbound.udp)] {
+        errors.at_most(&format!("{NET}.outbound.{list}"), rules.len(), MAX_SOCKET_RULES);
+        for (i, rule) in rules.iter().enumerate() {
+            validate_socket_rule(errors, &format!("{NET}.outbound.{list}[{i}]"), rule);
+        }
+    }
+}
+
+fn validate_socket_rule(errors: &mut Errors, field: &str, rule: &SocketRule) {
+    if parse_cidr(&rule.cidr).is_none() {
+        let hint = if rule.cidr.contains('/') {
+            "use an IPv4 or IPv6 address block such as 10.0.0.0/8 or fd00::/8"
+        } else {
+            "add a prefix length, e.g. 10.0.0.1/32 for one address or 10.0.0.0/8 for a block"
+        };
+        errors.add(format!("{field}.cidr"), format!("{:?} is not a valid CIDR; {hint}", rule.cidr));
+    }
+    if let Some(port) = rule.port {
+        errors.port(format!("{field}.port"), port);
+    }
+    if let Some(end) = rule.end_port {
+        match rule.port {
+            None => errors.add(format!("{field}.endPort"), "is set without port; set port to the first port of the range"),
+            Some(port) if end < port => {
+                errors.add(format!("{field}.endPort"), format!("{end} is below port {port}; endPort is the last port of the range"))
+            }
+            Some(_) if end > 65535 => {
+                errors.add(format!("{field}.endPort"), format!("port {end} is out of range; use a port between 1 and 65535"))
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn validate_http_check(errors: &mut Errors, field: &str, check: &HttpCheck) {
+    if !check.path.starts_with('/') {
+        errors.add(format!("{field}.path"), format!("{:?} does not start with /; use e.g. /healthz", check.path));
+    }
+    if let Some(port) = check.port {
+        errors.port(format!("{field}.port"), port);
+    }
+    for (name, value, min) in [
+        ("periodSeconds", check.period_seconds, 1),
+        ("failureThreshold", check.failure_threshold, 1),
+        ("initialDelaySeconds", check.initial_delay_seconds, 0),
+    ] {
+        if let Some(v) = value
+            && v < min
+        {
+            errors.add(format!("{field}.{name}"), format!("is {v}; set it to at least {min}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The shared wasmtime engine: one per process, with its epoch ticker, code cache and
+//! linkers built once so that each run pays only for instantiation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::Linker as ComponentLinker;
+
+use crate::cache::CodeCache;
+use crate::error::{Error, Result};
+use crate::module::Wasm;
+use crate::state::{P1State, P2State};
+
+/// How often the epoch advances: the granularity of deadlines and of cancellation.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine settings.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Directory for precompiled machine code; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A wasmtime engine configured for Spore, cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    cache: Option<CodeCache>,
+    p1_linker: wasmtime::Linker<P1State>,
+    p2_linker: ComponentLinker<P2State>,
+    ticker: Ticker,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        let engine = wasmtime::Engine::new(&wasmtime_config()).map_err(Error::Engine)?;
+        let cache = config.cache_dir.map(|dir| CodeCache::new(dir, &engine));
+        let p1_linker = p1_linker(&engine).map_err(Error::Engine)?;
+        let p2_linker = p2_linker(&engine).map_err(Error::Engine)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(Self { inner: Arc::new(Inner { engine, cache, p1_linker, p2_linker, ticker }) })
+    }
+
+    /// Compiles (or loads from the cache) and classifies a module or component.
+    pub fn load(&self, bytes: &[u8]) -> Result<Wasm> {
+        Wasm::load(self, bytes)
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn cache(&self) -> Option<&CodeCache> {
+        self.inner.cache.as_ref()
+    }
+
+    pub(crate) fn p1_linker(&self) -> &wasmtime::Linker<P1State> {
+        &self.inner.p1_linker
+    }
+
+    pub(crate) fn p2_linker(&self) -> &ComponentLinker<P2State> {
+        &self.inner.p2_linker
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+fn wasmtime_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config
+}
+
+fn p1_linker(engine: &wasmtime::Engine) -> wasmtime::Result<wasmtime::Linker<P1State>> {
+    let mut linker = wasmtime::Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut P1State| &mut s.wasi)?;
+    Ok(linker)
+}
+
+/// One linker for both component worlds: HTTP components built by ordinary toolchains also
+/// import `wasi:cli` and friends, so the proxy world alone would reject them.
+fn p2_linker(engine: &wasmtime::Engine) -> wasmtime::Result<ComponentLinker<P2State>> {
+    let mut linker = ComponentLinker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a small dedicated thread.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("spore-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

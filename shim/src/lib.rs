@@ -1,0 +1,30 @@
+//! Spore's Wasm engine, shared by the containerd shim and `spore up`: it loads and
+//! classifies modules and components, caches their machine code, builds a sandbox that
+//! grants only the declared capabilities, runs commands and serves HTTP components.
+
+mod cache;
+mod command;
+mod engine;
+mod error;
+mod exit;
+mod http;
+mod limits;
+mod module;
+mod policy;
+mod state;
+mod stdio;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, Result};
+pub use exit::Exit;
+pub use http::{HttpServer, bind, serve_http};
+pub use limits::DeadlineExceeded;
+pub use module::CodeOrigin;
+pub use stdio::Captured;
+pub use exit::{DEADLINE_EXIT_CODE, HOST_ERROR_EXIT_CODE, TRAP_EXIT_CODE};
+pub use module::{Wasm, WasmKind};
+pub use policy::{AppConfig, RuntimeLimits, Sandbox};
+pub use stdio::Stdio;
+
+/// Runs a command (a WASI p1 module or a `wasi:cli/command` component) to completion.
+pub use command::run_command;

@@ -1,0 +1,295 @@
+//! Loading a binary: recognise it, compile it (through the code cache), and classify it
+//! once into the one kind of guest Spore knows how to run.
+
+use wasmtime::component::Component;
+use wasmtime::Module;
+
+use crate::cache::{hex_sha256, Miss};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// The kinds of guest Spore runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    /// A WASI preview 1 core module with a `_start` export.
+    CoreCommand,
+    /// A component exporting `wasi:cli/run` (the `wasi:cli/command` world).
+    CliCommand,
+    /// A component exporting `wasi:http/incoming-handler` (the `wasi:http/proxy` world).
+    HttpProxy,
+}
+
+impl std::fmt::Display for WasmKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WasmKind::CoreCommand => "WASI p1 command module",
+            WasmKind::CliCommand => "wasi:cli/command component",
+            WasmKind::HttpProxy => "wasi:http/proxy component",
+        })
+    }
+}
+
+/// Where the machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOrigin {
+    Compiled,
+    Cache,
+}
+
+/// A compiled, classified guest.
+#[derive(Clone)]
+pub struct Wasm {
+    kind: WasmKind,
+    code: Code,
+    sha256: String,
+    origin: CodeOrigin,
+}
+
+#[derive(Clone)]
+pub(crate) enum Code {
+    Module(Module),
+    Component(Component),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Module,
+    Component,
+}
+
+impl Wasm {
+    pub(crate) fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        let binary;
+        let bytes = if looks_like_wat(bytes) {
+            binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?.into_owned();
+            &binary[..]
+        } else {
+            bytes
+        };
+        let encoding = sniff(bytes)?;
+        let sha256 = hex_sha256(bytes);
+        let (code, origin) = compile_cached(engine, encoding, bytes, &sha256)?;
+        let kind = classify(engine, &code)?;
+        Ok(Self { kind, code, sha256, origin })
+    }
+
+    pub fn kind(&self) -> WasmKind {
+        self.kind
+    }
+
+    /// sha256 of the binary, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn origin(&self) -> CodeOrigin {
+        self.origin
+    }
+
+    pub(crate) fn code(&self) -> &Code {
+        &self.code
+    }
+}
+
+fn looks_like_wat(bytes: &[u8]) -> bool {
+    let text = bytes.trim_ascii_start();
+    text.starts_with(b"(module") || text.starts_with(b"(component")
+}
+
+fn sniff(bytes: &[u8]) -> Result<Encoding> {
+    let Some(header) = bytes.strip_prefix(b"\0asm") else {
+        return Err(Error::NotWasm { found: describe(bytes) });
+    };
+    match header.get(..4) {
+        Some([1, 0, 0, 0]) => Ok(Encoding::Module),
+        Some([0x0d, 0, 1, 0]) => Ok(Encoding::Component),
+        Some(v) => Err(Error::Unsupported {
+            what: "binary format",
+            detail: format!("version/layer bytes {v:02x?}; expected a core module (01 00 00 00) or a component (0d 00 01 00)"),
+        }),
+        None => Err(Error::NotWasm { found: "a truncated file (only the \\0asm magic)".into() }),
+    }
+}
+
+/// Names what a non-Wasm file looks like, so the user knows what they passed instead.
+fn describe(bytes: &[u8]) -> String {
+    match bytes {
+        [] => "an empty file".into(),
+        [0x7f, b'E', b'L', b'F', ..] => "an ELF executable (a native binary, not Wasm)".into(),
+        [0x1f, 0x8b, ..] => "gzip data (an image layer? extract the .wasm from it)".into(),
+        [b'P', b'K', 3, 4, ..] => "a zip archive".into(),
+        [b'#', b'!', ..] => "a script".into(),
+        _ if bytes.len() > 262 && &bytes[257..262] == b"ustar" => "a tar archive".into(),
+        _ if bytes.iter().take(64).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) => {
+            let start: String = String::from_utf8_lossy(&bytes[..bytes.len().min(24)]).into();
+            format!("text starting with {start:?}")
+        }
+        _ => format!("binary data starting with {:02x?}", &bytes[..bytes.len().min(4)]),
+    }
+}
+
+fn compile_cached(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &str) -> Result<(Code, CodeOrigin)> {
+    let Some(cache) = engine.cache() else {
+        return Ok((compile(engine, encoding, bytes)?, CodeOrigin::Compiled));
+    };
+    let entry = cache.entry(sha256);
+    match cache.verified(&entry) {
+        Ok(()) => match deserialize(engine, encoding, &entry.artifact) {
+            Ok(code) => return Ok((code, CodeOrigin::Cache)),
+            Err(err) => {
+                tracing::warn!(path = %entry.artifact.display(), "stale code cache entry ({err:#}); recompiling");
+                cache.evict(&entry);
+            }
+        },
+        Err(Miss::Corrupt) => {
+            tracing::warn!(path = %entry.artifact.display(), "corrupt code cache entry (digest mismatch); recompiling");
+            cache.evict(&entry);
+        }
+        Err(Miss::Absent) => {}
+    }
+    let artifact = precompile(engine, encoding, bytes)?;
+    if let Err(err) = cache.store(&entry, &artifact) {
+        tracing::warn!("code cache not written: {err}");
+        return Ok((deserialize_bytes(engine, encoding, &artifact)?, CodeOrigin::Compiled));
+    }
+    // Mapping the cache file (rather than the bytes in hand) lets every process on the node
+    // share the code pages.
+    let code = deserialize(engine, encoding, &entry.artifact)
+        .or_else(|_| deserialize_bytes(engine, encoding, &artifact))?;
+    Ok((code, CodeOrigin::Compiled))
+}
+
+fn compile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Code> {
+    let e = engine.wasmtime();
+    Ok(match encoding {
+        Encoding::Module => Code::Module(Module::new(e, bytes).map_err(Error::Invalid)?),
+        Encoding::Component => Code::Component(Component::new(e, bytes).map_err(Error::Invalid)?),
+    })
+}
+
+fn precompile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Vec<u8>> {
+    let e = engine.wasmtime();
+    match encoding {
+        Encoding::Module => e.precompile_module(bytes),
+        Encoding::Component => e.precompile_component(bytes),
+    }
+    .map_err(Error::Invalid)
+}
+
+// SAFETY (both functions): the artifacts were produced by `precompile` on an engine with
+// this fingerprint, and file entries were checked against their sha256 digest just before;
+// wasmtime additionally rejects artifacts from another version or configuration.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, encoding: Encoding, path: &std::path::Path) -> wasmtime::Result<Code> {
+    let e = engine.wasmtime();
+    Ok(match encoding {
+        Encoding::Module => Code::Module(unsafe { Module::deserialize_file(e, path)? }),
+        Encoding::Component => Code::Component(unsafe { Component::deserialize_file(e, path)? }),
+    })
+}
+
+#[allow(unsafe_code)]
+fn deserialize_bytes(engine: &Engine, encoding: Encoding, artifact: &[u8]) -> Result<Code> {
+    let e = engine.wasmtime();
+    Ok(match encoding {
+        Encoding::Module => Code::Module(unsafe { Module::deserialize(e, artifact) }.map_err(Error::Engine)?),
+        Encoding::Component => Code::Component(unsafe { Component::deserialize(e, artifact) }.map_err(Error::Engine)?),
+    })
+}
+
+const WASI_P1: &str = "wasi_snapshot_preview1";
+const CLI_RUN: &str = "wasi:cli/run@0.2";
+const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+
+fn classify(engine: &Engine, code: &Code) -> Result<WasmKind> {
+    match code {
+        Code::Module(module) => classify_module(module),
+        Code::Component(component) => {
+            let ty = component.component_type();
+            let exports: Vec<&str> = ty.exports(engine.wasmtime()).map(|(name, _)| name).collect();
+            classify_component_exports(&exports)
+        }
+    }
+}
+
+fn classify_module(module: &Module) -> Result<WasmKind> {
+    if let Some(import) = module.imports().find(|i| i.module() != WASI_P1) {
+        return Err(Error::Unsupported {
+            what: "module import",
+            detail: format!(
+                "the module imports `{}::{}`, but Spore provides only {WASI_P1}; build for wasm32-wasip1 (or wasm32-wasi)",
+                import.module(),
+                import.name()
+            ),
+        });
+    }
+    let has = |name: &str| module.get_export(name).is_some_and(|e| e.func().is_some());
+    if has("_start") {
+        Ok(WasmKind::CoreCommand)
+    } else if has("_initialize") {
+        Err(Error::Unsupported {
+            what: "module",
+            detail: "a reactor module (exports _initialize but no _start entry point); build it as a command".into(),
+        })
+    } else {
+        Err(Error::Unsupported {
+            what: "module",
+            detail: "the core module exports no _start entry point; build it as a WASI command".into(),
+        })
+    }
+}
+
+fn classify_component_exports(exports: &[&str]) -> Result<WasmKind> {
+    if exports.iter().any(|e| e.starts_with(HTTP_HANDLER)) {
+        Ok(WasmKind::HttpProxy)
+    } else if exports.iter().any(|e| e.starts_with(CLI_RUN)) {
+        Ok(WasmKind::CliCommand)
+    } else {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        Err(Error::Unsupported {
+            what: "component world",
+            detail: format!(
+                "the component exports {found}; Spore runs components exporting wasi:cli/run@0.2 (wasi:cli/command) or wasi:http/incoming-handler@0.2 (wasi:http/proxy)"
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_modules_and_components() {
+        assert_eq!(sniff(b"\0asm\x01\0\0\0").unwrap(), Encoding::Module);
+        assert_eq!(sniff(b"\0asm\x0d\0\x01\0").unwrap(), Encoding::Component);
+    }
+
+    #[test]
+    fn sniff_names_what_a_non_wasm_file_is() {
+        for (bytes, expected) in [
+            (&b""[..], "an empty file"),
+            (b"\x7fELF\x02\x01", "an ELF executable"),
+            (b"\x1f\x8b\x08\x00", "gzip data"),
+            (b"#!/bin/sh\necho", "a script"),
+            (b"hello world", "text starting with \"hello world\""),
+            (b"\x01\x02\x03\x04\xff", "binary data starting with [01, 02, 03, 04]"),
+            (b"\0asm", "a truncated file"),
+        ] {
+            let err = sniff(bytes).unwrap_err().to_string();
+            assert!(err.contains(expected), "{bytes:?}: {err}");
+        }
+        let err = sniff(b"\0asm\x02\0\0\0").unwrap_err().to_string();
+        assert!(err.contains("unsupported Wasm binary format"), "{err}");
+    }
+
+    #[test]
+    fn classifies_components_by_their_exports() {
+        assert_eq!(classify_component_exports(&["wasi:http/incoming-handler@0.2.6"]).unwrap(), WasmKind::HttpProxy);
+        assert_eq!(classify_component_exports(&["wasi:cli/run@0.2.0"]).unwrap(), WasmKind::CliCommand);
+        let err = classify_component_exports(&["my:app/thing"]).unwrap_err().to_string();
+        assert!(err.contains("exports my:app/thing"), "{err}");
+        let err = classify_component_exports(&[]).unwrap_err().to_string();
+        assert!(err.contains("exports nothing"), "{err}");
+    }
+}

@@ -1,0 +1,186 @@
+//! The sandbox: an app's declared capabilities and limits, checked once and turned into
+//! the WASI context of each instance. Nothing is granted that is not declared.
+
+mod http;
+mod net;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spore_crds::{Capabilities, Limits, Protocol};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+pub(crate) use self::http::HttpAllowlist;
+use self::net::SocketPolicy;
+use crate::error::{Error, Result};
+use crate::stdio::Stdio;
+
+/// HTTP requests served at once when `limits.maxConcurrency` is unset.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
+/// Per-request deadline of HTTP components when `limits.timeout` is unset.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything needed to run one app, with references already resolved by the caller:
+/// env values read from ConfigMaps/Secrets, volumes mapped to host directories.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// argv[0] as the guest sees it (the app's name).
+    pub name: String,
+    pub args: Vec<String>,
+    /// The declared environment; the guest sees exactly this.
+    pub env: Vec<(String, String)>,
+    pub capabilities: Capabilities,
+    /// Host directory of each volume named in `capabilities.filesystem`.
+    pub volumes: BTreeMap<String, PathBuf>,
+    pub limits: RuntimeLimits,
+}
+
+/// Limits in the engine's units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeLimits {
+    /// Linear memory cap per instance, bytes.
+    pub memory: Option<u64>,
+    /// Deadline per command run or per HTTP request.
+    pub timeout: Option<Duration>,
+    /// HTTP requests served at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        Self { memory: None, timeout: None, max_concurrency: DEFAULT_MAX_CONCURRENCY }
+    }
+}
+
+impl RuntimeLimits {
+    /// Reads the CRD's `limits`.
+    pub fn from_spec(limits: &Limits) -> Result<Self> {
+        let invalid = |field: &'static str| move |e: spore_crds::units::UnitError| Error::Limit { field, message: e.to_string() };
+        let max_concurrency = match limits.max_concurrency {
+            None => DEFAULT_MAX_CONCURRENCY,
+            Some(n) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| Error::Limit {
+                field: "maxConcurrency",
+                message: format!("{n} must be at least 1"),
+            })?,
+        };
+        Ok(Self {
+            memory: limits.memory_bytes().map_err(invalid("memory"))?,
+            timeout: limits.timeout().map_err(invalid("timeout"))?,
+            max_concurrency,
+        })
+    }
+}
+
+/// A mount the guest sees.
+#[derive(Debug, Clone)]
+struct Preopen {
+    host: PathBuf,
+    guest: String,
+    read_only: bool,
+}
+
+/// A checked, ready-to-use sandbox; cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox(Arc<Inner>);
+
+struct Inner {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    preopens: Vec<Preopen>,
+    sockets: SocketPolicy,
+    http: HttpAllowlist,
+    http_port: Option<u16>,
+    limits: RuntimeLimits,
+    stdio: Stdio,
+}
+
+impl Sandbox {
+    /// Checks the configuration; every problem is an error naming the field.
+    pub fn new(config: AppConfig, stdio: Stdio) -> Result<Self> {
+        let caps = &config.capabilities;
+        let preopens = preopens(caps, &config.volumes)?;
+        let sockets = SocketPolicy::new(&caps.network)?;
+        let http = HttpAllowlist::new(&caps.network.outbound.http)?;
+        let http_port = http_port(caps);
+        let argv = std::iter::once(config.name).chain(config.args).collect();
+        Ok(Self(Arc::new(Inner { argv, env: config.env, preopens, sockets, http, http_port, limits: config.limits, stdio })))
+    }
+
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.0.limits
+    }
+
+    /// The port HTTP components are served on: the inbound TCP port named `http`, else the
+    /// first inbound TCP port.
+    pub fn http_port(&self) -> Option<u16> {
+        self.0.http_port
+    }
+
+    pub(crate) fn http_allowlist(&self) -> &HttpAllowlist {
+        &self.0.http
+    }
+
+    /// A WASI context granting exactly the declared capabilities.
+    pub(crate) fn wasi_builder(&self) -> Result<WasiCtxBuilder> {
+        let inner = &self.0;
+        let mut builder = WasiCtxBuilder::new();
+        builder.args(&inner.argv).envs(&inner.env);
+        inner.stdio.apply(&mut builder);
+        for p in &inner.preopens {
+            let perms = if p.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            builder
+                .preopened_dir(&p.host, &p.guest, perms)
+                .map_err(|cause| Error::Preopen { path: p.host.clone(), cause })?;
+        }
+        let sockets = inner.sockets.clone();
+        builder
+            .allow_tcp(sockets.uses_tcp())
+            .allow_udp(sockets.uses_udp())
+            .allow_ip_name_lookup(sockets.dns)
+            .socket_addr_check(move |addr, use_| {
+                let allowed = sockets.allows(&addr, use_);
+                if !allowed {
+                    tracing::warn!(%addr, ?use_, "socket operation denied: not declared in capabilities.network");
+                }
+                Box::pin(async move { allowed })
+            });
+        Ok(builder)
+    }
+}
+
+fn preopens(caps: &Capabilities, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<Preopen>> {
+    caps.filesystem
+        .iter()
+        .enumerate()
+        .map(|(i, mount)| {
+            let field = |name: &str| format!("filesystem[{i}].{name}");
+            if !mount.guest_path.starts_with('/') {
+                return Err(Error::Capability {
+                    field: field("guestPath"),
+                    message: format!("{:?} is not absolute; use e.g. /data", mount.guest_path),
+                });
+            }
+            let host = volumes.get(&mount.volume).ok_or_else(|| Error::Capability {
+                field: field("volume"),
+                message: format!("volume {:?} has no directory; declare it in spec.volumes", mount.volume),
+            })?;
+            if !host.is_dir() {
+                return Err(Error::Capability {
+                    field: field("volume"),
+                    message: format!("volume {:?} maps to {}, which is not a directory", mount.volume, host.display()),
+                });
+            }
+            Ok(Preopen { host: host.clone(), guest: mount.guest_path.clone(), read_only: mount.read_only })
+        })
+        .collect()
+}
+
+fn http_port(caps: &Capabilities) -> Option<u16> {
+    let tcp = || caps.network.inbound.iter().filter(|p| p.protocol == Protocol::Tcp);
+    tcp()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .or_else(|| tcp().next())
+        .and_then(|p| u16::try_from(p.port).ok())
+}

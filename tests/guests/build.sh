@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build Spore's test guest programs and copy them into OUT_DIR.
+#
+# Usage: tests/guests/build.sh OUT_DIR
+#
+# Produces (in OUT_DIR):
+#   hello-c.wasm       C hello world, wasm32-wasi core module
+#   hello-c-native     the same hello.c as a native static binary
+#   probe-c.wasm       C probe, wasm32-wasi (preview1) core module
+#   probe-rs-p1.wasm   Rust probe, wasm32-wasip1 core module
+#   probe-rs-p2.wasm   Rust probe, wasm32-wasip2 wasi:cli/command component
+#   http.wasm          Rust wasi:http/proxy component (wasm32-wasip2)
+#
+# Requirements: clang + lld + wasi-libc + libclang-rt-dev-wasm32 (Debian),
+# a native cc able to link -static (libc6-dev), and rustup with the
+# wasm32-wasip1 and wasm32-wasip2 targets.
+#
+# Environment (all optional):
+#   GUEST_TARGET_DIR   cargo target dir for the Rust guests
+#                      (default: OUT_DIR/../guest-target)
+#   CARGO_NET_OFFLINE  set to "true" to build without touching the network
+#                      (standard cargo variable; needs the crates already in
+#                      ~/.cargo/registry, e.g. from a previous build)
+#   WASM_CC            C compiler for wasm (default: clang)
+#   NATIVE_CC          C compiler for the native binary (default: cc)
+#
+# Idempotent: C outputs are rebuilt only when their source (or this script)
+# changed, cargo does its own incremental caching, and files in OUT_DIR are
+# only replaced when their content changed.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 OUT_DIR" >&2
+    exit 2
+fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$1"
+OUT="$(cd "$1" && pwd)"
+TARGET_DIR="${GUEST_TARGET_DIR:-$(dirname "$OUT")/guest-target}"
+mkdir -p "$TARGET_DIR"
+TARGET_DIR="$(cd "$TARGET_DIR" && pwd)"
+WASM_CC="${WASM_CC:-clang}"
+NATIVE_CC="${NATIVE_CC:-cc}"
+C_OBJ="$TARGET_DIR/c"
+mkdir -p "$C_OBJ"
+
+log() { echo "guests: $*" >&2; }
+
+# install SRC NAME: copy SRC to OUT/NAME if the content differs.
+install_out() {
+    local src="$1" dst="$OUT/$2"
+    if [[ -f "$dst" ]] && cmp -s "$src" "$dst"; then
+        return
+    fi
+    cp "$src" "$dst.tmp.$$"
+    mv -f "$dst.tmp.$$" "$dst"
+    log "updated $dst"
+}
+
+# needs_build OUTPUT SOURCE...: true if OUTPUT is missing or older than any
+# SOURCE or this script.
+needs_build() {
+    local out="$1"; shift
+    [[ -f "$out" ]] || return 0
+    local s
+    for s in "$@" "${BASH_SOURCE[0]}"; do
+        [[ "$s" -nt "$out" ]] && return 0
+    done
+    return 1
+}
+
+# --- C guests ---------------------------------------------------------------
+WASM_CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wextra -Wl,--strip-debug)
+
+if needs_build "$C_OBJ/hello-c.wasm" "$HERE/c/hello.c"; then
+    log "building hello-c.wasm"
+    "$WASM_CC" "${WASM_CFLAGS[@]}" "$HERE/c/hello.c" -o "$C_OBJ/hello-c.wasm"
+fi
+if needs_build "$C_OBJ/hello-c-native" "$HERE/c/hello.c"; then
+    log "building hello-c-native"
+    "$NATIVE_CC" -O2 -static -Wall "$HERE/c/hello.c" -o "$C_OBJ/hello-c-native"
+fi
+if needs_build "$C_OBJ/probe-c.wasm" "$HERE/c/probe.c"; then
+    log "building probe-c.wasm"
+    "$WASM_CC" "${WASM_CFLAGS[@]}" "$HERE/c/probe.c" -o "$C_OBJ/probe-c.wasm"
+fi
+install_out "$C_OBJ/hello-c.wasm" hello-c.wasm
+install_out "$C_OBJ/hello-c-native" hello-c-native
+install_out "$C_OBJ/probe-c.wasm" probe-c.wasm
+
+# --- Rust guests ------------------------------------------------------------
+SYSROOT="$(rustc --print sysroot)"
+for t in wasm32-wasip1 wasm32-wasip2; do
+    if [[ ! -d "$SYSROOT/lib/rustlib/$t" ]]; then
+        log "rust target $t missing, trying: rustup target add $t"
+        rustup target add "$t"
+    fi
+done
+
+cargo_build() { # MANIFEST_DIR TARGET
+    log "cargo build $(basename "$1") --target $2"
+    (cd "$1" && cargo build --quiet --release --locked --target "$2" \
+        --target-dir "$TARGET_DIR")
+}
+
+# Both crates share one target dir; they have disjoint dependencies.
+cargo_build "$HERE/probe-rs" wasm32-wasip1
+cargo_build "$HERE/probe-rs" wasm32-wasip2
+cargo_build "$HERE/http" wasm32-wasip2
+
+install_out "$TARGET_DIR/wasm32-wasip1/release/probe.wasm" probe-rs-p1.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/probe.wasm" probe-rs-p2.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/http.wasm" http.wasm
+
+log "done: $OUT"
