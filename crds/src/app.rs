@@ -21,6 +21,8 @@ pub const MAX_ENV: usize = 256;
 
 /// Desired state of a Wasm app: which module to run, with which arguments, environment,
 /// capabilities and limits, and how many instances.
+// Every `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "spore.dev",
@@ -231,10 +233,15 @@ pub struct Volume {
 /// The one source of a [`Volume`], for matching on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum VolumeSourceKind<'a> {
+    /// `configMap`: files from a ConfigMap.
     ConfigMap(&'a ConfigMapVolumeSource),
+    /// `secret`: files from a Secret.
     Secret(&'a SecretVolumeSource),
+    /// `emptyDir`: a scratch directory.
     EmptyDir(&'a EmptyDirVolumeSource),
+    /// `persistentVolumeClaim`: a claimed persistent volume.
     PersistentVolumeClaim(&'a PersistentVolumeClaimVolumeSource),
+    /// `hostPath`: a directory of the node.
     HostPath(&'a HostPathVolumeSource),
 }
 

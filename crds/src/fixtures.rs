@@ -122,7 +122,10 @@ impl WasmApp {
     pub fn test() -> Self {
         let mut app = WasmApp::new(
             "test",
-            WasmAppSpec { module: crate::ModuleSource { image: "localhost:5000/spore/test:latest".into() }, ..Default::default() },
+            WasmAppSpec {
+                module: crate::ModuleSource { image: "localhost:5000/spore/test:latest".into() },
+                ..Default::default()
+            },
         );
         app.metadata.namespace = Some("default".into());
         app

@@ -8,11 +8,11 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+use crate::API_VERSION;
 use crate::app::{Autoscale, EnvVar, HttpCheck, MAX_ENV, MAX_VOLUMES, WasmApp};
 use crate::capabilities::{
     MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_SOCKET_RULES, SocketRule,
 };
-use crate::API_VERSION;
 
 /// One problem in a manifest: where (`spec.volumes[0].name`) and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,9 @@ impl<'a> IntoIterator for &'a ValidationErrors {
 pub enum ManifestError {
     #[error("not valid YAML: {0}")]
     Yaml(#[source] serde_yaml::Error),
-    #[error("the manifest is not a YAML mapping; a WasmApp starts with `apiVersion: {API_VERSION}` and `kind: WasmApp`")]
+    #[error(
+        "the manifest is not a YAML mapping; a WasmApp starts with `apiVersion: {API_VERSION}` and `kind: WasmApp`"
+    )]
     NotAMapping,
     #[error("missing `{field}`; add `{field}: {expected}` at the top of the manifest")]
     Missing { field: &'static str, expected: &'static str },
@@ -278,7 +280,10 @@ impl WasmApp {
         if let Some(n) = limits.max_concurrency
             && n < 1
         {
-            errors.add("spec.limits.maxConcurrency", format!("is {n}; set it to at least 1, or remove it for the default of 100"));
+            errors.add(
+                "spec.limits.maxConcurrency",
+                format!("is {n}; set it to at least 1, or remove it for the default of 100"),
+            );
         }
 
         if let Some(checks) = &spec.health_checks {
@@ -330,7 +335,10 @@ fn check_key_ref(errors: &mut Errors, field: &str, name: &str, key: &str) {
 fn validate_scaling(errors: &mut Errors, app: &WasmApp) {
     let scaling = &app.spec.scaling;
     if scaling.replicas.is_some() && scaling.autoscale.is_some() {
-        errors.add("spec.scaling", "sets both replicas and autoscale; keep replicas for a fixed count or autoscale for a range");
+        errors.add(
+            "spec.scaling",
+            "sets both replicas and autoscale; keep replicas for a fixed count or autoscale for a range",
+        );
     }
     if let Some(n) = scaling.replicas
         && n < 0
@@ -357,9 +365,7 @@ fn validate_autoscale(errors: &mut Errors, auto: &Autoscale) {
         );
     }
     match (auto.target_concurrency, auto.target_cpu_utilization) {
-        (Some(_), Some(_)) => {
-            errors.add(FIELD, "sets both targetConcurrency and targetCpuUtilization; keep only one")
-        }
+        (Some(_), Some(_)) => errors.add(FIELD, "sets both targetConcurrency and targetCpuUtilization; keep only one"),
         (None, None) => errors.add(
             FIELD,
             "sets no target; add targetConcurrency (requests per replica) or targetCpuUtilization (percent)",
@@ -397,7 +403,10 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
             seen.insert(&volume.name, first);
             errors.add(
                 format!("{field}.name"),
-                format!("volume name {:?} is already used by spec.volumes[{first}]; give each volume its own name", volume.name),
+                format!(
+                    "volume name {:?} is already used by spec.volumes[{first}]; give each volume its own name",
+                    volume.name
+                ),
             );
         }
         match volume.sources().as_slice() {
@@ -438,7 +447,10 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
             );
         }
         if mount.guest_path.len() > MAX_GUEST_PATH_LEN {
-            errors.add(format!("{field}.guestPath"), format!("is longer than {MAX_GUEST_PATH_LEN} characters; shorten it"));
+            errors.add(
+                format!("{field}.guestPath"),
+                format!("is longer than {MAX_GUEST_PATH_LEN} characters; shorten it"),
+            );
         }
         if let Some(first) = paths.insert(&mount.guest_path, i) {
             paths.insert(&mount.guest_path, first);
@@ -495,13 +507,15 @@ fn validate_socket_rule(errors: &mut Errors, field: &str, rule: &SocketRule) {
     }
     if let Some(end) = rule.end_port {
         match rule.port {
-            None => errors.add(format!("{field}.endPort"), "is set without port; set port to the first port of the range"),
-            Some(port) if end < port => {
-                errors.add(format!("{field}.endPort"), format!("{end} is below port {port}; endPort is the last port of the range"))
+            None => {
+                errors.add(format!("{field}.endPort"), "is set without port; set port to the first port of the range")
             }
-            Some(_) if end > 65535 => {
-                errors.add(format!("{field}.endPort"), format!("port {end} is out of range; use a port between 1 and 65535"))
-            }
+            Some(port) if end < port => errors.add(
+                format!("{field}.endPort"),
+                format!("{end} is below port {port}; endPort is the last port of the range"),
+            ),
+            Some(_) if end > 65535 => errors
+                .add(format!("{field}.endPort"), format!("port {end} is out of range; use a port between 1 and 65535")),
             Some(_) => {}
         }
     }

@@ -101,7 +101,11 @@ fn every_list_with_cel_rules_in_its_items_is_bounded() {
         let schema = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap();
         let mut unbounded = Vec::new();
         walk(&schema["openAPIV3Schema"], "", &mut unbounded);
-        assert!(unbounded.is_empty(), "{}: lists without maxItems whose items have CEL rules: {unbounded:?}", crd.spec.names.kind);
+        assert!(
+            unbounded.is_empty(),
+            "{}: lists without maxItems whose items have CEL rules: {unbounded:?}",
+            crd.spec.names.kind
+        );
     }
 }
 
@@ -110,12 +114,7 @@ fn wasmruntime_crd_is_cluster_scoped_with_columns() {
     let crd = WasmRuntime::crd();
     assert_eq!(crd.metadata.name.as_deref(), Some("wasmruntimes.spore.dev"));
     assert_eq!(crd.spec.scope, "Cluster");
-    let columns: Vec<_> = crd.spec.versions[0]
-        .additional_printer_columns
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let columns: Vec<_> =
+        crd.spec.versions[0].additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(columns, ["RuntimeClass", "Ready", "Age"]);
 }

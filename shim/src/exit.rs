@@ -74,20 +74,30 @@ fn root_message(err: &wasmtime::Error) -> String {
     err.chain().last().map(|e| e.to_string()).unwrap_or_else(|| err.to_string())
 }
 
+/// The innermost frames worth reading: demangled, with the language runtime's panic and
+/// abort machinery skipped (unless nothing else is left).
 fn frames(trace: &WasmBacktrace) -> Vec<String> {
-    trace
+    let all: Vec<String> = trace
         .frames()
         .iter()
-        .take(BACKTRACE_FRAMES)
         .map(|frame| {
-            let func = frame.func_name().map(str::to_string).unwrap_or_else(|| format!("func[{}]", frame.func_index()));
+            let func = match frame.func_name() {
+                Some(name) => format!("{:#}", rustc_demangle::demangle(name)),
+                None => format!("func[{}]", frame.func_index()),
+            };
             match frame.module().name() {
                 Some(module) => format!("{func} ({module})"),
                 None => func,
             }
         })
-        .collect()
+        .collect();
+    let is_runtime = |f: &String| RUNTIME_FRAMES.iter().any(|prefix| f.starts_with(prefix));
+    let user = all.iter().skip_while(|f| is_runtime(f)).take(BACKTRACE_FRAMES).cloned().collect::<Vec<_>>();
+    if user.is_empty() { all.into_iter().take(BACKTRACE_FRAMES).collect() } else { user }
 }
+
+/// Frame name prefixes of panic/abort plumbing in guest language runtimes.
+const RUNTIME_FRAMES: [&str; 7] = ["abort", "std::", "core::", "__rustc::", "__rust_", "rust_panic", "panic_abort::"];
 
 /// `67108864` → `64Mi`, the way users write limits.
 pub(crate) fn human_bytes(bytes: usize) -> String {

@@ -31,54 +31,212 @@ fn invalid_apps() -> Vec<Invalid> {
         too_many_volumes = too_many_volumes.with_volume(empty_dir(&format!("v{i}")));
     }
     vec![
-        invalid("replicas and autoscale together", app().with_replicas(3).with_autoscale(autoscale(1, 5)), "spec.scaling", "sets both replicas and autoscale"),
+        invalid(
+            "replicas and autoscale together",
+            app().with_replicas(3).with_autoscale(autoscale(1, 5)),
+            "spec.scaling",
+            "sets both replicas and autoscale",
+        ),
         invalid("negative replicas", app().with_replicas(-1), "spec.scaling.replicas", "set 0 or more"),
-        invalid("autoscale min above max", app().with_autoscale(autoscale(5, 2)), "spec.scaling.autoscale", "minReplicas (5) is greater than maxReplicas (2)"),
-        invalid("autoscale min zero", app().with_autoscale(autoscale(0, 2)), "spec.scaling.autoscale.minReplicas", "at least 1"),
-        invalid("autoscale without target", app().with_autoscale(autoscale(1, 3).with_concurrency_target(None)), "spec.scaling.autoscale", "sets no target"),
-        invalid("autoscale with two targets", app().with_autoscale(autoscale(1, 3).with_cpu_target(80)), "spec.scaling.autoscale", "both targetConcurrency and targetCpuUtilization"),
-        invalid("autoscale cpu target zero", app().with_autoscale(autoscale(1, 3).with_concurrency_target(None).with_cpu_target(0)), "spec.scaling.autoscale.targetCpuUtilization", "at least 1"),
-        invalid("mount of a missing volume", app().with_mount("data", "/data"), "spec.capabilities.filesystem[0].volume", r#"names volume "data", which is not in spec.volumes; add a volume named "data" or fix the name"#),
-        invalid("relative guest path", app().with_volume(empty_dir("data")).with_mount("data", "data"), "spec.capabilities.filesystem[0].guestPath", "is not absolute"),
+        invalid(
+            "autoscale min above max",
+            app().with_autoscale(autoscale(5, 2)),
+            "spec.scaling.autoscale",
+            "minReplicas (5) is greater than maxReplicas (2)",
+        ),
+        invalid(
+            "autoscale min zero",
+            app().with_autoscale(autoscale(0, 2)),
+            "spec.scaling.autoscale.minReplicas",
+            "at least 1",
+        ),
+        invalid(
+            "autoscale without target",
+            app().with_autoscale(autoscale(1, 3).with_concurrency_target(None)),
+            "spec.scaling.autoscale",
+            "sets no target",
+        ),
+        invalid(
+            "autoscale with two targets",
+            app().with_autoscale(autoscale(1, 3).with_cpu_target(80)),
+            "spec.scaling.autoscale",
+            "both targetConcurrency and targetCpuUtilization",
+        ),
+        invalid(
+            "autoscale cpu target zero",
+            app().with_autoscale(autoscale(1, 3).with_concurrency_target(None).with_cpu_target(0)),
+            "spec.scaling.autoscale.targetCpuUtilization",
+            "at least 1",
+        ),
+        invalid(
+            "mount of a missing volume",
+            app().with_mount("data", "/data"),
+            "spec.capabilities.filesystem[0].volume",
+            r#"names volume "data", which is not in spec.volumes; add a volume named "data" or fix the name"#,
+        ),
+        invalid(
+            "relative guest path",
+            app().with_volume(empty_dir("data")).with_mount("data", "data"),
+            "spec.capabilities.filesystem[0].guestPath",
+            "is not absolute",
+        ),
         invalid(
             "two mounts at one guest path",
-            app().with_volume(empty_dir("a")).with_volume(empty_dir("b")).with_mount("a", "/data").with_mount("b", "/data"),
+            app()
+                .with_volume(empty_dir("a"))
+                .with_volume(empty_dir("b"))
+                .with_mount("a", "/data")
+                .with_mount("b", "/data"),
             "spec.capabilities.filesystem[1].guestPath",
             "already mounted by spec.capabilities.filesystem[0]",
         ),
-        invalid("inbound port zero", app().with_inbound(0), "spec.capabilities.network.inbound[0].port", "between 1 and 65535"),
-        invalid("inbound port too high", app().with_inbound(70000), "spec.capabilities.network.inbound[0].port", "between 1 and 65535"),
-        invalid("tcp endPort below port", app().with_outbound_tcp(socket("10.0.0.0/8").with_ports(8080, Some(80))), "spec.capabilities.network.outbound.tcp[0].endPort", "below port 8080"),
-        invalid("tcp endPort without port", app().with_outbound_tcp(socket("10.0.0.0/8").with_end_port(80)), "spec.capabilities.network.outbound.tcp[0].endPort", "without port"),
-        invalid("udp port too high", app().with_outbound_udp(socket("10.0.0.0/8").with_ports(70000, None)), "spec.capabilities.network.outbound.udp[0].port", "between 1 and 65535"),
-        invalid("cidr prefix too long", app().with_outbound_tcp(socket("10.0.0.0/33")), "spec.capabilities.network.outbound.tcp[0].cidr", "not a valid CIDR"),
-        invalid("cidr without prefix", app().with_outbound_tcp(socket("10.0.0.1")), "spec.capabilities.network.outbound.tcp[0].cidr", "add a prefix length"),
-        invalid("cidr that is a name", app().with_outbound_udp(socket("example.com/32")), "spec.capabilities.network.outbound.udp[0].cidr", "not a valid CIDR"),
-        invalid("env with value and valueFrom", app().with_env(env_from_config_map("A", "cm", "a").with_value("x")), "spec.env[0]", "both value and valueFrom"),
-        invalid("env without value", app().with_env(env("A", "x").without_value()), "spec.env[0]", "neither value nor valueFrom"),
+        invalid(
+            "inbound port zero",
+            app().with_inbound(0),
+            "spec.capabilities.network.inbound[0].port",
+            "between 1 and 65535",
+        ),
+        invalid(
+            "inbound port too high",
+            app().with_inbound(70000),
+            "spec.capabilities.network.inbound[0].port",
+            "between 1 and 65535",
+        ),
+        invalid(
+            "tcp endPort below port",
+            app().with_outbound_tcp(socket("10.0.0.0/8").with_ports(8080, Some(80))),
+            "spec.capabilities.network.outbound.tcp[0].endPort",
+            "below port 8080",
+        ),
+        invalid(
+            "tcp endPort without port",
+            app().with_outbound_tcp(socket("10.0.0.0/8").with_end_port(80)),
+            "spec.capabilities.network.outbound.tcp[0].endPort",
+            "without port",
+        ),
+        invalid(
+            "udp port too high",
+            app().with_outbound_udp(socket("10.0.0.0/8").with_ports(70000, None)),
+            "spec.capabilities.network.outbound.udp[0].port",
+            "between 1 and 65535",
+        ),
+        invalid(
+            "cidr prefix too long",
+            app().with_outbound_tcp(socket("10.0.0.0/33")),
+            "spec.capabilities.network.outbound.tcp[0].cidr",
+            "not a valid CIDR",
+        ),
+        invalid(
+            "cidr without prefix",
+            app().with_outbound_tcp(socket("10.0.0.1")),
+            "spec.capabilities.network.outbound.tcp[0].cidr",
+            "add a prefix length",
+        ),
+        invalid(
+            "cidr that is a name",
+            app().with_outbound_udp(socket("example.com/32")),
+            "spec.capabilities.network.outbound.udp[0].cidr",
+            "not a valid CIDR",
+        ),
+        invalid(
+            "env with value and valueFrom",
+            app().with_env(env_from_config_map("A", "cm", "a").with_value("x")),
+            "spec.env[0]",
+            "both value and valueFrom",
+        ),
+        invalid(
+            "env without value",
+            app().with_env(env("A", "x").without_value()),
+            "spec.env[0]",
+            "neither value nor valueFrom",
+        ),
         invalid(
             "env valueFrom without ref",
             app().with_env(EnvVar { value_from: Some(Default::default()), ..env("A", "x").without_value() }),
             "spec.env[0].valueFrom",
             "neither configMapKeyRef nor secretKeyRef",
         ),
-        invalid("env name with =", app().with_env(env("A=B", "x")), "spec.env[0].name", "not a valid variable name").not_in_cel(),
-        invalid("volume without source", app().with_volume(empty_dir("data").without_sources()), "spec.volumes[0]", "has no source"),
-        invalid("volume with two sources", app().with_volume(config_map("data", "cm").with_empty_dir()), "spec.volumes[0]", "sets 2 sources (configMap, emptyDir)"),
-        invalid("volume name not a DNS label", app().with_volume(empty_dir("Data_1")), "spec.volumes[0].name", "not a DNS-1123 label").not_in_cel(),
-        invalid("duplicate volume names", app().with_volume(empty_dir("data")).with_volume(empty_dir("data")), "spec.volumes[1].name", "already used by spec.volumes[0]").not_in_cel(),
+        invalid("env name with =", app().with_env(env("A=B", "x")), "spec.env[0].name", "not a valid variable name")
+            .not_in_cel(),
+        invalid(
+            "volume without source",
+            app().with_volume(empty_dir("data").without_sources()),
+            "spec.volumes[0]",
+            "has no source",
+        ),
+        invalid(
+            "volume with two sources",
+            app().with_volume(config_map("data", "cm").with_empty_dir()),
+            "spec.volumes[0]",
+            "sets 2 sources (configMap, emptyDir)",
+        ),
+        invalid(
+            "volume name not a DNS label",
+            app().with_volume(empty_dir("Data_1")),
+            "spec.volumes[0].name",
+            "not a DNS-1123 label",
+        )
+        .not_in_cel(),
+        invalid(
+            "duplicate volume names",
+            app().with_volume(empty_dir("data")).with_volume(empty_dir("data")),
+            "spec.volumes[1].name",
+            "already used by spec.volumes[0]",
+        )
+        .not_in_cel(),
         invalid("too many volumes", too_many_volumes, "spec.volumes", "has 65 entries, but at most 64").not_in_cel(),
         invalid("empty image", app().with_image(""), "spec.module.image", "is empty").not_in_cel(),
-        invalid("memory in the wrong unit", app().with_memory("64MB"), "spec.limits.memory", "invalid memory quantity \"64MB\"").not_in_cel(),
-        invalid("cpu that is not a quantity", app().with_cpu("lots"), "spec.limits.cpu", "invalid cpu quantity").not_in_cel(),
-        invalid("timeout without unit", app().with_timeout("30"), "spec.limits.timeout", "invalid duration \"30\"").not_in_cel(),
+        invalid(
+            "memory in the wrong unit",
+            app().with_memory("64MB"),
+            "spec.limits.memory",
+            "invalid memory quantity \"64MB\"",
+        )
+        .not_in_cel(),
+        invalid("cpu that is not a quantity", app().with_cpu("lots"), "spec.limits.cpu", "invalid cpu quantity")
+            .not_in_cel(),
+        invalid("timeout without unit", app().with_timeout("30"), "spec.limits.timeout", "invalid duration \"30\"")
+            .not_in_cel(),
         invalid("maxConcurrency zero", app().with_max_concurrency(0), "spec.limits.maxConcurrency", "at least 1"),
-        invalid("http pattern with a path", app().with_outbound_http("https://example.com/api"), "spec.capabilities.network.outbound.http[0]", "not a host pattern").not_in_cel(),
-        invalid("http pattern with a bad wildcard", app().with_outbound_http("api.*.com"), "spec.capabilities.network.outbound.http[0]", "not a host pattern").not_in_cel(),
-        invalid("http pattern with port zero", app().with_outbound_http("example.com:0"), "spec.capabilities.network.outbound.http[0]", "not a host pattern").not_in_cel(),
-        invalid("relative readiness path", app().with_readiness(http_check("healthz")), "spec.healthChecks.readiness.path", "does not start with /"),
-        invalid("readiness port zero", app().with_readiness(http_check("/healthz").with_port(0)), "spec.healthChecks.readiness.port", "between 1 and 65535"),
-        invalid("readiness period zero", app().with_readiness(http_check("/healthz").with_period_seconds(0)), "spec.healthChecks.readiness.periodSeconds", "at least 1"),
+        invalid(
+            "http pattern with a path",
+            app().with_outbound_http("https://example.com/api"),
+            "spec.capabilities.network.outbound.http[0]",
+            "not a host pattern",
+        )
+        .not_in_cel(),
+        invalid(
+            "http pattern with a bad wildcard",
+            app().with_outbound_http("api.*.com"),
+            "spec.capabilities.network.outbound.http[0]",
+            "not a host pattern",
+        )
+        .not_in_cel(),
+        invalid(
+            "http pattern with port zero",
+            app().with_outbound_http("example.com:0"),
+            "spec.capabilities.network.outbound.http[0]",
+            "not a host pattern",
+        )
+        .not_in_cel(),
+        invalid(
+            "relative readiness path",
+            app().with_readiness(http_check("healthz")),
+            "spec.healthChecks.readiness.path",
+            "does not start with /",
+        ),
+        invalid(
+            "readiness port zero",
+            app().with_readiness(http_check("/healthz").with_port(0)),
+            "spec.healthChecks.readiness.port",
+            "between 1 and 65535",
+        ),
+        invalid(
+            "readiness period zero",
+            app().with_readiness(http_check("/healthz").with_period_seconds(0)),
+            "spec.healthChecks.readiness.periodSeconds",
+            "at least 1",
+        ),
     ]
 }
 
@@ -167,6 +325,13 @@ fn every_invalid_case_is_caught_by_the_crd_cel_rules_too() {
             "{}: CEL rules failed to evaluate:\n{errors}",
             case.name
         );
+        // CEL reports the object that carries the rule; `validate()` the field inside it.
+        assert!(
+            errors.as_slice().iter().any(|e| case.field.starts_with(&e.field_path)),
+            "{}: CEL blamed another field than {}:\n{errors}",
+            case.name,
+            case.field
+        );
     }
 }
 
@@ -184,17 +349,42 @@ fn parses_cidrs_like_kubernetes() {
     for ok in ["10.0.0.0/8", "10.0.0.1/8", "0.0.0.0/0", "::/0", "::1/128", "fd00::/8", "192.168.1.1/32"] {
         assert!(parse_cidr(ok).is_some(), "{ok}");
     }
-    for bad in ["10.0.0.0", "10.0.0.0/33", "::1/129", "10.0.0.0/", "10.0.0.0/08", "10.0.0/8", "010.0.0.0/8", "host/8", ""] {
+    for bad in
+        ["10.0.0.0", "10.0.0.0/33", "::1/129", "10.0.0.0/", "10.0.0.0/08", "10.0.0/8", "010.0.0.0/8", "host/8", ""]
+    {
         assert!(parse_cidr(bad).is_none(), "{bad}");
     }
 }
 
 #[test]
 fn accepts_only_host_patterns_for_outbound_http() {
-    for ok in ["*", "*.example.com", "example.com", "example.com:8443", "https://example.com", "http://*", "10.0.0.1:80", "[::1]:8080", "localhost"] {
+    for ok in [
+        "*",
+        "*.example.com",
+        "example.com",
+        "example.com:8443",
+        "https://example.com",
+        "http://*",
+        "10.0.0.1:80",
+        "[::1]:8080",
+        "localhost",
+    ] {
         assert!(is_valid_http_pattern(ok), "{ok}");
     }
-    for bad in ["", "https://", "example.com/path", "*example.com", "ex ample.com", "example.com:", "example.com:99999", "ftp://example.com", "-bad.com", "[::1", "*.", "a..b"] {
+    for bad in [
+        "",
+        "https://",
+        "example.com/path",
+        "*example.com",
+        "ex ample.com",
+        "example.com:",
+        "example.com:99999",
+        "ftp://example.com",
+        "-bad.com",
+        "[::1",
+        "*.",
+        "a..b",
+    ] {
         assert!(!is_valid_http_pattern(bad), "{bad}");
     }
 }
@@ -255,7 +445,10 @@ fn manifest_of_another_kind_is_rejected_by_kind() {
     assert!(err.to_string().contains("must be a WasmApp"), "{err}");
 
     let err = parse_manifest(&HELLO.replace("spore.dev/v1alpha1", "apps/v1")).unwrap_err();
-    assert!(err.to_string().contains(r#"apiVersion is "apps/v1", but a WasmApp has `apiVersion: spore.dev/v1alpha1`"#), "{err}");
+    assert!(
+        err.to_string().contains(r#"apiVersion is "apps/v1", but a WasmApp has `apiVersion: spore.dev/v1alpha1`"#),
+        "{err}"
+    );
 
     let err = parse_manifest(&HELLO.replace("apiVersion: spore.dev/v1alpha1\n", "")).unwrap_err();
     assert!(err.to_string().contains("missing `apiVersion`; add `apiVersion: spore.dev/v1alpha1`"), "{err}");
@@ -280,11 +473,19 @@ fn volume_helper_is_what_fixtures_build() {
 }
 
 #[test]
-fn zz_debug_print_cel() {
-    for case in invalid_apps().into_iter().filter(|c| c.cel) {
-        let errors = kube::core::cel::validate_cel(&case.app).unwrap_err();
-        for e in errors.as_slice() {
-            eprintln!("{} | {} | {:?} | {}", case.name, case.field, e.field_path, e.message);
+fn cases_marked_not_in_cel_are_left_to_the_schema_or_the_client() {
+    for case in invalid_apps().into_iter().filter(|c| !c.cel) {
+        if let Err(errors) = kube::core::cel::validate_cel(&case.app) {
+            panic!("{}: CEL rejects it after all; drop .not_in_cel():\n{errors}", case.name);
         }
+    }
+}
+
+#[test]
+fn manifests_round_trip_through_yaml() {
+    for (name, app) in valid_apps() {
+        let yaml = serde_yaml::to_string(&app).unwrap();
+        let parsed = parse_manifest(&yaml).unwrap_or_else(|e| panic!("{name}: {e}\n{yaml}"));
+        assert_eq!(parsed, app, "{name}");
     }
 }
