@@ -9,7 +9,8 @@ use crate::error::{CliError, Result};
 /// Reads, parses and validates; every problem names the file and the field.
 pub fn load(path: &Path) -> Result<WasmApp> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.into(), source })?;
-    let app = spore_crds::validate::parse_manifest(&text).map_err(|source| CliError::Manifest { path: path.into(), source })?;
+    let app = spore_crds::validate::parse_manifest(&text)
+        .map_err(|source| CliError::Manifest { path: path.into(), source })?;
     app.validate().map_err(|errors| CliError::Invalid { path: path.into(), errors })?;
     Ok(app)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{ImageIndexEntry, OciImageIndex, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
+use oci_client::manifest::{ImageIndexEntry, OCI_IMAGE_MEDIA_TYPE, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
@@ -18,8 +18,11 @@ use crate::error::{CliError, Result};
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// Layer media types other Wasm tooling publishes; accepted when pulling.
-const WASM_LAYER_MEDIA_TYPES: [&str; 3] =
-    [WASM_LAYER_MEDIA_TYPE, "application/vnd.wasm.content.layer.v1+wasm", "application/vnd.module.wasm.content.layer.v1+wasm"];
+const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
+    WASM_LAYER_MEDIA_TYPE,
+    "application/vnd.wasm.content.layer.v1+wasm",
+    "application/vnd.module.wasm.content.layer.v1+wasm",
+];
 const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +56,8 @@ pub async fn run(cmd: ImageCommand) -> Result<i32> {
         ImageCommand::Build { module, tag, output } => {
             let wasm = read(&module)?;
             let image = WasmImage::new(wasm);
-            let file = std::fs::File::create(&output).map_err(|source| io(format!("cannot create {}", output.display()), source))?;
+            let file = std::fs::File::create(&output)
+                .map_err(|source| io(format!("cannot create {}", output.display()), source))?;
             image.write_layout_tar(&tag, file)?;
             println!("wrote {} ({tag}, {})", output.display(), image.manifest_digest());
             Ok(0)
@@ -146,7 +150,10 @@ impl WasmImage {
         for blob in [&manifest[..], &self.config.data, &self.layer.data] {
             add(&format!("blobs/sha256/{}", &sha256_digest(blob)["sha256:".len()..]), blob)?;
         }
-        tar.into_inner().map_err(|e| io("cannot finish the tar".into(), e))?.flush().map_err(|e| io("cannot finish the tar".into(), e))
+        tar.into_inner()
+            .map_err(|e| io("cannot finish the tar".into(), e))?
+            .flush()
+            .map_err(|e| io("cannot finish the tar".into(), e))
     }
 }
 
@@ -164,7 +171,12 @@ impl Layout {
         let mut archive = tar::Archive::new(tar_bytes);
         for entry in archive.entries().map_err(|e| format!("not a tar archive: {e}"))? {
             let mut entry = entry.map_err(|e| format!("corrupt tar archive: {e}"))?;
-            let path = entry.path().map_err(|e| format!("corrupt tar archive: {e}"))?.to_string_lossy().trim_start_matches("./").to_string();
+            let path = entry
+                .path()
+                .map_err(|e| format!("corrupt tar archive: {e}"))?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
             let mut data = Vec::new();
             entry.read_to_end(&mut data).map_err(|e| format!("corrupt tar archive: {e}"))?;
             files.insert(path, data);
@@ -177,7 +189,9 @@ impl Layout {
             }
             Ok(data)
         };
-        let index = files.get("index.json").ok_or("not an OCI image layout (no index.json); build one with `spore image build`")?;
+        let index = files
+            .get("index.json")
+            .ok_or("not an OCI image layout (no index.json); build one with `spore image build`")?;
         let index: OciImageIndex = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
         let entry = index.manifests.first().ok_or("index.json lists no image")?;
         let manifest: OciImageManifest =
@@ -208,7 +222,9 @@ fn client(reference: &Reference, plain_http: bool) -> Client {
 }
 
 fn parse_reference(reference: &str) -> Result<Reference> {
-    reference.parse().map_err(|e| CliError::module(reference, format!("not an image reference ({e}); use e.g. localhost:5000/app:latest")))
+    reference.parse().map_err(|e| {
+        CliError::module(reference, format!("not an image reference ({e}); use e.g. localhost:5000/app:latest"))
+    })
 }
 
 /// Pulls the Wasm layer of `reference`.
@@ -230,7 +246,13 @@ pub async fn pull(reference: &str, plain_http: bool) -> Result<Vec<u8>> {
 pub async fn push(image: &WasmImage, reference: &str, plain_http: bool) -> Result<String> {
     let parsed = parse_reference(reference)?;
     let response = client(&parsed, plain_http)
-        .push(&parsed, std::slice::from_ref(&image.layer), image.config.clone(), &RegistryAuth::Anonymous, Some(image.manifest()))
+        .push(
+            &parsed,
+            std::slice::from_ref(&image.layer),
+            image.config.clone(),
+            &RegistryAuth::Anonymous,
+            Some(image.manifest()),
+        )
         .await
         .map_err(|e| CliError::module(reference, format!("push failed: {e}")))?;
     Ok(response.manifest_url)

@@ -11,9 +11,8 @@ pub async fn module_bytes(local: Option<&Path>, image: &str, plain_http: bool) -
     let Some(path) = local else {
         return oci::pull(image, plain_http).await;
     };
-    let bytes = std::fs::read(path).map_err(|e| {
-        CliError::module(path.display().to_string(), format!("cannot read the module: {e}"))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::module(path.display().to_string(), format!("cannot read the module: {e}")))?;
     if is_tar(&bytes) {
         let layout = oci::Layout::read(&bytes).map_err(|m| CliError::module(path.display().to_string(), m))?;
         return Ok(layout.wasm);

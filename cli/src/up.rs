@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
 use spore_crds::WasmApp;
+use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
 use spore_shim::{AppConfig, Engine, EngineConfig, RuntimeLimits, Sandbox, Stdio, WasmKind};
 
 use crate::error::{CliError, Result};
@@ -43,7 +43,8 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let app = manifest::load(&args.file)?;
     let volume_dirs = parse_pairs(&args.volumes, CliError::VolumeFlag)?;
     let env_overrides = parse_pairs(&args.env, CliError::EnvFlag)?;
-    let scratch = tempfile::tempdir().map_err(|source| CliError::Io { context: "cannot create a temp dir".into(), source })?;
+    let scratch =
+        tempfile::tempdir().map_err(|source| CliError::Io { context: "cannot create a temp dir".into(), source })?;
     let config = app_config(&app, &volume_dirs, &env_overrides, scratch.path())?;
     let sandbox = Sandbox::new(config, Stdio::inherit())?;
 
@@ -110,11 +111,15 @@ fn volume_dir(volume: &Volume, dirs: &BTreeMap<String, String>, scratch: &std::p
     match volume.source_kind() {
         Some(VolumeSourceKind::EmptyDir(_)) => {
             let dir = scratch.join(&volume.name);
-            std::fs::create_dir_all(&dir).map_err(|source| CliError::Io { context: format!("cannot create {}", dir.display()), source })?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| CliError::Io { context: format!("cannot create {}", dir.display()), source })?;
             Ok(dir)
         }
         Some(VolumeSourceKind::HostPath(host)) => Ok(PathBuf::from(&host.path)),
-        kind => Err(CliError::VolumeNeedsDir { name: volume.name.clone(), kind: kind.map_or("no source", |k| k.field_name()) }),
+        kind => Err(CliError::VolumeNeedsDir {
+            name: volume.name.clone(),
+            kind: kind.map_or("no source", |k| k.field_name()),
+        }),
     }
 }
 
@@ -126,11 +131,12 @@ fn env_value(var: &EnvVar, overrides: &BTreeMap<String, String>) -> Result<Strin
         return Ok(value.clone());
     }
     let source = var.value_from.as_ref();
-    let source_desc = match (source.and_then(|s| s.config_map_key_ref.as_ref()), source.and_then(|s| s.secret_key_ref.as_ref())) {
-        (Some(cm), _) => format!("ConfigMap {} key {}", cm.name, cm.key),
-        (_, Some(secret)) => format!("Secret {} key {}", secret.name, secret.key),
-        _ => "nowhere".into(),
-    };
+    let source_desc =
+        match (source.and_then(|s| s.config_map_key_ref.as_ref()), source.and_then(|s| s.secret_key_ref.as_ref())) {
+            (Some(cm), _) => format!("ConfigMap {} key {}", cm.name, cm.key),
+            (_, Some(secret)) => format!("Secret {} key {}", secret.name, secret.key),
+            _ => "nowhere".into(),
+        };
     Err(CliError::EnvNeedsValue { name: var.name.clone(), source_desc })
 }
 

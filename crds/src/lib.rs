@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod capabilities;
+pub mod host_pattern;
 pub mod limits;
 pub mod runtime;
 pub mod units;
@@ -16,10 +17,9 @@ pub use app::{
     VolumeSourceKind, WasmApp, WasmAppSpec, WasmAppStatus,
 };
 pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
+pub use host_pattern::HostPattern;
 pub use limits::Limits;
-pub use runtime::{
-    ContainerdConfig, NodeStatus, Rollout, ShimSource, WasmRuntime, WasmRuntimeSpec, WasmRuntimeStatus,
-};
+pub use runtime::{ContainerdConfig, NodeStatus, Rollout, ShimSource, WasmRuntime, WasmRuntimeSpec, WasmRuntimeStatus};
 pub use validate::{ManifestError, ValidationError, ValidationErrors, parse_manifest};
 
 use kube::CustomResourceExt;

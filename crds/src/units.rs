@@ -18,9 +18,7 @@ fn unit_error(kind: &'static str, value: &str, reason: &'static str) -> UnitErro
 
 /// Splits `"64Mi"` into `(64.0, "Mi")`; the number may be a decimal (`1.5Gi`).
 fn split_number(s: &str) -> Option<(f64, &str)> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (num, suffix) = s.split_at(end);
     num.parse::<f64>().ok().filter(|n| n.is_finite()).map(|n| (n, suffix))
 }

@@ -150,56 +150,7 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 /// Whether `s` is an outbound HTTP host pattern: `host`, `host:port`, `*.suffix`, `*`, or
 /// any of these after `http://` or `https://`.
 pub fn is_valid_http_pattern(s: &str) -> bool {
-    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")).unwrap_or(s);
-    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-        // [IPv6] or [IPv6]:port
-        let Some((addr, after)) = bracketed.split_once(']') else { return false };
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return false;
-        }
-        match after {
-            "" => return true,
-            _ => match after.strip_prefix(':') {
-                Some(port) => return is_valid_port_text(port),
-                None => return false,
-            },
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (rest, None),
-        }
-    };
-    if let Some(port) = port
-        && !is_valid_port_text(port)
-    {
-        return false;
-    }
-    if host == "*" {
-        return true;
-    }
-    let host = host.strip_prefix("*.").unwrap_or(host);
-    is_valid_hostname(host)
-}
-
-fn is_valid_port_text(port: &str) -> bool {
-    !port.is_empty()
-        && port.len() <= 5
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
-}
-
-fn is_valid_hostname(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host);
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    crate::host_pattern::HostPattern::parse(s).is_some()
 }
 
 /// A DNS-1123 label: lowercase alphanumerics and `-`, at most 63, starting and ending with an

@@ -39,16 +39,12 @@ impl CodeCache {
 
     pub fn entry(&self, module_sha256: &str) -> Entry {
         let stem = format!("{module_sha256}-{}", self.fingerprint);
-        Entry {
-            artifact: self.dir.join(format!("{stem}.cwasm")),
-            digest: self.dir.join(format!("{stem}.sha256")),
-        }
+        Entry { artifact: self.dir.join(format!("{stem}.cwasm")), digest: self.dir.join(format!("{stem}.sha256")) }
     }
 
     /// Returns the artifact path when the entry exists and its bytes match its digest.
     pub fn verified(&self, entry: &Entry) -> std::result::Result<(), Miss> {
-        let (Ok(bytes), Ok(expected)) = (std::fs::read(&entry.artifact), std::fs::read_to_string(&entry.digest))
-        else {
+        let (Ok(bytes), Ok(expected)) = (std::fs::read(&entry.artifact), std::fs::read_to_string(&entry.digest)) else {
             return Err(Miss::Absent);
         };
         if hex_sha256(&bytes) == expected.trim() { Ok(()) } else { Err(Miss::Corrupt) }

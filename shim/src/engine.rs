@@ -78,10 +78,7 @@ impl Drop for Inner {
 
 fn wasmtime_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
-    config
-        .epoch_interruption(true)
-        .wasm_component_model(true)
-        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.epoch_interruption(true).wasm_component_model(true).cranelift_opt_level(wasmtime::OptLevel::Speed);
     config
 }
 

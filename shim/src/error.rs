@@ -26,10 +26,18 @@ pub enum Error {
     Preopen { path: PathBuf, cause: wasmtime::Error },
 
     #[error("code cache at {path}: {source}")]
-    Cache { path: PathBuf, #[source] source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("cannot serve HTTP on {addr}: {source}")]
-    Listen { addr: String, #[source] source: std::io::Error },
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("failed to instantiate the guest: {0:#}")]
     Instantiate(wasmtime::Error),

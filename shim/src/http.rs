@@ -96,7 +96,13 @@ impl HttpServer {
 
     async fn handle(&self, req: hyper::Request<Incoming>) -> Response {
         let Ok(permit) = self.0.permits.clone().try_acquire_owned() else {
-            return plain(503, format!("spore: busy: limits.maxConcurrency ({}) requests already in flight\n", self.0.sandbox.limits().max_concurrency));
+            return plain(
+                503,
+                format!(
+                    "spore: busy: limits.maxConcurrency ({}) requests already in flight\n",
+                    self.0.sandbox.limits().max_concurrency
+                ),
+            );
         };
         match self.dispatch(req, permit).await {
             Ok(response) => response,
@@ -110,9 +116,14 @@ impl HttpServer {
 
     /// Runs one request in a fresh instance. The instance runs in its own task so it can
     /// keep streaming the body after the response head is sent; it holds the permit.
-    async fn dispatch(&self, req: hyper::Request<Incoming>, permit: tokio::sync::OwnedSemaphorePermit) -> std::result::Result<Response, Exit> {
+    async fn dispatch(
+        &self,
+        req: hyper::Request<Incoming>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> std::result::Result<Response, Exit> {
         let sandbox = &self.0.sandbox;
-        let host_error = |e: String| Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(e), backtrace: Vec::new() };
+        let host_error =
+            |e: String| Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(e), backtrace: Vec::new() };
         let state = P2State::new(sandbox).map_err(|e| host_error(e.to_string()))?;
         let mut store = Store::new(self.0.pre.engine(), state);
         let timeout = sandbox.limits().timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
@@ -144,7 +155,13 @@ impl HttpServer {
 }
 
 /// Serves `wasm` on `listener` until `shutdown` resolves.
-pub async fn serve_http(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve_http(
+    engine: &Engine,
+    wasm: &Wasm,
+    sandbox: &Sandbox,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     HttpServer::new(engine, wasm, sandbox)?.serve(listener, shutdown).await
 }
 
@@ -177,7 +194,10 @@ impl OutboundHooks {
     }
 }
 
-type SendResult = wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>)>;
+type SendResult = wasmtime_wasi_http::Result<(
+    hyper::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
@@ -193,4 +213,3 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
-

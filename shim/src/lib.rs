@@ -17,13 +17,13 @@ mod stdio;
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use exit::Exit;
+pub use exit::{DEADLINE_EXIT_CODE, HOST_ERROR_EXIT_CODE, TRAP_EXIT_CODE};
 pub use http::{HttpServer, bind, serve_http};
 pub use limits::DeadlineExceeded;
 pub use module::CodeOrigin;
-pub use stdio::Captured;
-pub use exit::{DEADLINE_EXIT_CODE, HOST_ERROR_EXIT_CODE, TRAP_EXIT_CODE};
 pub use module::{Wasm, WasmKind};
 pub use policy::{AppConfig, RuntimeLimits, Sandbox};
+pub use stdio::Captured;
 pub use stdio::Stdio;
 
 /// Runs a command (a WASI p1 module or a `wasi:cli/command` component) to completion.

@@ -1,10 +1,10 @@
 //! Loading a binary: recognise it, compile it (through the code cache), and classify it
 //! once into the one kind of guest Spore knows how to run.
 
-use wasmtime::component::Component;
 use wasmtime::Module;
+use wasmtime::component::Component;
 
-use crate::cache::{hex_sha256, Miss};
+use crate::cache::{Miss, hex_sha256};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -105,7 +105,9 @@ fn sniff(bytes: &[u8]) -> Result<Encoding> {
         Some([0x0d, 0, 1, 0]) => Ok(Encoding::Component),
         Some(v) => Err(Error::Unsupported {
             what: "binary format",
-            detail: format!("version/layer bytes {v:02x?}; expected a core module (01 00 00 00) or a component (0d 00 01 00)"),
+            detail: format!(
+                "version/layer bytes {v:02x?}; expected a core module (01 00 00 00) or a component (0d 00 01 00)"
+            ),
         }),
         None => Err(Error::NotWasm { found: "a truncated file (only the \\0asm magic)".into() }),
     }
@@ -154,8 +156,8 @@ fn compile_cached(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &st
     }
     // Mapping the cache file (rather than the bytes in hand) lets every process on the node
     // share the code pages.
-    let code = deserialize(engine, encoding, &entry.artifact)
-        .or_else(|_| deserialize_bytes(engine, encoding, &artifact))?;
+    let code =
+        deserialize(engine, encoding, &entry.artifact).or_else(|_| deserialize_bytes(engine, encoding, &artifact))?;
     Ok((code, CodeOrigin::Compiled))
 }
 

@@ -49,10 +49,8 @@ impl Stdio {
 
     /// Captures stdout and stderr in memory.
     pub fn capture() -> (Self, Captured) {
-        let captured = Captured {
-            stdout: MemoryOutputPipe::new(CAPTURE_LIMIT),
-            stderr: MemoryOutputPipe::new(CAPTURE_LIMIT),
-        };
+        let captured =
+            Captured { stdout: MemoryOutputPipe::new(CAPTURE_LIMIT), stderr: MemoryOutputPipe::new(CAPTURE_LIMIT) };
         (Self::new(captured.stdout.clone(), captured.stderr.clone()), captured)
     }
 

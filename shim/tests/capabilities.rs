@@ -67,7 +67,11 @@ async fn read_only_mounts_refuse_writes() {
 #[tokio::test]
 async fn writable_mounts_accept_writes() {
     let dir = data_dir();
-    let out = guest(C).args(["write", "/scratch/new.txt", "written"]).mount_writable("scratch", dir.path(), "/scratch").run().await;
+    let out = guest(C)
+        .args(["write", "/scratch/new.txt", "written"])
+        .mount_writable("scratch", dir.path(), "/scratch")
+        .run()
+        .await;
     assert_eq!((out.exit.code, out.stdout.as_str()), (0, "wrote /scratch/new.txt\n"));
     assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "written");
 }
@@ -87,7 +91,11 @@ async fn tcp_connects_only_to_declared_destinations() {
         buf
     });
     let allowed = guest(P2).args(["connect", &target]).tcp_to("127.0.0.1/32", Some(addr.port())).run().await;
-    assert_eq!((allowed.exit.code, allowed.stdout.as_str()), (0, format!("connected {target}\n").as_str()), "{allowed:?}");
+    assert_eq!(
+        (allowed.exit.code, allowed.stdout.as_str()),
+        (0, format!("connected {target}\n").as_str()),
+        "{allowed:?}"
+    );
     assert_eq!(&accept.join().unwrap(), b"ping\n");
 
     let other_port = guest(P2).args(["connect", &target]).tcp_to("127.0.0.1/32", Some(addr.port() ^ 1)).run().await;
@@ -101,7 +109,11 @@ async fn tcp_connects_only_to_declared_destinations() {
 async fn listens_only_on_declared_ports() {
     let port = free_port();
     let allowed = guest(P2).args(["listen", &port.to_string()]).listen(port, Protocol::Tcp).run().await;
-    assert_eq!((allowed.exit.code, allowed.stdout.as_str()), (0, format!("listening {port}\n").as_str()), "{allowed:?}");
+    assert_eq!(
+        (allowed.exit.code, allowed.stdout.as_str()),
+        (0, format!("listening {port}\n").as_str()),
+        "{allowed:?}"
+    );
     let denied = guest(P2).args(["listen", &free_port().to_string()]).listen(port, Protocol::Tcp).run().await;
     assert_eq!(denied.exit.code, 1, "{denied:?}");
     let nothing = guest(P2).args(["listen", &port.to_string()]).run().await;

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{engine, guest, http_get, Run};
+use common::{Run, engine, guest, http_get};
 use spore_shim::HttpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -118,7 +118,8 @@ async fn upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
             let mut buf = [0u8; 4096];
             let _ = conn.read(&mut buf).await;
             let body = "upstream says hi";
-            let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let response =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
             let _ = conn.write_all(response.as_bytes()).await;
         }
     });

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{engine, guest};
-use spore_shim::{AppConfig, Sandbox, Stdio, DEADLINE_EXIT_CODE, TRAP_EXIT_CODE};
+use spore_shim::{AppConfig, DEADLINE_EXIT_CODE, Sandbox, Stdio, TRAP_EXIT_CODE};
 
 const C: &str = "probe-c.wasm";
 
@@ -31,7 +31,10 @@ async fn a_trap_after_refused_growth_names_the_limit() {
         (func (export "_start")
             (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable))))"#;
     let wasm = engine().load(wat.as_bytes()).unwrap();
-    let config = AppConfig { limits: spore_shim::RuntimeLimits { memory: Some(1 << 20), ..Default::default() }, ..AppConfig::default() };
+    let config = AppConfig {
+        limits: spore_shim::RuntimeLimits { memory: Some(1 << 20), ..Default::default() },
+        ..AppConfig::default()
+    };
     let sandbox = Sandbox::new(config, Stdio::null()).unwrap();
     let exit = spore_shim::run_command(engine(), &wasm, &sandbox).await.unwrap();
     assert_eq!(exit.code, TRAP_EXIT_CODE);

@@ -1,70 +1,8 @@
 //! The `outbound.http` allowlist for `wasi:http` outgoing requests.
 
+use spore_crds::HostPattern;
+
 use crate::error::{Error, Result};
-
-/// One allowlist entry: `[scheme://]host[:port]`, host may be `*` or `*.suffix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct HostPattern {
-    scheme: Option<String>,
-    host: HostMatch,
-    port: Option<u16>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostMatch {
-    Any,
-    Exact(String),
-    /// `*.example.com`: any subdomain of the suffix (stored with its leading dot).
-    Subdomain(String),
-}
-
-impl HostPattern {
-    fn parse(pattern: &str) -> Option<Self> {
-        let (scheme, rest) = match pattern.split_once("://") {
-            Some((s, rest)) if s == "http" || s == "https" => (Some(s.to_string()), rest),
-            Some(_) => return None,
-            None => (None, pattern),
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.is_empty() || rest.contains('/') {
-            return None;
-        }
-        let (host, port) = split_host_port(rest)?;
-        let host = host.to_ascii_lowercase();
-        let host = match host.as_str() {
-            "*" => HostMatch::Any,
-            h if h.starts_with("*.") && h.len() > 2 => HostMatch::Subdomain(h[1..].to_string()),
-            h if h.contains('*') => return None,
-            h => HostMatch::Exact(h.to_string()),
-        };
-        Some(Self { scheme, host, port })
-    }
-
-    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        self.scheme.as_deref().is_none_or(|s| s == scheme)
-            && self.port.is_none_or(|p| p == port)
-            && match &self.host {
-                HostMatch::Any => true,
-                HostMatch::Exact(h) => h == host,
-                HostMatch::Subdomain(suffix) => host.ends_with(suffix.as_str()),
-            }
-    }
-}
-
-/// Splits `host:port`, `[v6]:port`, `host` or `[v6]`; `None` when the port is not a number.
-fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']')?;
-        return match tail {
-            "" => Some((host, None)),
-            t => Some((host, Some(t.strip_prefix(':')?.parse().ok()?))),
-        };
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some((host, Some(port.parse().ok()?))),
-        _ => Some((s, None)),
-    }
-}
 
 /// The parsed `outbound.http` list.
 #[derive(Debug, Clone, Default)]

@@ -57,13 +57,14 @@ impl Default for RuntimeLimits {
 impl RuntimeLimits {
     /// Reads the CRD's `limits`.
     pub fn from_spec(limits: &Limits) -> Result<Self> {
-        let invalid = |field: &'static str| move |e: spore_crds::units::UnitError| Error::Limit { field, message: e.to_string() };
+        let invalid =
+            |field: &'static str| move |e: spore_crds::units::UnitError| Error::Limit { field, message: e.to_string() };
         let max_concurrency = match limits.max_concurrency {
             None => DEFAULT_MAX_CONCURRENCY,
-            Some(n) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| Error::Limit {
-                field: "maxConcurrency",
-                message: format!("{n} must be at least 1"),
-            })?,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::Limit { field: "maxConcurrency", message: format!("{n} must be at least 1") })?,
         };
         Ok(Self {
             memory: limits.memory_bytes().map_err(invalid("memory"))?,
@@ -105,7 +106,16 @@ impl Sandbox {
         let http = HttpAllowlist::new(&caps.network.outbound.http)?;
         let http_port = http_port(caps);
         let argv = std::iter::once(config.name).chain(config.args).collect();
-        Ok(Self(Arc::new(Inner { argv, env: config.env, preopens, sockets, http, http_port, limits: config.limits, stdio })))
+        Ok(Self(Arc::new(Inner {
+            argv,
+            env: config.env,
+            preopens,
+            sockets,
+            http,
+            http_port,
+            limits: config.limits,
+            stdio,
+        })))
     }
 
     pub fn limits(&self) -> &RuntimeLimits {
@@ -179,8 +189,5 @@ fn preopens(caps: &Capabilities, volumes: &BTreeMap<String, PathBuf>) -> Result<
 
 fn http_port(caps: &Capabilities) -> Option<u16> {
     let tcp = || caps.network.inbound.iter().filter(|p| p.protocol == Protocol::Tcp);
-    tcp()
-        .find(|p| p.name.as_deref() == Some("http"))
-        .or_else(|| tcp().next())
-        .and_then(|p| u16::try_from(p.port).ok())
+    tcp().find(|p| p.name.as_deref() == Some("http")).or_else(|| tcp().next()).and_then(|p| u16::try_from(p.port).ok())
 }

@@ -17,9 +17,12 @@ struct Destination {
 
 impl Destination {
     fn parse(rule: &SocketRule, field: String) -> Result<Self> {
-        let net = rule.cidr.parse::<IpNet>().or_else(|_| rule.cidr.parse::<std::net::IpAddr>().map(IpNet::from)).map_err(|_| {
-            Error::Capability { field: field.clone(), message: format!("cidr {:?} is not an address block; use e.g. 198.18.0.0/15 or ::1/128", rule.cidr) }
-        })?;
+        let net = spore_crds::validate::parse_cidr(&rule.cidr)
+            .and_then(|(addr, prefix)| IpNet::new(addr, prefix).ok())
+            .ok_or_else(|| Error::Capability {
+                field: field.clone(),
+                message: format!("cidr {:?} is not an address block; use e.g. 198.18.0.0/15 or ::1/128", rule.cidr),
+            })?;
         let port = |p: Option<i32>, default: u16, name: &str| -> Result<u16> {
             match p {
                 None => Ok(default),
@@ -120,7 +123,8 @@ mod tests {
 
     #[test]
     fn decides_socket_operations() {
-        let p = policy(&[(8080, Protocol::Tcp)], &[("127.0.0.0/8", Some(9000), Some(9010)), ("::1", None, None)]).unwrap();
+        let p = policy(&[(8080, Protocol::Tcp)], &[("127.0.0.0/8", Some(9000), Some(9010)), ("::1/128", None, None)])
+            .unwrap();
         for (a, use_, allowed) in [
             ("0.0.0.0:8080", SocketAddrUse::TcpBind, true),
             ("0.0.0.0:0", SocketAddrUse::TcpBind, true),
