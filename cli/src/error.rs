@@ -13,7 +13,7 @@ pub enum CliError {
     #[error("{path}: {source}")]
     Manifest { path: PathBuf, source: spore_crds::validate::ManifestError },
 
-    #[error("{path} is not a valid WasmApp:\n{errors}")]
+    #[error("{path} is not a valid WasmApp:\n{}", indent(.errors))]
     Invalid { path: PathBuf, errors: spore_crds::ValidationErrors },
 
     #[error("--volume {0:?}: expected NAME=DIR, e.g. --volume data=./data")]
@@ -39,6 +39,10 @@ pub enum CliError {
 
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+}
+
+fn indent(errors: &spore_crds::ValidationErrors) -> String {
+    errors.to_string().lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n")
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;

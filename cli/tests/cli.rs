@@ -1,0 +1,278 @@
+//! The `spore` binary end to end: every bad input is one readable error line, commands run
+//! real guests with their exit codes, HTTP components serve until interrupted, and modules
+//! come from files, OCI layout tars and a real registry on loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SPORE_FAILED: i32 = 125;
+
+fn guests() -> PathBuf {
+    std::env::var_os("SPORE_GUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
+}
+
+fn guest(file: &str) -> String {
+    let path = guests().join(file);
+    assert!(path.exists(), "guest {} missing; run `make guests`", path.display());
+    path.display().to_string()
+}
+
+fn spore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spore")).args(args).env("XDG_CACHE_HOME", cache_home()).output().expect("spore runs")
+}
+
+fn cache_home() -> PathBuf {
+    std::env::temp_dir().join("spore-cli-test-cache")
+}
+
+/// A manifest file holding `spec` (YAML, indented under `spec:`).
+struct Manifest {
+    dir: tempfile::TempDir,
+}
+
+impl Manifest {
+    fn new(spec: &str) -> Self {
+        Self::raw(&format!("apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata:\n  name: t\nspec:\n{spec}"))
+    }
+
+    fn raw(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.yaml"), text).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().join("app.yaml").display().to_string()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails unless spore failed with exactly one `error:` line containing `expected`.
+fn assert_one_error(out: &Output, expected: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(SPORE_FAILED), "{err}");
+    assert!(err.starts_with("error: ") && err.contains(expected), "expected {expected:?} in {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    for example in ["hello-http", "hello-c", "files-and-env"] {
+        let path = format!("{}/../examples/{example}/wasmapp.yaml", env!("CARGO_MANIFEST_DIR"));
+        let out = spore(&["validate", "-f", &path]);
+        assert_eq!(out.status.code(), Some(0), "{example}: {}", stderr(&out));
+        assert!(stdout(&out).contains("is valid"));
+    }
+}
+
+#[test]
+fn bad_manifests_get_one_clear_error() {
+    let image = "  module:\n    image: localhost:5000/x:1\n";
+    for (manifest, expected) in [
+        (Manifest::raw("apiVersion: spore.dev/v1alpha1\nkind: WasmApp\n  spec: [unclosed"), "line"),
+        (Manifest::new(&format!("{image}  replicas: 3\n")), "unknown field `replicas`"),
+        (Manifest::new(&format!("{image}  limits:\n    memory: 64MB\n")), "invalid memory quantity \"64MB\""),
+        (Manifest::new(&format!("{image}  limits:\n    timeout: soon\n")), "invalid duration"),
+        (
+            Manifest::new(&format!("{image}  capabilities:\n    filesystem:\n    - volume: data\n      guestPath: /data\n")),
+            "spec.capabilities.filesystem[0].volume",
+        ),
+        (Manifest::raw("apiVersion: apps/v1\nkind: Deployment\n"), "apps/v1"),
+        (Manifest::raw("apiVersion: spore.dev/v1alpha1\nkind: Pod\n"), "Pod"),
+    ] {
+        for command in ["validate", "up"] {
+            let out = spore(&[command, "-f", &manifest.path()]);
+            assert_one_error(&out, expected);
+        }
+    }
+    assert_one_error(&spore(&["validate", "-f", "/nonexistent/app.yaml"]), "cannot read /nonexistent/app.yaml");
+}
+
+fn command_app(args: &str) -> Manifest {
+    Manifest::new(&format!("  module:\n    image: localhost:5000/x:1\n  args: {args}\n"))
+}
+
+#[test]
+fn bad_modules_get_one_clear_error() {
+    let app = command_app("[]");
+    assert_one_error(&spore(&["up", "-f", &app.path(), "--module", "/nonexistent.wasm"]), "cannot read the module");
+    let text = app.dir.path().join("notes.txt");
+    std::fs::write(&text, "just some text").unwrap();
+    assert_one_error(
+        &spore(&["up", "-f", &app.path(), "--module", &text.display().to_string()]),
+        "not a WebAssembly binary: text starting with \"just some text\"",
+    );
+    assert_one_error(&spore(&["up", "-f", &app.path(), "--volume", "nope"]), "expected NAME=DIR");
+    assert_one_error(&spore(&["up", "-f", &app.path(), "--volume", "other=/tmp"]), "no volume named \"other\"");
+}
+
+#[test]
+fn up_runs_commands_with_the_guests_exit_code() {
+    let out = spore(&["up", "-f", &command_app("[echo, hi]").path(), "--module", &guest("probe-c.wasm")]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "hi\n"));
+    let out = spore(&["up", "-f", &command_app("[exit, \"7\"]").path(), "--module", &guest("probe-c.wasm")]);
+    assert_eq!(out.status.code(), Some(7));
+    let out = spore(&["up", "-f", &command_app("[trap]").path(), "--module", &guest("probe-rs-p1.wasm")]);
+    assert_eq!(out.status.code(), Some(134));
+    let err = stderr(&out);
+    assert!(err.contains("guest trapped") && err.contains("\n    at "), "{err}");
+}
+
+#[test]
+fn up_maps_volumes_and_env() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("greeting"), "hello from a volume").unwrap();
+    let app = Manifest::new(
+        "  module:\n    image: localhost:5000/x:1\n  args: [read, /config/greeting]\n  volumes:\n  - name: config\n    configMap:\n      name: cfg\n  capabilities:\n    filesystem:\n    - volume: config\n      guestPath: /config\n",
+    );
+    assert_one_error(&spore(&["up", "-f", &app.path(), "--module", &guest("probe-c.wasm")]), "pass --volume config=DIR");
+    let volume = format!("config={}", host.path().display());
+    let out = spore(&["up", "-f", &app.path(), "--module", &guest("probe-c.wasm"), "--volume", &volume]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "hello from a volume"), "{}", stderr(&out));
+
+    let scratch = Manifest::new(
+        "  module:\n    image: localhost:5000/x:1\n  args: [write, /tmp/x, y]\n  volumes:\n  - name: scratch\n    emptyDir: {}\n  capabilities:\n    filesystem:\n    - volume: scratch\n      guestPath: /tmp\n      readOnly: false\n",
+    );
+    let out = spore(&["up", "-f", &scratch.path(), "--module", &guest("probe-c.wasm")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let env = Manifest::new(
+        "  module:\n    image: localhost:5000/x:1\n  args: [env, TOKEN]\n  env:\n  - name: TOKEN\n    valueFrom:\n      secretKeyRef:\n        name: creds\n        key: token\n",
+    );
+    assert_one_error(&spore(&["up", "-f", &env.path(), "--module", &guest("probe-c.wasm")]), "pass --env TOKEN=VALUE");
+    let out = spore(&["up", "-f", &env.path(), "--module", &guest("probe-c.wasm"), "--env", "TOKEN=s3cret"]);
+    assert_eq!(stdout(&out), "TOKEN=s3cret\n");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn wait_for(addr: SocketAddr, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(response) = get(addr, "/") {
+            return response;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "spore up exited early");
+        assert!(Instant::now() < deadline, "spore up did not serve within 30s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn up_serves_http_until_interrupted() {
+    let port = free_port();
+    let app = Manifest::new(&format!(
+        "  module:\n    image: localhost:5000/x:1\n  capabilities:\n    network:\n      inbound:\n      - name: http\n        port: {port}\n"
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+        .args(["up", "-f", &app.path(), "--module", &guest("http.wasm")])
+        .env("XDG_CACHE_HOME", cache_home())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let response = wait_for(addr, &mut child);
+    assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hello from spore\n"), "{response}");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("on http://127.0.0.1:{port}/")) && err.contains("stopped"), "{err}");
+}
+
+fn build_image(dir: &Path, module: &str, tag: &str) -> String {
+    let tar = dir.join("image.tar").display().to_string();
+    let out = spore(&["image", "build", "--module", &guest(module), "--tag", tag, "-o", &tar]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    tar
+}
+
+#[test]
+fn up_runs_a_module_from_an_oci_layout_tar() {
+    let app = command_app("[echo, from-a-tar]");
+    let tar = build_image(app.dir.path(), "probe-c.wasm", "localhost:5000/spore/probe:1");
+    let out = spore(&["up", "-f", &app.path(), "--module", &tar]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "from-a-tar\n"), "{}", stderr(&out));
+}
+
+/// Debian's docker-registry on a loopback port with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    addr: SocketAddr,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let storage = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", &config.display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry; `make deps` installs it)");
+        let registry = Self { child, addr, _storage: storage };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(addr, "/v2/").is_none() {
+            assert!(Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn up_pulls_the_module_from_a_registry() {
+    let registry = Registry::start();
+    let reference = format!("{}/spore/probe:1", registry.addr);
+    let app = Manifest::new(&format!("  module:\n    image: {reference}\n  args: [echo, pulled]\n"));
+    let tar = build_image(app.dir.path(), "probe-c.wasm", &reference);
+    let out = spore(&["image", "push", &tar]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = spore(&["up", "-f", &app.path()]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "pulled\n"), "{}", stderr(&out));
+
+    let missing = Manifest::new(&format!("  module:\n    image: {}/spore/absent:1\n", registry.addr));
+    assert_one_error(&spore(&["up", "-f", &missing.path()]), "pull failed");
+}
