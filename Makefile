@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
-APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl hyperfine wrk
+APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl hyperfine wrk docker-registry
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
 
 ##@ Main

@@ -7,7 +7,7 @@ use common::guest_bytes;
 use spore_shim::{CodeOrigin, Engine, EngineConfig, WasmKind};
 
 fn engine_with_cache(dir: &std::path::Path) -> Engine {
-    Engine::new(EngineConfig { cache_dir: Some(dir.to_path_buf()) }).unwrap()
+    Engine::new(EngineConfig { cache_dir: Some(dir.to_path_buf()), ..EngineConfig::default() }).unwrap()
 }
 
 #[test]
