@@ -61,15 +61,18 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         let listener = spore_shim::bind(args.address, &sandbox).await?;
         let addr = listener.local_addr().map_err(|source| CliError::Io { context: "listener".into(), source })?;
         eprintln!("spore: serving {} ({}) on http://{addr}/ — Ctrl-C to stop", app_name(&app), wasm.kind());
-        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, shutdown_signal()).await?;
+        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, async {
+            shutdown_signal().await;
+        })
+        .await?;
         eprintln!("spore: stopped");
         return Ok(0);
     }
     let exit = tokio::select! {
         exit = spore_shim::run_command(&engine, &wasm, &sandbox) => exit?,
-        () = shutdown_signal() => {
-            eprintln!("spore: interrupted");
-            return Ok(130);
+        code = shutdown_signal() => {
+            eprintln!("spore: {}: stopped by signal", app_name(&app));
+            return Ok(code);
         }
     };
     if exit.reason.is_some() {
@@ -174,6 +177,18 @@ fn module_name(args: &UpArgs, app: &WasmApp) -> String {
     args.module.as_ref().map_or_else(|| app.spec.module.image.clone(), |p| p.display().to_string())
 }
 
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Waits for Ctrl-C or SIGTERM; returns the exit code a shell reports for it.
+async fn shutdown_signal() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(term) => term.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = sigterm => 143,
+    }
 }

@@ -276,3 +276,21 @@ fn up_pulls_the_module_from_a_registry() {
     let missing = Manifest::new(&format!("  module:\n    image: {}/spore/absent:1\n", registry.addr));
     assert_one_error(&spore(&["up", "-f", &missing.path()]), "pull failed");
 }
+
+#[test]
+fn up_stops_a_spinning_command_on_sigterm() {
+    let app = command_app("[loop]");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+        .args(["up", "-f", &app.path(), "--module", &guest("probe-c.wasm")])
+        .env("XDG_CACHE_HOME", cache_home())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(sent.elapsed() < Duration::from_secs(3), "took {:?} to stop", sent.elapsed());
+    assert!(stderr(&out).contains("stopped by signal"), "{}", stderr(&out));
+}

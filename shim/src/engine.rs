@@ -2,7 +2,7 @@
 //! linkers built once so that each run pays only for instantiation.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,8 +36,9 @@ pub struct Engine {
 struct Inner {
     engine: wasmtime::Engine,
     cache: Option<CodeCache>,
-    p1_linker: wasmtime::Linker<P1State>,
-    p2_linker: ComponentLinker<P2State>,
+    // Built on first use: a process running one p1 module never pays for the p2 linker.
+    p1_linker: OnceLock<wasmtime::Linker<P1State>>,
+    p2_linker: OnceLock<ComponentLinker<P2State>>,
     ticker: Ticker,
 }
 
@@ -45,9 +46,8 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
         let engine = wasmtime::Engine::new(&wasmtime_config(config.pooled_instances)).map_err(Error::Engine)?;
         let cache = config.cache_dir.map(|dir| CodeCache::new(dir, &engine));
-        let p1_linker = p1_linker(&engine).map_err(Error::Engine)?;
-        let p2_linker = p2_linker(&engine).map_err(Error::Engine)?;
         let ticker = Ticker::start(engine.clone());
+        let (p1_linker, p2_linker) = (OnceLock::new(), OnceLock::new());
         Ok(Self { inner: Arc::new(Inner { engine, cache, p1_linker, p2_linker, ticker }) })
     }
 
@@ -65,11 +65,11 @@ impl Engine {
     }
 
     pub(crate) fn p1_linker(&self) -> &wasmtime::Linker<P1State> {
-        &self.inner.p1_linker
+        self.inner.p1_linker.get_or_init(|| p1_linker(&self.inner.engine))
     }
 
     pub(crate) fn p2_linker(&self) -> &ComponentLinker<P2State> {
-        &self.inner.p2_linker
+        self.inner.p2_linker.get_or_init(|| p2_linker(&self.inner.engine))
     }
 }
 
@@ -114,19 +114,20 @@ fn pooling(instances: u32) -> wasmtime::PoolingAllocationConfig {
     pool
 }
 
-fn p1_linker(engine: &wasmtime::Engine) -> wasmtime::Result<wasmtime::Linker<P1State>> {
+// Adding WASI's own definitions to an empty linker cannot clash, so failure is a bug.
+fn p1_linker(engine: &wasmtime::Engine) -> wasmtime::Linker<P1State> {
     let mut linker = wasmtime::Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut P1State| &mut s.wasi)?;
-    Ok(linker)
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut P1State| &mut s.wasi).expect("WASI p1 links");
+    linker
 }
 
 /// One linker for both component worlds: HTTP components built by ordinary toolchains also
 /// import `wasi:cli` and friends, so the proxy world alone would reject them.
-fn p2_linker(engine: &wasmtime::Engine) -> wasmtime::Result<ComponentLinker<P2State>> {
+fn p2_linker(engine: &wasmtime::Engine) -> ComponentLinker<P2State> {
     let mut linker = ComponentLinker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    Ok(linker)
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI p2 links");
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links");
+    linker
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a small dedicated thread.
