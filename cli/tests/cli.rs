@@ -280,7 +280,7 @@ fn up_pulls_the_module_from_a_registry() {
 #[test]
 fn up_stops_a_spinning_command_on_sigterm() {
     let app = command_app("[loop]");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+    let child = Command::new(env!("CARGO_BIN_EXE_spore"))
         .args(["up", "-f", &app.path(), "--module", &guest("probe-c.wasm")])
         .env("XDG_CACHE_HOME", cache_home())
         .stderr(Stdio::piped())
