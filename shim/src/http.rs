@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -133,7 +133,7 @@ impl HttpServer {
         let req = http.new_incoming_request(Scheme::Http, req).map_err(|e| host_error(format!("{e:#}")))?;
         let out = http.new_response_outparam(sender).map_err(|e| host_error(format!("{e:#}")))?;
         let pre = self.0.pre.clone();
-        let task = tokio::spawn(async move {
+        let mut guest = Box::pin(async move {
             let _permit = permit;
             let result = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -142,16 +142,36 @@ impl HttpServer {
             .await;
             result.map_err(|err| Exit::from_error(err, &store.data().memory))
         });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Ok(plain(500, format!("spore: the guest answered with error {code:?}\n"))),
-            Err(_) => match task.await {
-                Ok(Err(exit)) => Err(exit),
-                Ok(Ok(())) => Err(host_error("the guest returned without setting a response".into())),
-                Err(join) => Err(host_error(format!("the request task failed: {join}"))),
-            },
+        let mut receiver = receiver;
+        // Drive the guest on this task: most handlers finish before their response is read,
+        // and a task hand-off per request costs more than the guest itself.
+        let finished = tokio::select! {
+            biased;
+            response = &mut receiver => {
+                // Still running (e.g. streaming the body): let it finish on its own.
+                tokio::spawn(async move {
+                    if let Err(exit) = guest.await {
+                        tracing::error!("request failed after its response started: {}", exit.report());
+                    }
+                });
+                return answer(response.map_err(|_| host_error("the guest dropped its response".into()))?);
+            }
+            finished = &mut guest => finished,
+        };
+        match (receiver.await, finished) {
+            (Ok(response), Ok(())) => answer(response),
+            (Ok(response), Err(exit)) => {
+                tracing::error!("request failed after setting its response: {}", exit.report());
+                answer(response)
+            }
+            (Err(_), Err(exit)) => Err(exit),
+            (Err(_), Ok(())) => Err(host_error("the guest returned without setting a response".into())),
         }
     }
+}
+
+fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Result<Response, Exit> {
+    Ok(response.unwrap_or_else(|code| plain(500, format!("spore: the guest answered with error {code:?}\n"))))
 }
 
 /// Serves `wasm` on `listener` until `shutdown` resolves.
