@@ -28,6 +28,7 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/start.json" \
   -n warm "$warm" \
   -n native "$native" >&2
 start=$(json_field "$work/start.json")
+shown() { sed "s|$work/[a-z]*|CACHE|" <<<"$1"; }
 ms() { awk -v n="$1" '$1 == n { print $2 }' <<<"$start"; }
 sd() { awk -v n="$1" '$1 == n { print $3 }' <<<"$start"; }
 
@@ -73,15 +74,16 @@ The same program built natively (static) is the floor. hyperfine, $runs runs eac
 
 | case | mean (ms) | stddev (ms) | command |
 |---|---:|---:|---|
-| cold cache | $(ms cold) | $(sd cold) | \`hyperfine -N --prepare 'rm -rf CACHE' '$cold'\` |
-| warm cache | $(ms warm) | $(sd warm) | \`hyperfine -N '$warm'\` |
+| cold cache | $(ms cold) | $(sd cold) | \`hyperfine -N --prepare 'rm -rf CACHE' '$(shown "$cold")'\` |
+| warm cache | $(ms warm) | $(sd warm) | \`hyperfine -N '$(shown "$warm")'\` |
 | native binary | $(ms native) | $(sd native) | \`hyperfine -N '$native'\` |
 
 ## HTTP: the hello component vs a native hyper server
 
 Requests per second on loopback, \`wrk -t1 -c16 -d${duration}s\`, one after the other in the
-same run. Spore instantiates a fresh component instance for every request;
-\`bench/native-hello\` is a plain hyper server returning the same body. Goal: >= 80% of native.
+same run. Spore instantiates a fresh component instance for every request (from a
+pre-instantiated component and a pooling allocator); \`bench/native-hello\` is a plain hyper
+server returning the same body. Goal: >= 80% of native.
 
 | server | requests/s | command |
 |---|---:|---|
