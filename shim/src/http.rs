@@ -233,3 +233,4 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
+
