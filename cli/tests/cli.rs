@@ -23,7 +23,11 @@ fn guest(file: &str) -> String {
 }
 
 fn spore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spore")).args(args).env("XDG_CACHE_HOME", cache_home()).output().expect("spore runs")
+    Command::new(env!("CARGO_BIN_EXE_spore"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache_home())
+        .output()
+        .expect("spore runs")
 }
 
 fn cache_home() -> PathBuf {
@@ -86,7 +90,9 @@ fn bad_manifests_get_one_clear_error() {
         (Manifest::new(&format!("{image}  limits:\n    memory: 64MB\n")), "invalid memory quantity \"64MB\""),
         (Manifest::new(&format!("{image}  limits:\n    timeout: soon\n")), "invalid duration"),
         (
-            Manifest::new(&format!("{image}  capabilities:\n    filesystem:\n    - volume: data\n      guestPath: /data\n")),
+            Manifest::new(&format!(
+                "{image}  capabilities:\n    filesystem:\n    - volume: data\n      guestPath: /data\n"
+            )),
             "spec.capabilities.filesystem[0].volume",
         ),
         (Manifest::raw("apiVersion: apps/v1\nkind: Deployment\n"), "apps/v1"),
@@ -137,7 +143,10 @@ fn up_maps_volumes_and_env() {
     let app = Manifest::new(
         "  module:\n    image: localhost:5000/x:1\n  args: [read, /config/greeting]\n  volumes:\n  - name: config\n    configMap:\n      name: cfg\n  capabilities:\n    filesystem:\n    - volume: config\n      guestPath: /config\n",
     );
-    assert_one_error(&spore(&["up", "-f", &app.path(), "--module", &guest("probe-c.wasm")]), "pass --volume config=DIR");
+    assert_one_error(
+        &spore(&["up", "-f", &app.path(), "--module", &guest("probe-c.wasm")]),
+        "pass --volume config=DIR",
+    );
     let volume = format!("config={}", host.path().display());
     let out = spore(&["up", "-f", &app.path(), "--module", &guest("probe-c.wasm"), "--volume", &volume]);
     assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "hello from a volume"), "{}", stderr(&out));

@@ -233,4 +233,3 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
-

@@ -24,7 +24,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything needed to run one app, with references already resolved by the caller:
 /// env values read from ConfigMaps/Secrets, volumes mapped to host directories.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppConfig {
     /// argv[0] as the guest sees it (the app's name).
     pub name: String,

@@ -1,0 +1,182 @@
+//! One container of a pod: created from its bundle, started as a guest on the engine,
+//! stopped by a signal or by its own exit, and its exit status kept for Wait and Delete.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tokio::sync::{Notify, watch};
+
+use super::spec::ContainerKind;
+use crate::{Engine, Exit, Sandbox, Stdio, Wasm, WasmKind};
+
+/// How a task stands, as containerd sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped { exit_status: u32, exited_at: SystemTime },
+}
+
+/// What a container runs.
+pub enum Workload {
+    Sandbox,
+    Guest { wasm: Wasm, sandbox: Sandbox },
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub stdout: String,
+    pub stderr: String,
+    pub rootfs_mounted: bool,
+    workload: Workload,
+    status: watch::Sender<Status>,
+    stop: Mutex<Option<u32>>,
+    stop_requested: Notify,
+}
+
+/// Exit status of a task ended by a signal, as a shell and containerd report it.
+pub fn signalled(signal: u32) -> u32 {
+    128 + signal
+}
+
+impl Container {
+    pub fn new(
+        id: String,
+        bundle: PathBuf,
+        stdout: String,
+        stderr: String,
+        rootfs_mounted: bool,
+        workload: Workload,
+    ) -> Self {
+        Self {
+            id,
+            bundle,
+            stdout,
+            stderr,
+            rootfs_mounted,
+            workload,
+            status: watch::Sender::new(Status::Created),
+            stop: Mutex::new(None),
+            stop_requested: Notify::new(),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// Waits until the task has stopped; returns its exit status and time.
+    pub async fn wait(&self) -> (u32, SystemTime) {
+        let mut rx = self.status.subscribe();
+        loop {
+            if let Status::Stopped { exit_status, exited_at } = *rx.borrow_and_update() {
+                return (exit_status, exited_at);
+            }
+            if rx.changed().await.is_err() {
+                return (signalled(9), SystemTime::now());
+            }
+        }
+    }
+
+    /// Runs the workload to its end (or until a stop signal) and records the exit.
+    pub async fn run(&self, engine: &Engine) -> (u32, SystemTime) {
+        self.status.send_replace(Status::Running);
+        let exit_status = tokio::select! {
+            status = self.execute(engine) => status,
+            signal = self.stop_signal() => signalled(signal),
+        };
+        let exited_at = SystemTime::now();
+        self.status.send_replace(Status::Stopped { exit_status, exited_at });
+        (exit_status, exited_at)
+    }
+
+    async fn execute(&self, engine: &Engine) -> u32 {
+        match &self.workload {
+            Workload::Sandbox => std::future::pending().await,
+            Workload::Guest { wasm, sandbox } if wasm.kind() == WasmKind::HttpProxy => {
+                match serve(engine, wasm, sandbox).await {
+                    Ok(()) => 0,
+                    Err(err) => {
+                        log::error!("container {}: {err}", self.id);
+                        1
+                    }
+                }
+            }
+            Workload::Guest { wasm, sandbox } => match crate::run_command(engine, wasm, sandbox).await {
+                Ok(exit) => {
+                    if exit.reason.is_some() {
+                        log::warn!("container {}: {}", self.id, exit.report());
+                    }
+                    exit_status(&exit)
+                }
+                Err(err) => {
+                    log::error!("container {}: {err}", self.id);
+                    crate::HOST_ERROR_EXIT_CODE as u32
+                }
+            },
+        }
+    }
+
+    /// Asks the running task to stop with `signal`. Stopping drops the guest's future, which
+    /// wasmtime interrupts within one epoch tick.
+    pub fn kill(&self, signal: u32) {
+        if let Status::Created = self.status() {
+            self.status.send_replace(Status::Stopped { exit_status: signalled(signal), exited_at: SystemTime::now() });
+            return;
+        }
+        *self.stop.lock().expect("stop lock") = Some(signal);
+        self.stop_requested.notify_one();
+    }
+
+    async fn stop_signal(&self) -> u32 {
+        loop {
+            if let Some(signal) = *self.stop.lock().expect("stop lock") {
+                return signal;
+            }
+            self.stop_requested.notified().await;
+        }
+    }
+}
+
+fn exit_status(exit: &Exit) -> u32 {
+    u32::try_from(exit.code).unwrap_or(crate::HOST_ERROR_EXIT_CODE as u32)
+}
+
+async fn serve(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> crate::Result<()> {
+    let listener = crate::bind(std::net::Ipv4Addr::UNSPECIFIED.into(), sandbox).await?;
+    crate::serve_http(engine, wasm, sandbox, listener, std::future::pending()).await
+}
+
+/// Builds the workload of a new container: loads and checks its Wasm now, so that a bad
+/// module fails Create with a reason rather than Start.
+pub fn workload(kind: ContainerKind, engine: &Engine, stdio: Stdio) -> Result<Workload, String> {
+    let (module, config) = match kind {
+        ContainerKind::Sandbox => return Ok(Workload::Sandbox),
+        ContainerKind::Wasm { module, config } => (module, config),
+    };
+    let bytes = read_module(&module)?;
+    let wasm = engine.load(&bytes).map_err(|e| format!("{}: {e}", display(&module)))?;
+    let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
+    Ok(Workload::Guest { wasm, sandbox })
+}
+
+fn read_module(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{}: not found in the image; its entrypoint must be the .wasm file (e.g. ENTRYPOINT [\"/app.wasm\"])",
+            display(path)
+        ),
+        _ => format!("cannot read {}: {e}", display(path)),
+    })
+}
+
+/// The path as the image has it (without the bundle's rootfs prefix).
+fn display(path: &Path) -> String {
+    let s = path.display().to_string();
+    match s.find("/rootfs/") {
+        Some(i) => s[i + "/rootfs".len()..].to_string(),
+        None => s,
+    }
+}

@@ -1,0 +1,76 @@
+//! The containerd shim v2 (`io.containerd.spore.v1`): one shim process per pod, serving
+//! containerd's Task API over ttrpc and running each container's Wasm on one shared engine.
+
+mod container;
+pub mod spec;
+mod task;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use containerd_shim::asynchronous::{ExitSignal, Shim, publisher::RemotePublisher, spawn};
+use containerd_shim::{Config, Error as ShimError, Flags, StartOpts};
+use containerd_shim_protos::api::DeleteResponse;
+
+pub use self::task::TaskService;
+
+/// The runtime type containerd knows this shim by.
+pub const RUNTIME_ID: &str = "io.containerd.spore.v1";
+/// The node-wide code cache every shim shares (override with `SPORE_CACHE_DIR`).
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/spore/code-cache";
+
+/// Entry point of `containerd-shim-spore-v1`.
+pub fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));
+}
+
+struct SporeShim {
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    id: String,
+    bundle: PathBuf,
+}
+
+#[async_trait]
+impl Shim for SporeShim {
+    type T = TaskService;
+
+    async fn new(_runtime_id: &str, flags: &Flags, _config: &mut Config) -> Self {
+        let bundle = if flags.bundle.is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            flags.bundle.clone().into()
+        };
+        Self { exit: Arc::new(ExitSignal::default()), namespace: flags.namespace.clone(), id: flags.id.clone(), bundle }
+    }
+
+    /// Containers of one pod share one shim: the socket address is keyed by the pod.
+    async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
+        let spec = containerd_shim::asynchronous::util::read_spec(&self.bundle).await?;
+        let pod = spec::pod_id(&spec, &opts.id);
+        spawn(opts, &pod, Vec::new()).await
+    }
+
+    /// Called after a shim died: report the task as killed and release its rootfs.
+    async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
+        task::unmount_rootfs(&self.bundle);
+        log::info!("cleaned up {} in {} after its shim exited", self.id, self.namespace);
+        Ok(DeleteResponse {
+            exit_status: container::signalled(9),
+            exited_at: containerd_shim_protos::protobuf::MessageField::some(task::timestamp(
+                std::time::SystemTime::now(),
+            )),
+            ..Default::default()
+        })
+    }
+
+    async fn wait(&mut self) {
+        self.exit.wait().await;
+    }
+
+    async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        TaskService::new(self.namespace.clone(), publisher, self.exit.clone())
+    }
+}

@@ -1,0 +1,254 @@
+//! Reading a container's OCI spec: what kind of container it is, where its Wasm is, and
+//! the sandbox it gets from the `spore.dev/*` annotations. Pure functions over the spec.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use spore_crds::{Capabilities, Limits};
+
+use crate::policy::{AppConfig, RuntimeLimits};
+
+/// The JSON of the WasmApp's `capabilities`.
+pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
+/// The JSON of the WasmApp's `limits`.
+pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
+/// A JSON list of the environment variable names the app declares; only these pass.
+pub const ENV_ANNOTATION: &str = "spore.dev/env";
+
+const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+/// A spec that cannot run, with the field to blame.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+fn spec_error(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError { field: field.into(), message: message.into() }
+}
+
+/// What a container is, decided once from its spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerKind {
+    /// The CRI pod sandbox ("pause") container: the shim holds it without running anything.
+    Sandbox,
+    /// A Wasm guest: the module at `module` (a path inside the rootfs) with its sandbox.
+    Wasm { module: PathBuf, config: AppConfig },
+}
+
+impl ContainerKind {
+    pub fn from_spec(spec: &Spec, rootfs: &Path) -> Result<Self, SpecError> {
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        if annotations.get(CONTAINER_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox") {
+            return Ok(Self::Sandbox);
+        }
+        let process = spec.process().as_ref().ok_or_else(|| spec_error("process", "the spec has no process"))?;
+        let args = process.args().clone().unwrap_or_default();
+        let entry = args
+            .first()
+            .ok_or_else(|| spec_error("process.args", "no entrypoint; set the image's entrypoint to the .wasm file"))?;
+        let module = rootfs.join(entry.trim_start_matches('/'));
+        let config = AppConfig {
+            name: Path::new(entry).file_name().map_or_else(|| entry.clone(), |n| n.to_string_lossy().into_owned()),
+            args: args[1..].to_vec(),
+            env: declared_env(process.env().as_deref().unwrap_or_default(), &annotations)?,
+            capabilities: capabilities(&annotations)?,
+            volumes: BTreeMap::new(),
+            limits: limits(spec, &annotations)?,
+        };
+        let volumes = volumes(spec, &config.capabilities)?;
+        Ok(Self::Wasm { module, config: AppConfig { volumes, ..config } })
+    }
+}
+
+/// The pod a container belongs to: the sandbox id under CRI, else the container's own id.
+pub fn pod_id(spec: &Spec, container_id: &str) -> String {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(SANDBOX_ID_ANNOTATION))
+        .cloned()
+        .unwrap_or_else(|| container_id.to_string())
+}
+
+fn annotation_json<T: serde::de::DeserializeOwned + Default>(
+    annotations: &std::collections::HashMap<String, String>,
+    key: &str,
+) -> Result<T, SpecError> {
+    match annotations.get(key) {
+        None => Ok(T::default()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| spec_error(format!("annotation {key}"), format!("invalid JSON for {key}: {e}"))),
+    }
+}
+
+fn capabilities(annotations: &std::collections::HashMap<String, String>) -> Result<Capabilities, SpecError> {
+    annotation_json(annotations, CAPABILITIES_ANNOTATION)
+}
+
+/// Only the names the app declared pass; containerd's own additions (PATH, HOSTNAME,
+/// Kubernetes service links) never reach the guest.
+fn declared_env(
+    env: &[String],
+    annotations: &std::collections::HashMap<String, String>,
+) -> Result<Vec<(String, String)>, SpecError> {
+    let declared: Vec<String> = annotation_json(annotations, ENV_ANNOTATION)?;
+    Ok(env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| declared.iter().any(|d| d == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// The annotation's limits; the pod's memory limit caps memory too (the lower wins).
+fn limits(spec: &Spec, annotations: &std::collections::HashMap<String, String>) -> Result<RuntimeLimits, SpecError> {
+    let declared: Limits = annotation_json(annotations, LIMITS_ANNOTATION)?;
+    let mut limits = RuntimeLimits::from_spec(&declared)
+        .map_err(|e| spec_error(format!("annotation {LIMITS_ANNOTATION}"), e.to_string()))?;
+    let pod_memory = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .and_then(|l| u64::try_from(l).ok())
+        .filter(|l| *l > 0);
+    limits.memory = match (limits.memory, pod_memory) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(limits)
+}
+
+/// Maps each declared mount to the host directory the container has at its guest path.
+fn volumes(spec: &Spec, caps: &Capabilities) -> Result<BTreeMap<String, PathBuf>, SpecError> {
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    caps.filesystem
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mount = mounts.iter().find(|mnt| mnt.destination() == Path::new(&m.guest_path)).ok_or_else(|| {
+                spec_error(
+                    format!("annotation {CAPABILITIES_ANNOTATION}: filesystem[{i}]"),
+                    format!(
+                        "guestPath {} has no mount in the container; mount volume {:?} there",
+                        m.guest_path, m.volume
+                    ),
+                )
+            })?;
+            let source = mount
+                .source()
+                .clone()
+                .ok_or_else(|| spec_error(format!("mounts {}", m.guest_path), "the mount has no source directory"))?;
+            Ok((m.volume.clone(), source))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> Spec {
+        serde_json::from_value(json).expect("valid spec")
+    }
+
+    fn wasm(json: serde_json::Value) -> Result<(PathBuf, AppConfig), SpecError> {
+        match ContainerKind::from_spec(&spec(json), Path::new("/bundle/rootfs"))? {
+            ContainerKind::Wasm { module, config } => Ok((module, config)),
+            ContainerKind::Sandbox => panic!("not a Wasm container"),
+        }
+    }
+
+    #[test]
+    fn the_entrypoint_names_the_module_and_args_follow() {
+        let (module, config) = wasm(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/app.wasm", "serve", "--fast"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        }))
+        .unwrap();
+        assert_eq!(module, Path::new("/bundle/rootfs/app.wasm"));
+        assert_eq!((config.name.as_str(), config.args), ("app.wasm", vec!["serve".to_string(), "--fast".into()]));
+    }
+
+    #[test]
+    fn only_declared_env_passes() {
+        let (_, config) = wasm(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin", "GREETING=hi", "HOSTNAME=x"]},
+            "annotations": {"spore.dev/env": "[\"GREETING\"]"},
+        }))
+        .unwrap();
+        assert_eq!(config.env, vec![("GREETING".to_string(), "hi".to_string())]);
+        let (_, undeclared) =
+            wasm(serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["A=1"]}}))
+                .unwrap();
+        assert!(undeclared.env.is_empty());
+    }
+
+    #[test]
+    fn the_lower_memory_limit_wins() {
+        let (_, config) = wasm(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"resources": {"memory": {"limit": 33554432}}},
+            "annotations": {"spore.dev/limits": "{\"memory\": \"64Mi\", \"timeout\": \"5s\"}"},
+        }))
+        .unwrap();
+        assert_eq!(config.limits.memory, Some(32 << 20));
+        assert_eq!(config.limits.timeout, Some(std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn declared_mounts_map_to_the_containers_mount_sources() {
+        let (_, config) = wasm(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "mounts": [{"destination": "/data", "source": "/var/lib/kubelet/pods/x/volumes/data", "type": "bind"}],
+            "annotations": {"spore.dev/capabilities": "{\"filesystem\": [{\"volume\": \"data\", \"guestPath\": \"/data\"}]}"},
+        }))
+        .unwrap();
+        assert_eq!(config.volumes.get("data").unwrap(), Path::new("/var/lib/kubelet/pods/x/volumes/data"));
+        assert!(config.capabilities.filesystem[0].read_only);
+    }
+
+    #[test]
+    fn bad_annotations_name_the_annotation_and_the_problem() {
+        for (annotations, expected) in [
+            (
+                serde_json::json!({"spore.dev/capabilities": "{not json"}),
+                "annotation spore.dev/capabilities: invalid JSON",
+            ),
+            (serde_json::json!({"spore.dev/capabilities": "{\"files\": []}"}), "unknown field `files`"),
+            (serde_json::json!({"spore.dev/limits": "{\"memory\": \"lots\"}"}), "invalid memory quantity"),
+            (
+                serde_json::json!({"spore.dev/capabilities": "{\"filesystem\": [{\"volume\": \"d\", \"guestPath\": \"/d\"}]}"}),
+                "guestPath /d has no mount in the container",
+            ),
+        ] {
+            let err = wasm(serde_json::json!({
+                "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
+            }))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_cri_sandbox_is_recognised_and_grouped() {
+        let sandbox = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/pause"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1"},
+        }));
+        assert_eq!(ContainerKind::from_spec(&sandbox, Path::new("/r")).unwrap(), ContainerKind::Sandbox);
+        assert_eq!(pod_id(&sandbox, "c1"), "pod1");
+        let plain = spec(serde_json::json!({"ociVersion": "1.0.2"}));
+        assert_eq!(pod_id(&plain, "c1"), "c1");
+    }
+}

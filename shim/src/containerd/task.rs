@@ -1,0 +1,313 @@
+//! containerd's Task service: each call validated, then applied to the pod's containers.
+//! Errors are translated to ttrpc status codes here, once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use containerd_shim::asynchronous::ExitSignal;
+use containerd_shim::asynchronous::publisher::RemotePublisher;
+use containerd_shim_protos::api;
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::{empty::Empty, timestamp::Timestamp};
+use containerd_shim_protos::protobuf::{MessageDyn, MessageField};
+use containerd_shim_protos::shim_async::Task;
+use containerd_shim_protos::topics;
+use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
+use containerd_shim_protos::ttrpc::{self, Code};
+use wasmtime_wasi::cli::OutputFile;
+
+use super::DEFAULT_CACHE_DIR;
+use super::container::{Container, Status, workload};
+use super::spec::ContainerKind;
+use crate::{Engine, EngineConfig, Stdio};
+
+type TtrpcResult<T> = ttrpc::Result<T>;
+
+fn status(code: Code, message: impl Into<String>) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, message.into()))
+}
+
+pub fn timestamp(time: SystemTime) -> Timestamp {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() as i32, ..Default::default() }
+}
+
+/// The Task service of one shim (one pod).
+pub struct TaskService {
+    namespace: String,
+    publisher: Arc<RemotePublisher>,
+    exit: Arc<ExitSignal>,
+    engine: Engine,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+}
+
+impl TaskService {
+    pub fn new(namespace: String, publisher: RemotePublisher, exit: Arc<ExitSignal>) -> Self {
+        let cache_dir =
+            std::env::var_os("SPORE_CACHE_DIR").map_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR), PathBuf::from);
+        let engine = Engine::new(EngineConfig { cache_dir: Some(cache_dir), pooled_instances: None })
+            .expect("the wasmtime engine starts with Spore's fixed configuration");
+        Self { namespace, publisher: Arc::new(publisher), exit, engine, containers: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, id: &str) -> TtrpcResult<Arc<Container>> {
+        self.containers
+            .lock()
+            .expect("containers lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| status(Code::NOT_FOUND, format!("container {id} not found")))
+    }
+
+    async fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+        publish(&self.publisher, &self.namespace, topic, event).await;
+    }
+}
+
+async fn publish(publisher: &RemotePublisher, namespace: &str, topic: &str, event: Box<dyn MessageDyn>) {
+    let ctx = containerd_shim_protos::ttrpc::context::Context::default();
+    if let Err(err) = publisher.publish(ctx, topic, namespace, event).await {
+        log::warn!("publishing {topic} failed: {err}");
+    }
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Mounts the rootfs containerd prepared (its snapshot) at `bundle/rootfs`.
+async fn mount_rootfs(bundle: &Path, mounts: &[api::Mount]) -> TtrpcResult<bool> {
+    let target = bundle.join("rootfs");
+    for mount in mounts {
+        containerd_shim::asynchronous::util::mount_rootfs(mount, &target)
+            .await
+            .map_err(|e| status(Code::INTERNAL, format!("cannot mount the rootfs at {}: {e}", target.display())))?;
+    }
+    Ok(!mounts.is_empty())
+}
+
+pub fn unmount_rootfs(bundle: &Path) {
+    let target = bundle.join("rootfs");
+    if let Err(err) = containerd_shim::mount::umount_recursive(target.to_str(), libc_detach()) {
+        log::warn!("unmounting {}: {err}", target.display());
+    }
+}
+
+fn libc_detach() -> i32 {
+    2 // MNT_DETACH
+}
+
+fn open_output(path: &str) -> TtrpcResult<Option<OutputFile>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map(|f| Some(OutputFile::new(f)))
+        .map_err(|e| status(Code::INTERNAL, format!("cannot open the container's output {path}: {e}")))
+}
+
+fn stdio(stdout: &str, stderr: &str) -> TtrpcResult<Stdio> {
+    Ok(match (open_output(stdout)?, open_output(stderr)?) {
+        (Some(out), Some(err)) => Stdio::new(out, err),
+        (Some(out), None) => Stdio::new(out, std::io::empty()),
+        (None, Some(err)) => Stdio::new(std::io::empty(), err),
+        (None, None) => Stdio::null(),
+    })
+}
+
+#[async_trait]
+impl Task for TaskService {
+    async fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
+        if self.containers.lock().expect("containers lock").contains_key(&req.id) {
+            return Err(status(Code::ALREADY_EXISTS, format!("container {} already exists", req.id)));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let spec = containerd_shim::asynchronous::util::read_spec(&bundle)
+            .await
+            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("cannot read the OCI spec in {}: {e}", req.bundle)))?;
+        let mounted = mount_rootfs(&bundle, &req.rootfs).await?;
+        let built =
+            ContainerKind::from_spec(&spec, &bundle.join("rootfs")).map_err(|e| e.to_string()).and_then(|kind| {
+                let io = stdio(&req.stdout, &req.stderr).map_err(|e| e.to_string())?;
+                workload(kind, &self.engine, io)
+            });
+        let workload = match built {
+            Ok(workload) => workload,
+            Err(message) => {
+                if mounted {
+                    unmount_rootfs(&bundle);
+                }
+                return Err(status(Code::FAILED_PRECONDITION, format!("spore: container {}: {message}", req.id)));
+            }
+        };
+        let container =
+            Arc::new(Container::new(req.id.clone(), bundle, req.stdout.clone(), req.stderr.clone(), mounted, workload));
+        self.containers.lock().expect("containers lock").insert(req.id.clone(), container);
+        self.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: MessageField::some(containerd_shim_protos::events::task::TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                }),
+                pid: pid(),
+                ..Default::default()
+            }),
+        )
+        .await;
+        Ok(api::CreateTaskResponse { pid: pid(), ..Default::default() })
+    }
+
+    async fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
+        let container = self.get(&req.id)?;
+        if container.status() != Status::Created {
+            return Err(status(Code::FAILED_PRECONDITION, format!("container {} was already started", req.id)));
+        }
+        let engine = self.engine.clone();
+        let publisher = self.publisher.clone();
+        let namespace = self.namespace.clone();
+        let running = container.clone();
+        tokio::spawn(async move {
+            let (exit_status, exited_at) = running.run(&engine).await;
+            let event = TaskExit {
+                container_id: running.id.clone(),
+                id: running.id.clone(),
+                pid: pid(),
+                exit_status,
+                exited_at: MessageField::some(timestamp(exited_at)),
+                ..Default::default()
+            };
+            publish(&publisher, &namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event)).await;
+        });
+        // `run` marks the task running before its first await; wait for that so State agrees.
+        let mut waited = 0;
+        while container.status() == Status::Created && waited < 100 {
+            tokio::task::yield_now().await;
+            waited += 1;
+        }
+        self.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            Box::new(TaskStart { container_id: req.id.clone(), pid: pid(), ..Default::default() }),
+        )
+        .await;
+        Ok(api::StartResponse { pid: pid(), ..Default::default() })
+    }
+
+    async fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+        let container = self.get(&req.id)?;
+        let mut response = api::StateResponse {
+            id: req.id.clone(),
+            bundle: container.bundle.display().to_string(),
+            pid: pid(),
+            stdout: container.stdout.clone(),
+            stderr: container.stderr.clone(),
+            ..Default::default()
+        };
+        let state = match container.status() {
+            Status::Created => api::Status::CREATED,
+            Status::Running => api::Status::RUNNING,
+            Status::Stopped { exit_status, exited_at } => {
+                response.exit_status = exit_status;
+                response.exited_at = MessageField::some(timestamp(exited_at));
+                api::Status::STOPPED
+            }
+        };
+        response.status = state.into();
+        Ok(response)
+    }
+
+    async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<Empty> {
+        if !req.exec_id.is_empty() {
+            return Err(status(
+                Code::NOT_FOUND,
+                format!("exec {} not found: Wasm containers have no execs", req.exec_id),
+            ));
+        }
+        self.get(&req.id)?.kill(req.signal);
+        Ok(Empty::new())
+    }
+
+    async fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        let (exit_status, exited_at) = self.get(&req.id)?.wait().await;
+        Ok(api::WaitResponse { exit_status, exited_at: MessageField::some(timestamp(exited_at)), ..Default::default() })
+    }
+
+    async fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
+        let container = self.get(&req.id)?;
+        let Status::Stopped { exit_status, exited_at } = container.status() else {
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("container {} is still running; kill it first", req.id),
+            ));
+        };
+        self.containers.lock().expect("containers lock").remove(&req.id);
+        if container.rootfs_mounted {
+            unmount_rootfs(&container.bundle);
+        }
+        self.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(TaskDelete {
+                container_id: req.id.clone(),
+                pid: pid(),
+                exit_status,
+                exited_at: MessageField::some(timestamp(exited_at)),
+                ..Default::default()
+            }),
+        )
+        .await;
+        Ok(api::DeleteResponse {
+            pid: pid(),
+            exit_status,
+            exited_at: MessageField::some(timestamp(exited_at)),
+            ..Default::default()
+        })
+    }
+
+    async fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        self.get(&req.id)?;
+        Ok(api::PidsResponse {
+            processes: vec![api::ProcessInfo { pid: pid(), ..Default::default() }],
+            ..Default::default()
+        })
+    }
+
+    async fn connect(&self, _ctx: &TtrpcContext, _req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
+        Ok(api::ConnectResponse {
+            shim_pid: pid(),
+            task_pid: pid(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// The shim leaves once its pod has no containers left.
+    async fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<Empty> {
+        if self.containers.lock().expect("containers lock").is_empty() {
+            self.exit.signal();
+        }
+        Ok(Empty::new())
+    }
+
+    async fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<Empty> {
+        Err(status(Code::UNIMPLEMENTED, "exec is not supported: a Wasm container has no processes to exec into"))
+    }
+
+    async fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> TtrpcResult<Empty> {
+        Ok(Empty::new())
+    }
+
+    async fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> TtrpcResult<Empty> {
+        Ok(Empty::new())
+    }
+}

@@ -1,0 +1,892 @@
+//! A private, real containerd for integration tests, driven with `ctr`.
+//!
+//! ```ignore
+//! let ctrd = Containerd::start();
+//! let image = ImageBuilder::new("localhost/spore/hello:1").file("/hello", bytes, 0o755).entrypoint(["/hello"]);
+//! ctrd.import_image(&image);
+//! let out = ctrd.run(image.name(), "hello", RUNC, &[]);
+//! assert_eq!(out.stdout_text(), "hello from spore (C)\n");
+//! ctrd.assert_clean();
+//! ```
+//!
+//! Every instance owns a fresh `/tmp/spore-ctrd-XXXXXX` holding its config, root, state,
+//! gRPC and ttrpc sockets, log, FIFOs and runc root, and a cgroup parent
+//! `/spore-test-XXXXXX` (`run` passes `--cgroup`, `--fifo-dir` and, for runc, `--runc-root`),
+//! so tests may run in parallel in one process and across test binaries. The one host-wide
+//! path is the shim socket in /run/containerd/s, named by a hash of address, namespace and id.
+//! A runtime that keeps state keyed by namespace and id alone would clash: prefer ids that
+//! name the test.
+//!
+//! Needs root and Debian's `containerd` and `runc` (`make deps`). The Spore shim is found in
+//! `SPORE_SHIM_DIR`, else next to the `containerd-shim-spore-v1` binary cargo built for this
+//! test run, else in `target/release`.
+//!
+//! Images on containerd 1.6.20 (checked with `ctr` 1.6.20): [`ImageBuilder`] writes an OCI
+//! layout tar whose `index.json` points straight at one manifest, with no `platform` field.
+//! Such an image imports and runs whatever its config's os/architecture says (`linux/amd64`,
+//! `wasip1/wasm`, `wasi/wasm`): containerd checks the platform only when it has to pick a
+//! manifest out of an index. With a `platform` on the `index.json` entry, a non-linux image
+//! is filtered out by `ctr images import` unless `--all-platforms` is given (we always give
+//! it); with a nested image index, unpacking needs `ctr run --platform wasi/wasm`. Layers
+//! must be tars: `application/wasm` layers fail on containerd < 1.6.25.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// runc's runtime type, for runs that need no Spore shim.
+pub const RUNC: &str = "io.containerd.runc.v2";
+/// Spore's runtime type: containerd runs `containerd-shim-spore-v1` from its PATH.
+pub const SPORE: &str = "io.containerd.spore.v1";
+/// The namespace `ctr` uses unless [`ContainerdConfig::namespace`] says otherwise.
+pub const NAMESPACE: &str = "spore-test";
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const CTR_TIMEOUT: Duration = Duration::from_secs(60);
+const SHIM_BINARY: &str = "containerd-shim-spore-v1";
+
+/// The directory holding `containerd-shim-spore-v1`, put first on containerd's PATH.
+pub fn shim_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPORE_SHIM_DIR") {
+        return PathBuf::from(dir);
+    }
+    // Set by cargo when the package has this binary: built fresh, right profile, right target dir.
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_containerd-shim-spore-v1") {
+        return Path::new(bin).parent().expect("binary has a directory").to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").join("target/release")
+}
+
+/// The Spore shim binary; panics with what to do when it has not been built.
+pub fn shim_binary() -> PathBuf {
+    let path = shim_dir().join(SHIM_BINARY);
+    assert!(path.is_file(), "{} missing: build it with `cargo build --release -p spore-shim`", path.display());
+    path
+}
+
+/// How to start a containerd; `Containerd::start()` is `Containerd::configure().start()`.
+#[derive(Clone, Debug)]
+pub struct ContainerdConfig {
+    cri: bool,
+    namespace: String,
+    extra_toml: String,
+}
+
+impl ContainerdConfig {
+    /// Keep the CRI plugin (disabled by default).
+    pub fn with_cri(mut self) -> Self {
+        self.cri = true;
+        self
+    }
+
+    /// The namespace `ctr` uses (default [`NAMESPACE`]).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// TOML appended to the generated config (it may use `{dir}`, replaced by the instance's
+    /// directory). Tables only (top-level keys would land in the last table), and none the
+    /// generated config already has (`grpc`, `ttrpc`, `debug`, the `opt` plugin, the CRI
+    /// `runc` and `spore` runtimes): TOML forbids defining a table twice.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    pub fn start(self) -> Containerd {
+        Containerd::start_with(self)
+    }
+}
+
+/// A running private containerd; dropping it kills it and cleans up after it.
+pub struct Containerd {
+    dir: PathBuf,
+    namespace: String,
+    cgroup_parent: String,
+    child: Option<Child>,
+}
+
+/// One row of `ctr tasks ls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub pid: u32,
+    /// `RUNNING`, `STOPPED`, `CREATED`, `PAUSED`, ...
+    pub status: String,
+}
+
+impl Containerd {
+    /// Start a containerd with the default configuration (CRI disabled).
+    pub fn start() -> Containerd {
+        Self::configure().start()
+    }
+
+    pub fn configure() -> ContainerdConfig {
+        ContainerdConfig { cri: false, namespace: NAMESPACE.into(), extra_toml: String::new() }
+    }
+
+    fn start_with(config: ContainerdConfig) -> Containerd {
+        require_tools();
+        // Short: unix socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new().prefix("spore-ctrd-").tempdir_in("/tmp").expect("temp dir").keep();
+        let suffix = dir.file_name().unwrap().to_string_lossy().trim_start_matches("spore-ctrd-").to_string();
+        let ctrd = Containerd {
+            cgroup_parent: format!("/spore-test-{suffix}"),
+            namespace: config.namespace.clone(),
+            dir,
+            child: None,
+        };
+        std::fs::write(ctrd.dir.join("config.toml"), ctrd.config_toml(&config)).expect("write config.toml");
+        ctrd.spawn()
+    }
+
+    fn config_toml(&self, config: &ContainerdConfig) -> String {
+        let dir = self.dir.display().to_string();
+        let disabled = if config.cri { "" } else { r#""io.containerd.grpc.v1.cri""# };
+        let mut toml = format!(
+            r#"version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [{disabled}]
+
+[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "{RUNC}"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
+  runtime_type = "{SPORE}"
+  pod_annotations = ["spore.dev/*"]
+  container_annotations = ["spore.dev/*"]
+"#
+        );
+        toml.push_str(&config.extra_toml.replace("{dir}", &dir));
+        toml
+    }
+
+    fn spawn(mut self) -> Containerd {
+        let log = std::fs::File::create(self.log_path()).expect("create containerd.log");
+        let path = format!(
+            "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            shim_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start containerd ({e}); `make deps` installs it"));
+        self.child = Some(child);
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("wait for containerd") {
+                panic!("containerd exited at startup with {status}; its log ends with:\n{}", self.log_tail(40));
+            }
+            if self.address().exists()
+                && self.try_ctr(["version"], Duration::from_secs(5)).is_some_and(|o| o.status.success())
+            {
+                return self;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "containerd did not answer on {} within {START_TIMEOUT:?}; its log ends with:\n{}",
+                    self.address().display(),
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The instance's directory (config, root, state, sockets, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The gRPC socket (`ctr --address`, the shim's `-address`).
+    pub fn address(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The cgroup path `run` gives a container: `/spore-test-XXXXXX/ID`.
+    pub fn cgroup_path(&self, id: &str) -> String {
+        format!("{}/{id}", self.cgroup_parent)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("containerd.log")
+    }
+
+    /// containerd's log so far (debug level; shims' stderr logs end up here too).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn ctr_command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address").arg(self.address()).arg("--namespace").arg(&self.namespace).args(args);
+        cmd
+    }
+
+    fn try_ctr<I, S>(&self, args: I, timeout: Duration) -> Option<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        output_within(self.ctr_command(args), timeout)
+    }
+
+    /// `ctr --address SOCK --namespace NS ARGS...`; panics (with containerd's log) if it hangs.
+    pub fn ctr<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        self.try_ctr(&args, CTR_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "`ctr {args:?}` did not finish within {CTR_TIMEOUT:?}; containerd's log ends with:\n{}",
+                self.log_tail(40)
+            )
+        })
+    }
+
+    /// Like [`ctr`](Self::ctr), but panics unless it succeeds; returns stdout.
+    pub fn ctr_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        self.ctr(&args).assert_success(&format!("ctr {args:?}")).stdout_text()
+    }
+
+    /// `ctr images import --all-platforms TAR`; panics unless it succeeds.
+    pub fn import(&self, tar: impl AsRef<Path>) {
+        self.ctr_ok([
+            OsStr::new("images"),
+            OsStr::new("import"),
+            OsStr::new("--all-platforms"),
+            tar.as_ref().as_os_str(),
+        ]);
+    }
+
+    /// Writes the image into this instance's directory and imports it; returns its name.
+    pub fn import_image(&self, image: &ImageBuilder) -> String {
+        let file = image.name.replace(['/', ':'], "_") + ".tar";
+        self.import(image.write(self.dir.join(file)));
+        image.name.clone()
+    }
+
+    fn run_args(&self, image: &str, id: &str, runtime: &str, mode: &str, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["run".to_string(), mode.into(), "--runtime".into(), runtime.into()];
+        all.extend(["--cgroup".into(), self.cgroup_path(id)]);
+        all.extend(["--fifo-dir".into(), self.dir.join("fifo").display().to_string()]);
+        if runtime == RUNC {
+            all.extend(["--runc-root".into(), self.dir.join("runc").display().to_string()]);
+        }
+        all.extend([image.to_string(), id.to_string()]);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// `ctr run --rm --runtime RUNTIME IMAGE ID ARGS...`: waits for the task; ctr's exit code
+    /// is the task's, its stdout and stderr the task's. Non-empty `args` replace the whole
+    /// command line, entrypoint included (ctr 1.6 semantics), so they start with the program.
+    pub fn run(&self, image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {
+        self.ctr(self.run_args(image, id, runtime, "--rm", args))
+    }
+
+    /// `ctr run --detach ...`: returns once the task started; the container stays until
+    /// [`delete_task`](Self::delete_task) and [`delete_container`](Self::delete_container).
+    pub fn run_detached(&self, image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {
+        self.ctr(self.run_args(image, id, runtime, "--detach", args))
+    }
+
+    /// `ctr tasks kill --signal SIGNAL ID` (e.g. `SIGKILL`, `SIGTERM`).
+    pub fn kill(&self, id: &str, signal: &str) -> Output {
+        self.ctr(["tasks", "kill", "--signal", signal, id])
+    }
+
+    /// Parsed `ctr tasks ls`.
+    pub fn tasks(&self) -> Vec<Task> {
+        self.ctr_ok(["tasks", "ls"])
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut cols = line.split_whitespace();
+                Some(Task { id: cols.next()?.into(), pid: cols.next()?.parse().ok()?, status: cols.next()?.into() })
+            })
+            .collect()
+    }
+
+    pub fn task(&self, id: &str) -> Option<Task> {
+        self.tasks().into_iter().find(|t| t.id == id)
+    }
+
+    /// Polls `ctr tasks ls` until the task has `status`; panics after `timeout`.
+    pub fn wait_for_status(&self, id: &str, status: &str, timeout: Duration) -> Task {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let task = self.task(id);
+            match task {
+                Some(task) if task.status == status => return task,
+                _ if Instant::now() > deadline => {
+                    panic!(
+                        "task {id} not {status} within {timeout:?} (now {task:?}); containerd's log ends with:\n{}",
+                        self.log_tail(30)
+                    )
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// `ctr tasks delete ID` on a stopped task; returns its exit status. ctr 1.6 exits 0
+    /// either way and reports a non-zero status only as a warning on stderr
+    /// ("task ID exit with non-zero exit code 137"), which this parses.
+    pub fn delete_task(&self, id: &str) -> i32 {
+        let out = self.ctr(["tasks", "delete", id]).assert_success(&format!("ctr tasks delete {id}"));
+        let stderr = out.stderr_text();
+        match stderr.split("exit with non-zero exit code ").nth(1) {
+            Some(rest) => rest.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap(),
+            None => 0,
+        }
+    }
+
+    /// `ctr containers delete ID` (also removes its snapshot); panics unless it succeeds.
+    pub fn delete_container(&self, id: &str) {
+        self.ctr_ok(["containers", "delete", id]);
+    }
+
+    /// Container ids (`ctr containers ls -q`).
+    pub fn containers(&self) -> Vec<String> {
+        self.ctr_ok(["containers", "ls", "-q"]).lines().map(str::to_string).collect()
+    }
+
+    /// Image names (`ctr images ls -q`).
+    pub fn images(&self) -> Vec<String> {
+        self.ctr_ok(["images", "ls", "-q"]).lines().map(str::to_string).collect()
+    }
+
+    /// Live processes belonging to this instance, as `PID: COMMAND LINE`: shims whose command
+    /// line names this instance's socket, and processes in its cgroups (containers). Zombies
+    /// are not counted. containerd itself is not listed.
+    pub fn leftover_processes(&self) -> Vec<String> {
+        let address = self.address().display().to_string();
+        let in_cgroups = self.cgroup_pids();
+        let mut found = Vec::new();
+        for (pid, cmdline) in processes() {
+            let shim = cmdline.contains("containerd-shim") && cmdline.contains(&address);
+            if shim || in_cgroups.contains(&pid) {
+                found.push(format!("{pid}: {cmdline}"));
+            }
+        }
+        found
+    }
+
+    /// Mount points under this instance's directory (root, state: snapshots, rootfs).
+    pub fn leftover_mounts(&self) -> Vec<String> {
+        mounts_under(&self.dir).into_iter().map(|p| p.display().to_string()).collect()
+    }
+
+    /// Cgroups left under this instance's cgroup parent, in any hierarchy.
+    pub fn leftover_cgroups(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for parent in self.cgroup_parents() {
+            for dir in subdirs(&parent) {
+                found.push(dir.display().to_string());
+            }
+        }
+        found
+    }
+
+    fn cgroup_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for parent in self.cgroup_parents() {
+            for dir in std::iter::once(parent.clone()).chain(subdirs(&parent)) {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    fn cgroup_parents(&self) -> Vec<PathBuf> {
+        let name = self.cgroup_parent.trim_start_matches('/');
+        let mut parents = vec![Path::new("/sys/fs/cgroup").join(name)];
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            parents.extend(entries.flatten().map(|e| e.path().join(name)));
+        }
+        parents.into_iter().filter(|p| p.is_dir()).collect()
+    }
+
+    /// Panics unless no task, container, shim, container process, mount or cgroup of this
+    /// instance is left (images may stay). Waits up to 5 s: shims exit just after ctr returns.
+    pub fn assert_clean(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let leftovers = [
+                ("tasks", self.tasks().into_iter().map(|t| format!("{t:?}")).collect::<Vec<_>>()),
+                ("containers", self.containers()),
+                ("processes", self.leftover_processes()),
+                ("mounts", self.leftover_mounts()),
+                ("cgroups", self.leftover_cgroups()),
+            ];
+            if leftovers.iter().all(|(_, l)| l.is_empty()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let mut msg = String::from("left behind:\n");
+                for (what, list) in leftovers.iter().filter(|(_, l)| !l.is_empty()) {
+                    writeln!(msg, "  {what}: {list:#?}").unwrap();
+                }
+                panic!("{msg}containerd's log ends with:\n{}", self.log_tail(30));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill and delete what tests left running, while containerd is still up.
+    fn remove_tasks_and_containers(&self) {
+        let quick = Duration::from_secs(10);
+        let list = |args: &[&str]| -> Vec<String> {
+            self.try_ctr(args, quick).map(|o| o.stdout_text().lines().map(str::to_string).collect()).unwrap_or_default()
+        };
+        let tasks = list(&["tasks", "ls", "-q"]);
+        for id in &tasks {
+            self.try_ctr(["tasks", "delete", "--force", id.as_str()], quick);
+        }
+        let containers = list(&["containers", "ls", "-q"]);
+        for id in &containers {
+            self.try_ctr(["containers", "delete", id.as_str()], quick);
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("containerd's log ({}) ends with:\n{}", self.log_path().display(), self.log_tail(40));
+        }
+        if self.child.is_some() {
+            self.remove_tasks_and_containers();
+        }
+        let leftovers: Vec<u32> =
+            self.leftover_processes().iter().filter_map(|p| p.split(':').next()?.parse().ok()).collect();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Shims outlive containerd (they are reparented); these were started by it.
+        for pid in leftovers {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.cgroup_pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for mount in mounts_under(&self.dir).into_iter().rev() {
+            let _ = Command::new("umount").arg("--lazy").arg(&mount).stderr(Stdio::null()).status();
+        }
+        for parent in self.cgroup_parents() {
+            for dir in subdirs(&parent).into_iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            let _ = std::fs::remove_dir(parent);
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("warning: could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// Panics with what to install when containerd or runc is missing, or when not root.
+fn require_tools() {
+    for tool in ["containerd", "ctr", "runc"] {
+        let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+        assert!(found, "`{tool}` not found: `make deps` installs Debian's containerd and runc");
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(1).map(str::to_string));
+    assert_eq!(uid.as_deref(), Some("0"), "the containerd tests need root");
+}
+
+/// Runs `cmd` with stdin closed, collecting its output; `None` (child killed) after `timeout`.
+fn output_within(mut cmd: Command, timeout: Duration) -> Option<Output> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr");
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Some(Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() })
+}
+
+/// (pid, command line with spaces between arguments) of every process.
+fn processes() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            if raw.is_empty() {
+                return None; // kernel thread or zombie
+            }
+            let args: Vec<String> =
+                raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into()).collect();
+            Some((pid, args.join(" ")))
+        })
+        .collect()
+}
+
+/// Mount points under `dir`, in mount order (unmount in reverse).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mount_path(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\NNN` (octal).
+fn unescape_mount_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        match u8::from_str_radix(rest.get(i + 1..i + 4).unwrap_or(""), 8) {
+            Ok(byte) => {
+                out.push(byte as char);
+                rest = &rest[i + 4..];
+            }
+            Err(_) => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out + rest
+}
+
+/// All directories below `dir`, parents before children.
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                found.push(entry.path());
+                found.extend(subdirs(&entry.path()));
+            }
+        }
+    }
+    found
+}
+
+/// Readable views of a command's output.
+pub trait OutputExt {
+    fn stdout_text(&self) -> String;
+    fn stderr_text(&self) -> String;
+    /// Panics with the exit status, stdout and stderr unless the command succeeded.
+    fn assert_success(self, what: &str) -> Self;
+}
+
+impl OutputExt for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    fn assert_success(self, what: &str) -> Self {
+        assert!(
+            self.status.success(),
+            "{what} failed with {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout_text(),
+            self.stderr_text()
+        );
+        self
+    }
+}
+
+/// An OCI image layout tar for `ctr images import`, with one uncompressed tar layer, built
+/// without docker: `ImageBuilder::new("localhost/spore/hello:1").file("/hello", bytes,
+/// 0o755).entrypoint(["/hello"]).write(path)`. Platform `linux/amd64` unless
+/// [`platform`](Self::platform) or [`wasm`](Self::wasm) says otherwise.
+#[derive(Clone, Debug)]
+pub struct ImageBuilder {
+    name: String,
+    files: Vec<(String, Vec<u8>, u32)>,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    labels: Vec<(String, String)>,
+    os: String,
+    architecture: String,
+}
+
+impl ImageBuilder {
+    /// `name` is the full reference, e.g. `localhost/spore/hello:1`.
+    pub fn new(name: &str) -> ImageBuilder {
+        ImageBuilder {
+            name: name.into(),
+            files: Vec::new(),
+            entrypoint: Vec::new(),
+            cmd: Vec::new(),
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            labels: Vec::new(),
+            os: "linux".into(),
+            architecture: "amd64".into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A regular file at absolute `path`; parent directories are added (mode 0755).
+    pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        assert!(path.starts_with('/'), "image paths are absolute: {path}");
+        self.files.push((path.trim_start_matches('/').into(), contents.into(), mode));
+        self
+    }
+
+    pub fn entrypoint<const N: usize>(mut self, args: [&str; N]) -> Self {
+        self.entrypoint = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    pub fn cmd<const N: usize>(mut self, args: [&str; N]) -> Self {
+        self.cmd = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Adds `KEY=VALUE` to the config's `Env`.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push(format!("{key}={value}"));
+        self
+    }
+
+    /// A label in the image config (`config.Labels`).
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn platform(mut self, os: &str, architecture: &str) -> Self {
+        self.os = os.into();
+        self.architecture = architecture.into();
+        self
+    }
+
+    /// Platform `wasip1/wasm`, as the Wasm OCI artifact convention names it (ctr 1.6 runs it
+    /// without `--platform`, see the module docs).
+    pub fn wasm(self) -> Self {
+        self.platform("wasip1", "wasm")
+    }
+
+    /// Writes the OCI layout tar to `path`; returns `path`.
+    pub fn write(&self, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        std::fs::write(path, self.layout_tar()).unwrap_or_else(|e| panic!("failed to write {}: {e}", path.display()));
+        path.to_path_buf()
+    }
+
+    fn layer_tar(&self) -> Vec<u8> {
+        let mut tar = TarWriter::default();
+        let mut dirs: Vec<String> = Vec::new();
+        for (path, contents, mode) in &self.files {
+            let mut parent = String::new();
+            for part in path.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
+                parent = format!("{parent}{part}/");
+                if !dirs.contains(&parent) {
+                    tar.dir(&parent, 0o755);
+                    dirs.push(parent.clone());
+                }
+            }
+            tar.file(path, contents, *mode);
+        }
+        tar.finish()
+    }
+
+    fn config_json(&self, diff_id: &str) -> String {
+        let mut config = format!("\"Env\":{}", json_strings(&self.env));
+        if !self.entrypoint.is_empty() {
+            write!(config, ",\"Entrypoint\":{}", json_strings(&self.entrypoint)).unwrap();
+        }
+        if !self.cmd.is_empty() {
+            write!(config, ",\"Cmd\":{}", json_strings(&self.cmd)).unwrap();
+        }
+        if !self.labels.is_empty() {
+            let labels: Vec<String> =
+                self.labels.iter().map(|(k, v)| format!("{}:{}", json_string(k), json_string(v))).collect();
+            write!(config, ",\"Labels\":{{{}}}", labels.join(",")).unwrap();
+        }
+        format!(
+            r#"{{"architecture":{},"os":{},"config":{{{config}}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#,
+            json_string(&self.architecture),
+            json_string(&self.os)
+        )
+    }
+
+    fn layout_tar(&self) -> Vec<u8> {
+        let mut out = TarWriter::default();
+        out.dir("blobs/", 0o755);
+        out.dir("blobs/sha256/", 0o755);
+        let mut blob = |bytes: &[u8]| {
+            let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+            out.file(&format!("blobs/sha256/{}", &digest[7..]), bytes, 0o644);
+            format!(r#""digest":"{digest}","size":{}"#, bytes.len())
+        };
+        let layer = self.layer_tar();
+        let layer_desc = blob(&layer);
+        let diff_id = format!("sha256:{:x}", Sha256::digest(&layer)); // uncompressed: digest == diff id
+        let config_desc = blob(self.config_json(&diff_id).as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json",{config_desc}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar",{layer_desc}}}]}}"#
+        );
+        let manifest_desc = blob(manifest.as_bytes());
+        let tag = self.name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or("latest", |(_, t)| t);
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json",{manifest_desc},"annotations":{{"io.containerd.image.name":{},"org.opencontainers.image.ref.name":{}}}}}]}}"#,
+            json_string(&self.name),
+            json_string(tag)
+        );
+        out.file("index.json", index.as_bytes(), 0o644);
+        out.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644);
+        out.finish()
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).unwrap(),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+fn json_strings(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|s| json_string(s)).collect::<Vec<_>>().join(","))
+}
+
+/// A minimal ustar writer: regular files and directories, owned by root, mtime 0.
+#[derive(Default)]
+struct TarWriter {
+    bytes: Vec<u8>,
+}
+
+impl TarWriter {
+    fn header(&mut self, name: &str, mode: u32, size: usize, kind: u8) {
+        assert!(name.len() <= 100, "tar path longer than 100 bytes: {name}");
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let mut octal = |at: usize, width: usize, value: u64| {
+            let text = format!("{value:0w$o}", w = width - 1);
+            h[at..at + width - 1].copy_from_slice(text.as_bytes());
+        };
+        octal(100, 8, mode as u64); // mode
+        octal(108, 8, 0); // uid
+        octal(116, 8, 0); // gid
+        octal(124, 12, size as u64); // size
+        octal(136, 12, 0); // mtime
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        "); // checksum is computed with spaces here
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        self.bytes.extend_from_slice(&h);
+    }
+
+    fn file(&mut self, name: &str, contents: &[u8], mode: u32) {
+        self.header(name, mode, contents.len(), b'0');
+        self.bytes.extend_from_slice(contents);
+        self.bytes.resize(self.bytes.len().next_multiple_of(512), 0);
+    }
+
+    fn dir(&mut self, name: &str, mode: u32) {
+        self.header(name, mode, 0, b'5');
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(&[0u8; 1024]);
+        self.bytes
+    }
+}
