@@ -2,6 +2,7 @@
 //! containerd's Task API over ttrpc and running each container's Wasm on one shared engine.
 
 mod container;
+mod serve;
 pub mod spec;
 mod task;
 
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use containerd_shim::asynchronous::{ExitSignal, Shim, publisher::RemotePublisher, spawn};
+use containerd_shim::asynchronous::{ExitSignal, Shim, publisher::RemotePublisher};
 use containerd_shim::{Config, Error as ShimError, Flags, StartOpts};
 use containerd_shim_protos::api::DeleteResponse;
 
@@ -23,7 +24,31 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/spore/code-cache";
 /// Entry point of `containerd-shim-spore-v1`.
 pub fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));
+    let args: Vec<_> = std::env::args_os().collect();
+    let flags = match containerd_shim::parse(&args[1..]) {
+        Ok(flags) => flags,
+        Err(err) => fail(format!("bad arguments: {err}")),
+    };
+    let result = match flags.action.as_str() {
+        _ if flags.info || flags.version => {
+            runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));
+            Ok(())
+        }
+        "start" => runtime.block_on(serve::start(&flags)).map(|address| print!("{address}")),
+        "delete" => {
+            runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));
+            Ok(())
+        }
+        _ => runtime.block_on(serve::serve(&flags)),
+    };
+    if let Err(err) = result {
+        fail(err);
+    }
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("{RUNTIME_ID}: {message}");
+    std::process::exit(1);
 }
 
 struct SporeShim {
@@ -46,11 +71,9 @@ impl Shim for SporeShim {
         Self { exit: Arc::new(ExitSignal::default()), namespace: flags.namespace.clone(), id: flags.id.clone(), bundle }
     }
 
-    /// Containers of one pod share one shim: the socket address is keyed by the pod.
-    async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
-        let spec = containerd_shim::asynchronous::util::read_spec(&self.bundle).await?;
-        let pod = spec::pod_id(&spec, &opts.id);
-        spawn(opts, &pod, Vec::new()).await
+    /// Not reached: `main` handles `start` itself (see `serve`).
+    async fn start_shim(&mut self, _opts: StartOpts) -> Result<String, ShimError> {
+        Err(ShimError::Unimplemented("start is handled by spore's own bootstrap".into()))
     }
 
     /// Called after a shim died: report the task as killed and release its rootfs.

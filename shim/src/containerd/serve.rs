@@ -1,0 +1,102 @@
+//! The shim's own process lifecycle (`start` and serving), so that one binary works with
+//! every containerd in use: 1.6 expects a bare socket address from `start` and calls
+//! `containerd.task.v2.Task`; 1.7 and 2.x also take a bare address and call v2 or v3.
+//! The task messages of v2 and v3 are the same, so one service answers under both names.
+
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use containerd_shim::asynchronous::publisher::RemotePublisher;
+use containerd_shim::asynchronous::{ExitSignal, spawn};
+use containerd_shim::{Flags, StartOpts};
+use containerd_shim_protos::shim_async::{Task, create_task};
+use containerd_shim_protos::ttrpc::r#async::Server;
+use containerd_shim_protos::ttrpc::r#async::transport::Listener;
+
+use super::TaskService;
+use super::spec::pod_id;
+
+const TASK_V3: &str = "containerd.task.v3.Task";
+const TASK_V2: &str = "containerd.task.v2.Task";
+
+/// `start`: make sure the pod's shim server runs, and print its address.
+pub async fn start(flags: &Flags) -> Result<String, String> {
+    let bundle = std::env::current_dir().map_err(|e| format!("no bundle directory: {e}"))?;
+    let spec = containerd_shim::asynchronous::util::read_spec(&bundle)
+        .await
+        .map_err(|e| format!("cannot read {}/config.json: {e}", bundle.display()))?;
+    let opts = StartOpts {
+        id: flags.id.clone(),
+        publish_binary: flags.publish_binary.clone(),
+        address: flags.address.clone(),
+        ttrpc_address: std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
+        namespace: flags.namespace.clone(),
+        debug: flags.debug,
+        ..StartOpts::default()
+    };
+    spawn(opts, &pod_id(&spec, &flags.id), Vec::new()).await.map_err(|e| format!("cannot start the shim server: {e}"))
+}
+
+/// Serving: the Task API on the pod's socket until containerd shuts the shim down.
+pub async fn serve(flags: &Flags) -> Result<(), String> {
+    if flags.socket.is_empty() {
+        return Err("-socket is required".into());
+    }
+    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    let Some(listener) = listen(&flags.socket).await? else {
+        // Another shim already serves this pod; containerd will use it.
+        server_started();
+        return Ok(());
+    };
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").map_err(|_| "TTRPC_ADDRESS is not set".to_string())?;
+    let publisher = RemotePublisher::new(&ttrpc_address)
+        .await
+        .map_err(|e| format!("cannot reach containerd at {ttrpc_address}: {e}"))?;
+    let exit = Arc::new(ExitSignal::default());
+    let task: Arc<dyn Task + Send + Sync> =
+        Arc::new(TaskService::new(flags.namespace.clone(), publisher, exit.clone()));
+    let mut services = create_task(task.clone());
+    if let Some(v2) = create_task(task).remove(TASK_V3) {
+        services.insert(TASK_V2.to_string(), v2);
+    }
+    let mut server = Server::new().add_listener(listener).register_service(services);
+    server.start().await.map_err(|e| format!("cannot serve ttrpc: {e}"))?;
+    server_started();
+    exit.wait().await;
+    let _ = server.shutdown().await;
+    let _ = std::fs::remove_file(socket_path(&flags.socket));
+    Ok(())
+}
+
+fn socket_path(address: &str) -> &str {
+    address.strip_prefix("unix://").unwrap_or(address)
+}
+
+/// Binds the socket; `None` when a live shim already owns it.
+async fn listen(address: &str) -> Result<Option<Listener>, String> {
+    let path = socket_path(address);
+    if let Some(dir) = Path::new(path).parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let listener = match UnixListener::bind(path) {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Ok(None);
+            }
+            std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {path}: {e}"))?;
+            UnixListener::bind(path).map_err(|e| format!("cannot listen on {path}: {e}"))?
+        }
+        Err(e) => return Err(format!("cannot listen on {path}: {e}")),
+    };
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Listener::try_from(listener).map(Some).map_err(|e| format!("ttrpc listener: {e}"))
+}
+
+/// `start` waits for our stdout to close: point it at stderr once the server is up.
+fn server_started() {
+    if let Err(err) = nix::unistd::dup2_stdout(std::io::stderr()) {
+        log::warn!("cannot detach from the start pipe: {err}");
+    }
+}
