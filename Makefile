@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
-APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl hyperfine wrk docker-registry
+APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl hyperfine wrk docker-registry containerd runc
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
 
 ##@ Main
@@ -18,7 +18,7 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 	$(SPORE) up -f examples/hello-http/wasmapp.yaml --module $(GUESTS)/http.wasm
 
 .PHONY: test
-test: build guests ## Run every test (unit, engine with real guests, CLI, CRDs)
+test: build guests ## Run every test (unit, engine with real guests, CLI, CRDs, containerd)
 	$(CARGO) test --release --workspace --locked
 
 ##@ Building

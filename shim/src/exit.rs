@@ -103,7 +103,7 @@ const RUNTIME_FRAMES: [&str; 7] = ["abort", "std::", "core::", "__rustc::", "__r
 pub(crate) fn human_bytes(bytes: usize) -> String {
     const UNITS: [(&str, usize); 3] = [("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
     for (suffix, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{suffix}", bytes / size);
         }
     }

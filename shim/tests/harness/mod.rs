@@ -342,6 +342,14 @@ disabled_plugins = [{disabled}]
         self.ctr(self.run_args(image, id, runtime, "--rm", args))
     }
 
+    /// `ctr run --rm FLAGS...`: like [`run`](Self::run) with extra ctr flags (e.g. `--annotation k=v`).
+    pub fn run_with_flags(&self, flags: &[&str], image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {
+        let mut all = self.run_args(image, id, runtime, "--rm", args);
+        let at = all.len() - args.len() - 2;
+        all.splice(at..at, flags.iter().map(|f| f.to_string()));
+        self.ctr(all)
+    }
+
     /// `ctr run --detach ...`: returns once the task started; the container stays until
     /// [`delete_task`](Self::delete_task) and [`delete_container`](Self::delete_container).
     pub fn run_detached(&self, image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {

@@ -1,0 +1,137 @@
+//! The Spore shim under a real containerd (Debian's 1.6): `ctr run` of Wasm images, exit
+//! codes, kill semantics, bad input failing Create with a reason, and recovery from a shim
+//! crash. Needs root and `make deps` (containerd, runc).
+
+mod common;
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Containerd, ImageBuilder, OutputExt, SPORE};
+
+/// A plain image whose entrypoint is the probe module (default command: `echo hi`).
+fn probe_image(ctrd: &Containerd) -> String {
+    let image = ImageBuilder::new("localhost/spore/probe:1")
+        .file("/probe.wasm", common::guest_bytes("probe-c.wasm"), 0o755)
+        .entrypoint(["/probe.wasm"])
+        .cmd(["echo", "hi"]);
+    ctrd.import_image(&image);
+    image.name().to_string()
+}
+
+#[test]
+fn runs_a_wasm_command_and_shows_its_output() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let out = ctrd.run(&image, "hello", SPORE, &[]);
+    assert!(out.status.success(), "{}\n{}", out.stderr_text(), ctrd.log());
+    assert_eq!(out.stdout_text(), "hi\n");
+    ctrd.assert_clean();
+}
+
+#[test]
+fn propagates_the_guests_exit_code() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    for code in [0, 3, 42] {
+        let out = ctrd.run(&image, &format!("exit-{code}"), SPORE, &["/probe.wasm", "exit", &code.to_string()]);
+        assert_eq!(out.status.code(), Some(code), "{}", out.stderr_text());
+    }
+    let trap = ctrd.run(&image, "trap", SPORE, &["/probe.wasm", "trap"]);
+    assert_eq!(trap.status.code(), Some(134), "{}", trap.stderr_text());
+    ctrd.assert_clean();
+}
+
+#[test]
+fn kill_stops_a_spinning_guest_like_a_container() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    for (signal, status) in [("SIGTERM", 143), ("SIGKILL", 137)] {
+        let id = format!("spin-{}", signal.to_lowercase());
+        let out = ctrd.run_detached(&image, &id, SPORE, &["/probe.wasm", "loop"]);
+        assert!(out.status.success(), "{}\n{}", out.stderr_text(), ctrd.log());
+        ctrd.wait_for_status(&id, "RUNNING", Duration::from_secs(10));
+        ctrd.kill(&id, signal).assert_success("kill");
+        ctrd.wait_for_status(&id, "STOPPED", Duration::from_secs(5));
+        assert_eq!(ctrd.delete_task(&id), status);
+        ctrd.delete_container(&id);
+    }
+    ctrd.assert_clean();
+}
+
+#[test]
+fn capabilities_come_from_annotations() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let env = ["--env", "GREETING=hello", "--env", "SECRET=x"];
+    let declared = [&env[..], &["--annotation", r#"spore.dev/env=["GREETING"]"#]].concat();
+    let out = ctrd.run_with_flags(&declared, &image, "env-ok", SPORE, &["/probe.wasm", "env", "GREETING"]);
+    assert_eq!(out.stdout_text(), "GREETING=hello\n", "{}", out.stderr_text());
+    let out = ctrd.run_with_flags(&declared, &image, "env-denied", SPORE, &["/probe.wasm", "env", "SECRET"]);
+    assert_eq!((out.status.code(), out.stdout_text().as_str()), (Some(3), "SECRET is unset\n"));
+    let out = ctrd.run(&image, "file-denied", SPORE, &["/probe.wasm", "read", "/probe.wasm"]);
+    assert_eq!(out.status.code(), Some(1), "the image's own files are not granted: {}", out.stdout_text());
+    ctrd.assert_clean();
+}
+
+#[test]
+fn bad_containers_fail_create_with_a_reason_and_leave_nothing() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let corrupt = ImageBuilder::new("localhost/spore/corrupt:1")
+        .file("/app.wasm", b"\0asm\x01\0\0\0\x01\xff".to_vec(), 0o644)
+        .entrypoint(["/app.wasm"]);
+    let native = ImageBuilder::new("localhost/spore/native:1")
+        .file("/hello", common::guest_bytes("hello-c-native"), 0o755)
+        .entrypoint(["/hello"]);
+    ctrd.import_image(&corrupt);
+    ctrd.import_image(&native);
+
+    let cases: [(&[&str], &str, &str, &[&str]); 4] = [
+        (&[], corrupt.name(), "invalid WebAssembly", &[]),
+        (&[], native.name(), "not a WebAssembly binary: an ELF executable", &[]),
+        (&[], &image, "/missing.wasm: not found in the image", &["/missing.wasm"]),
+        (
+            &["--annotation", "spore.dev/capabilities={oops"],
+            &image,
+            "annotation spore.dev/capabilities: invalid JSON",
+            &[],
+        ),
+    ];
+    for (i, (flags, image, expected, args)) in cases.into_iter().enumerate() {
+        let out = ctrd.run_with_flags(flags, image, &format!("bad-{i}"), SPORE, args);
+        assert!(!out.status.success(), "case {i} ran");
+        let err = out.stderr_text();
+        assert!(err.contains(expected), "case {i}: expected {expected:?} in {err:?}");
+    }
+    ctrd.assert_clean();
+}
+
+#[test]
+fn a_killed_shim_is_reported_and_the_next_task_starts_cleanly() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let out = ctrd.run_detached(&image, "doomed", SPORE, &["/probe.wasm", "loop"]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    ctrd.wait_for_status("doomed", "RUNNING", Duration::from_secs(10));
+    let shim = ctrd.task("doomed").expect("task listed").pid;
+    std::process::Command::new("kill").args(["-KILL", &shim.to_string()]).status().unwrap();
+    // containerd notices the dead shim, runs its `delete` action and drops the task.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ctrd.task("doomed").is_some_and(|t| t.status == "RUNNING") {
+        assert!(std::time::Instant::now() < deadline, "the task still runs after its shim died");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while !ctrd.log().contains("topic=/tasks/exit") {
+        assert!(std::time::Instant::now() < deadline, "no exit event after the shim died");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if ctrd.task("doomed").is_some() {
+        ctrd.delete_task("doomed");
+    }
+    ctrd.delete_container("doomed");
+
+    let out = ctrd.run(&image, "after", SPORE, &[]);
+    assert_eq!(out.stdout_text(), "hi\n", "{}", out.stderr_text());
+    ctrd.assert_clean();
+}
