@@ -10,13 +10,17 @@ use crate::limits;
 use crate::module::{Code, Wasm, WasmKind};
 use crate::policy::Sandbox;
 use crate::state::{P1State, P2State};
+use crate::usage::Metered;
 
 /// Runs the guest until it exits, traps or hits its deadline. Dropping the future stops
 /// the guest within one epoch tick.
 pub async fn run_command(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> Result<Exit> {
+    let usage = sandbox.usage().clone();
     match (wasm.kind(), wasm.code()) {
-        (WasmKind::CoreCommand, Code::Module(module)) => run_p1(engine, module, sandbox).await,
-        (WasmKind::CliCommand, Code::Component(component)) => run_p2(engine, component, sandbox).await,
+        (WasmKind::CoreCommand, Code::Module(module)) => Metered::new(run_p1(engine, module, sandbox), usage).await,
+        (WasmKind::CliCommand, Code::Component(component)) => {
+            Metered::new(run_p2(engine, component, sandbox), usage).await
+        }
         (kind, _) => Err(Error::Unsupported {
             what: "command",
             detail: format!("a {kind} is served, not run to completion; give it an inbound port to serve on"),

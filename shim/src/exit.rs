@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn trap_after_refused_growth_names_the_limit() {
-        let mut memory = MemoryLimiter::new(Some(64 << 20));
+        let mut memory = MemoryLimiter::new(Some(64 << 20), Default::default());
         memory.refused = Some(80 << 20);
         let exit = Exit::from_error(wasmtime::Error::new(Trap::UnreachableCodeReached), &memory);
         let reason = exit.reason.unwrap();

@@ -29,6 +29,7 @@ use crate::limits;
 use crate::module::{Code, Wasm, WasmKind};
 use crate::policy::{DEFAULT_REQUEST_TIMEOUT, HttpAllowlist, Sandbox};
 use crate::state::P2State;
+use crate::usage::Metered;
 
 type Response = hyper::Response<HyperOutgoingBody>;
 
@@ -133,15 +134,19 @@ impl HttpServer {
         let req = http.new_incoming_request(Scheme::Http, req).map_err(|e| host_error(format!("{e:#}")))?;
         let out = http.new_response_outparam(sender).map_err(|e| host_error(format!("{e:#}")))?;
         let pre = self.0.pre.clone();
-        let mut guest = Box::pin(async move {
-            let _permit = permit;
-            let result = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
-            }
-            .await;
-            result.map_err(|err| Exit::from_error(err, &store.data().memory))
-        });
+        let usage = sandbox.usage().clone();
+        let mut guest = Metered::new(
+            async move {
+                let _permit = permit;
+                let result = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                }
+                .await;
+                result.map_err(|err| Exit::from_error(err, &store.data().memory))
+            },
+            usage,
+        );
         let mut receiver = receiver;
         // Drive the guest on this task: most handlers finish before their response is read,
         // and a task hand-off per request costs more than the guest itself.

@@ -14,6 +14,7 @@ mod module;
 mod policy;
 mod state;
 mod stdio;
+mod usage;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
@@ -26,6 +27,7 @@ pub use module::{Wasm, WasmKind};
 pub use policy::{AppConfig, RuntimeLimits, Sandbox};
 pub use stdio::Captured;
 pub use stdio::Stdio;
+pub use usage::Usage;
 
 /// Runs a command (a WASI p1 module or a `wasi:cli/command` component) to completion.
 pub use command::run_command;

@@ -1,22 +1,27 @@
 //! Per-instance limits inside the store: the memory cap and the wall-clock deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spore_crds::units::format_duration;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
-/// Caps the total linear memory of one instance (all its memories together).
+use crate::usage::Usage;
+
+/// Caps the total linear memory of one instance (all its memories together), and keeps
+/// the app's live memory gauge up to date.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryLimiter {
     cap: Option<usize>,
     used: usize,
     /// Set when a growth was refused: the size the guest asked for.
     pub refused: Option<usize>,
+    usage: Arc<Usage>,
 }
 
 impl MemoryLimiter {
-    pub fn new(cap: Option<u64>) -> Self {
-        Self { cap: cap.map(|c| usize::try_from(c).unwrap_or(usize::MAX)), ..Self::default() }
+    pub fn new(cap: Option<u64>, usage: Arc<Usage>) -> Self {
+        Self { cap: cap.map(|c| usize::try_from(c).unwrap_or(usize::MAX)), usage, ..Self::default() }
     }
 
     pub fn cap(&self) -> Option<usize> {
@@ -32,12 +37,19 @@ impl ResourceLimiter for MemoryLimiter {
             self.refused = Some(total);
             return Ok(false);
         }
+        self.usage.grow((total - self.used) as u64);
         self.used = total;
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.usage.release(self.used as u64);
     }
 }
 

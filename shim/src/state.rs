@@ -39,7 +39,10 @@ impl WasiHttpView for P2State {
 
 impl P1State {
     pub fn new(sandbox: &Sandbox) -> crate::Result<Self> {
-        Ok(Self { wasi: sandbox.wasi_builder()?.build_p1(), memory: MemoryLimiter::new(sandbox.limits().memory) })
+        Ok(Self {
+            wasi: sandbox.wasi_builder()?.build_p1(),
+            memory: MemoryLimiter::new(sandbox.limits().memory, sandbox.usage().clone()),
+        })
     }
 }
 
@@ -50,7 +53,7 @@ impl P2State {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks::new(sandbox.http_allowlist().clone()),
-            memory: MemoryLimiter::new(sandbox.limits().memory),
+            memory: MemoryLimiter::new(sandbox.limits().memory, sandbox.usage().clone()),
         })
     }
 }

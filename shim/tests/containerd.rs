@@ -135,3 +135,25 @@ fn a_killed_shim_is_reported_and_the_next_task_starts_cleanly() {
     assert_eq!(out.stdout_text(), "hi\n", "{}", out.stderr_text());
     ctrd.assert_clean();
 }
+
+#[test]
+fn metrics_report_the_guests_memory_and_cpu() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let out = ctrd.run_detached(&image, "busy", SPORE, &["/probe.wasm", "loop"]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    ctrd.wait_for_status("busy", "RUNNING", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let metrics = ctrd.ctr_ok(["tasks", "metrics", "busy"]);
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    assert!(value("memory.usage_in_bytes") >= 64 << 10, "{metrics}");
+    assert!(value("cpuacct.usage") >= 10_000_000, "{metrics}");
+    ctrd.kill("busy", "SIGKILL").assert_success("kill");
+    ctrd.wait_for_status("busy", "STOPPED", Duration::from_secs(5));
+    ctrd.delete_task("busy");
+    ctrd.delete_container("busy");
+    ctrd.assert_clean();
+}

@@ -98,3 +98,30 @@ async fn hello_prints_and_exits_zero() {
     let out = guest("hello-c.wasm").run().await;
     assert_eq!((out.exit.code, out.stdout.as_str()), (0, "hello from spore (C)\n"));
 }
+
+#[tokio::test]
+async fn usage_counts_live_memory_and_guest_cpu() {
+    let run = guest(C).args(["loop"]).timeout(Duration::from_millis(400));
+    let wasm = run.wasm();
+    let (sandbox, _) = run.sandbox();
+    let exit = spore_shim::run_command(engine(), &wasm, &sandbox).await.unwrap();
+    assert_eq!(exit.code, DEADLINE_EXIT_CODE);
+    let usage = sandbox.usage();
+    let cpu = usage.cpu_time();
+    assert!(cpu >= Duration::from_millis(40) && cpu <= Duration::from_secs(5), "cpu {cpu:?}");
+    assert_eq!(usage.memory_bytes(), 0, "memory of a finished instance is released");
+}
+
+#[tokio::test]
+async fn usage_shows_the_memory_of_a_running_guest() {
+    let run = guest("probe-rs-p1.wasm").args(["sleep", "2000"]);
+    let wasm = run.wasm();
+    let (sandbox, _) = run.sandbox();
+    let running = tokio::spawn({
+        let sandbox = sandbox.clone();
+        async move { spore_shim::run_command(engine(), &wasm, &sandbox).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sandbox.usage().memory_bytes() >= 64 << 10, "memory {}", sandbox.usage().memory_bytes());
+    running.abort();
+}

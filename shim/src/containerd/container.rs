@@ -63,6 +63,14 @@ impl Container {
         }
     }
 
+    /// Live usage of the guest; `None` for the pod sandbox.
+    pub fn usage(&self) -> Option<&crate::Usage> {
+        match &self.workload {
+            Workload::Sandbox => None,
+            Workload::Guest { sandbox, .. } => Some(sandbox.usage()),
+        }
+    }
+
     pub fn status(&self) -> Status {
         *self.status.borrow()
     }

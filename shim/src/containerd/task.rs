@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim_protos::api;
+use containerd_shim_protos::cgroups::metrics::{CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics};
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
 use containerd_shim_protos::protobuf::well_known_types::{empty::Empty, timestamp::Timestamp};
 use containerd_shim_protos::protobuf::{MessageDyn, MessageField};
@@ -297,6 +298,27 @@ impl Task for TaskService {
             self.exit.signal();
         }
         Ok(Empty::new())
+    }
+
+    /// Memory and CPU in cgroups v1 metrics form, which containerd (and CRI stats) read.
+    async fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+        let container = self.get(&req.id)?;
+        let (memory, cpu) = container.usage().map_or((0, 0), |u| (u.memory_bytes(), u.cpu_time().as_nanos() as u64));
+        let metrics = Metrics {
+            memory: MessageField::some(MemoryStat {
+                usage: MessageField::some(MemoryEntry { usage: memory, ..Default::default() }),
+                rss: memory,
+                ..Default::default()
+            }),
+            cpu: MessageField::some(CPUStat {
+                usage: MessageField::some(CPUUsage { total: cpu, user: cpu, ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let stats = containerd_shim::util::convert_to_any(Box::new(metrics))
+            .map_err(|e| status(Code::INTERNAL, format!("cannot encode stats: {e}")))?;
+        Ok(api::StatsResponse { stats: MessageField::some(stats), ..Default::default() })
     }
 
     async fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<Empty> {

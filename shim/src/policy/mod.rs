@@ -16,6 +16,7 @@ pub(crate) use self::http::HttpAllowlist;
 use self::net::SocketPolicy;
 use crate::error::{Error, Result};
 use crate::stdio::Stdio;
+use crate::usage::Usage;
 
 /// HTTP requests served at once when `limits.maxConcurrency` is unset.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
@@ -95,6 +96,7 @@ struct Inner {
     http_port: Option<u16>,
     limits: RuntimeLimits,
     stdio: Stdio,
+    usage: Arc<Usage>,
 }
 
 impl Sandbox {
@@ -115,11 +117,17 @@ impl Sandbox {
             http_port,
             limits: config.limits,
             stdio,
+            usage: Arc::default(),
         })))
     }
 
     pub fn limits(&self) -> &RuntimeLimits {
         &self.0.limits
+    }
+
+    /// Live memory and CPU use of this app's instances.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.0.usage
     }
 
     /// The port HTTP components are served on: the inbound TCP port named `http`, else the

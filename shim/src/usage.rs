@@ -1,0 +1,69 @@
+//! What an app's instances use right now: linear memory across live instances and CPU time
+//! spent running guest code, for the shim's Stats (and so `kubectl top`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use nix::time::{ClockId, clock_gettime};
+
+/// Live usage of one app (all of its instances).
+#[derive(Debug, Default)]
+pub struct Usage {
+    memory: AtomicU64,
+    cpu_nanos: AtomicU64,
+}
+
+impl Usage {
+    /// Linear memory of the app's live instances, bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// CPU time spent in the app's guest calls so far.
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn grow(&self, bytes: u64) {
+        self.memory.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        self.memory.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+fn thread_cpu_nanos() -> u64 {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Charges the thread CPU time of every poll of `inner` to `usage`. Guests run inside
+/// polls (on whatever worker thread), so this measures exactly their execution.
+pub(crate) struct Metered<F> {
+    inner: Pin<Box<F>>,
+    usage: Arc<Usage>,
+}
+
+impl<F> Metered<F> {
+    pub fn new(inner: F, usage: Arc<Usage>) -> Self {
+        Self { inner: Box::pin(inner), usage }
+    }
+}
+
+impl<F: Future> Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let start = thread_cpu_nanos();
+        let result = self.inner.as_mut().poll(cx);
+        let spent = thread_cpu_nanos().saturating_sub(start);
+        self.usage.cpu_nanos.fetch_add(spent, Ordering::Relaxed);
+        result
+    }
+}
