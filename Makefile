@@ -7,8 +7,14 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
-APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl hyperfine wrk docker-registry containerd runc
+APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry \
+                containerd runc containernetworking-plugins
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
+# Go tools built from the module proxy, cached outside the repo by version.
+TOOLS          := $(HOME)/.cache/spore-tools
+CRICTL_VERSION := v1.34.0
+CRICTL         := $(TOOLS)/crictl-$(CRICTL_VERSION)/crictl
+export PATH    := $(PATH):/usr/local/go/bin
 
 ##@ Main
 
@@ -18,8 +24,8 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 	$(SPORE) up -f examples/hello-http/wasmapp.yaml --module $(GUESTS)/http.wasm
 
 .PHONY: test
-test: build guests ## Run every test (unit, engine with real guests, CLI, CRDs, containerd)
-	$(CARGO) test --release --workspace --locked
+test: build guests tools ## Run every test (unit, engine with real guests, CLI, CRDs, containerd, CRI)
+	SPORE_CRICTL=$(CRICTL) $(CARGO) test --release --workspace --locked
 
 ##@ Building
 
@@ -41,6 +47,12 @@ build: deps ## Build the workspace (release)
 .PHONY: guests
 guests: deps ## Build the Wasm test guests into target/guests
 	tests/guests/build.sh $(GUESTS)
+
+.PHONY: tools
+tools: $(CRICTL) ## Build crictl from the Go module proxy (cached in ~/.cache/spore-tools)
+
+$(CRICTL):
+	GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-trimpath go install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 .PHONY: crds
 crds: ## Regenerate crds/*.yaml from the Rust types

@@ -23,12 +23,19 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/spore/code-cache";
 
 /// Entry point of `containerd-shim-spore-v1`.
 pub fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let args: Vec<_> = std::env::args_os().collect();
     let flags = match containerd_shim::parse(&args[1..]) {
         Ok(flags) => flags,
         Err(err) => fail(format!("bad arguments: {err}")),
     };
+    // Join the pod's network namespace while this is the only thread: every thread started
+    // later (the runtime's, wasmtime's) inherits it, so the pod's sockets live there.
+    if let Some(netns) = std::env::var_os(serve::NETNS_ENV).filter(|_| flags.action.is_empty()) {
+        if let Err(err) = serve::join_netns(std::path::Path::new(&netns)) {
+            fail(err);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match flags.action.as_str() {
         _ if flags.info || flags.version => {
             runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));

@@ -17,6 +17,9 @@ use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use super::TaskService;
 use super::spec::pod_id;
 
+/// Tells the shim server which network namespace to join: the pod's, from the sandbox spec.
+pub const NETNS_ENV: &str = "SPORE_NETNS";
+
 const TASK_V3: &str = "containerd.task.v3.Task";
 const TASK_V2: &str = "containerd.task.v2.Task";
 
@@ -35,7 +38,31 @@ pub async fn start(flags: &Flags) -> Result<String, String> {
         debug: flags.debug,
         ..StartOpts::default()
     };
-    spawn(opts, &pod_id(&spec, &flags.id), Vec::new()).await.map_err(|e| format!("cannot start the shim server: {e}"))
+    let netns = network_namespace(&spec);
+    let vars: Vec<(&str, &str)> = netns.iter().map(|path| (NETNS_ENV, path.as_str())).collect();
+    spawn(opts, &pod_id(&spec, &flags.id), vars).await.map_err(|e| format!("cannot start the shim server: {e}"))
+}
+
+/// The network namespace the spec asks to join (CRI pods have one); `None` keeps the shim
+/// in containerd's namespace, where capabilities still gate every socket.
+fn network_namespace(spec: &oci_spec::runtime::Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?
+        .path()
+        .as_ref()
+        .map(|p| p.display().to_string())
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+pub fn join_netns(path: &Path) -> Result<(), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open network namespace {}: {e}", path.display()))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot join network namespace {}: {e}", path.display()))
 }
 
 /// Serving: the Task API on the pod's socket until containerd shuts the shim down.

@@ -76,6 +76,7 @@ pub struct ContainerdConfig {
     cri: bool,
     namespace: String,
     extra_toml: String,
+    files: Vec<(String, String)>,
 }
 
 impl ContainerdConfig {
@@ -98,6 +99,13 @@ impl ContainerdConfig {
     pub fn config(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self.extra_toml.push('\n');
+        self
+    }
+
+    /// A file written into the instance's directory (at `relative`) before containerd starts,
+    /// e.g. a CNI config.
+    pub fn file(mut self, relative: &str, contents: &str) -> Self {
+        self.files.push((relative.into(), contents.into()));
         self
     }
 
@@ -130,7 +138,7 @@ impl Containerd {
     }
 
     pub fn configure() -> ContainerdConfig {
-        ContainerdConfig { cri: false, namespace: NAMESPACE.into(), extra_toml: String::new() }
+        ContainerdConfig { cri: false, namespace: NAMESPACE.into(), extra_toml: String::new(), files: Vec::new() }
     }
 
     fn start_with(config: ContainerdConfig) -> Containerd {
@@ -145,6 +153,11 @@ impl Containerd {
             child: None,
         };
         std::fs::write(ctrd.dir.join("config.toml"), ctrd.config_toml(&config)).expect("write config.toml");
+        for (relative, contents) in &config.files {
+            let path = ctrd.dir.join(relative);
+            std::fs::create_dir_all(path.parent().expect("a file path")).expect("create config dir");
+            std::fs::write(&path, contents).expect("write config file");
+        }
         ctrd.spawn()
     }
 
