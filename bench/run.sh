@@ -97,5 +97,9 @@ native server's whole request costs about what instantiation alone does, so a fr
 per request keeps Spore well under the 80% goal on this machine; closing the gap needs cheaper
 instantiation (or instance reuse, which would give up per-request isolation).
 MD
+echo "bench: containerd, spore vs runc" >&2
+SPORE_BENCH_OUT="$(realpath "$out")" cargo test --release --locked -p spore-shim --test bench_containerd \
+  -- --ignored --test-threads=1 >&2
+
 echo "bench: wrote $out" >&2
 cat "$out"

@@ -357,10 +357,34 @@ disabled_plugins = [{disabled}]
 
     /// `ctr run --rm FLAGS...`: like [`run`](Self::run) with extra ctr flags (e.g. `--annotation k=v`).
     pub fn run_with_flags(&self, flags: &[&str], image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {
-        let mut all = self.run_args(image, id, runtime, "--rm", args);
+        self.ctr(self.flagged_run_args(flags, image, id, runtime, "--rm", args))
+    }
+
+    /// `ctr run --detach FLAGS...`.
+    pub fn run_detached_with_flags(
+        &self,
+        flags: &[&str],
+        image: &str,
+        id: &str,
+        runtime: &str,
+        args: &[&str],
+    ) -> Output {
+        self.ctr(self.flagged_run_args(flags, image, id, runtime, "--detach", args))
+    }
+
+    fn flagged_run_args(
+        &self,
+        flags: &[&str],
+        image: &str,
+        id: &str,
+        runtime: &str,
+        mode: &str,
+        args: &[&str],
+    ) -> Vec<String> {
+        let mut all = self.run_args(image, id, runtime, mode, args);
         let at = all.len() - args.len() - 2;
         all.splice(at..at, flags.iter().map(|f| f.to_string()));
-        self.ctr(all)
+        all
     }
 
     /// `ctr run --detach ...`: returns once the task started; the container stays until
