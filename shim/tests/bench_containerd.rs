@@ -90,10 +90,10 @@ fn short_tasks_spore_vs_runc() {
     }
     report(&format!(
         "\n## containerd: short tasks, Spore vs runc\n\n\
-         {RUNS} \\`ctr run --rm\\` of the C hello on one private containerd (Debian's 1.6): as Wasm under\n\
-         \\`io.containerd.spore.v1\\` and as the same program built natively (static) under runc. Time per\n\
+         {RUNS} `ctr run --rm` of the C hello on one private containerd (Debian's 1.6): as Wasm under\n\
+         `io.containerd.spore.v1` and as the same program built natively (static) under runc. Time per\n\
          run (wall time of all runs / {RUNS}); with {STREAMS} streams, {STREAMS} threads share the {RUNS} runs.\n\
-         Goal: spore <= 0.6x runc. Reproduce: \\`cargo test --release -p spore-shim --test bench_containerd -- --ignored short_tasks\\`.\n\n\
+         Goal: spore <= 0.6x runc. Reproduce: `cargo test --release -p spore-shim --test bench_containerd -- --ignored short_tasks`.\n\n\
          | streams | spore | runc | spore / runc |\n|---:|---:|---:|---:|\n{rows}"
     ));
     ctrd.assert_clean();
@@ -180,10 +180,10 @@ fn idle_memory_per_pod_spore_vs_runc() {
     });
     report(&format!(
         "\n## containerd: idle memory per pod\n\n\
-         {IDLE_PODS} idle HTTP containers each, started with \\`ctr run -d\\`: the hello component under Spore,\n\
+         {IDLE_PODS} idle HTTP containers each, started with `ctr run -d`: the hello component under Spore,\n\
          a static C server under runc. Every process a pod costs is counted (Spore: its shim; runc: its\n\
          shim and the server), PSS and RSS from /proc/PID/smaps_rollup, divided by {IDLE_PODS}.\n\
-         Goal: <= 6 MB PSS per Wasm pod. Reproduce: \\`cargo test --release -p spore-shim --test bench_containerd -- --ignored idle_memory\\`.\n\n\
+         Goal: <= 6 MB PSS per Wasm pod. Reproduce: `cargo test --release -p spore-shim --test bench_containerd -- --ignored idle_memory`.\n\n\
          | runtime | PSS per pod | RSS per pod |\n|---|---:|---:|\n\
          | spore | {:.1} MB | {:.1} MB |\n| runc | {:.1} MB | {:.1} MB |\n",
         spore.0, spore.1, runc.0, runc.1
