@@ -88,9 +88,13 @@ impl Container {
         }
     }
 
+    /// Marks the task started; `run` then does the work.
+    pub fn mark_running(&self) {
+        self.status.send_replace(Status::Running);
+    }
+
     /// Runs the workload to its end (or until a stop signal) and records the exit.
     pub async fn run(&self, engine: &Engine) -> (u32, SystemTime) {
-        self.status.send_replace(Status::Running);
         let exit_status = tokio::select! {
             status = self.execute(engine) => status,
             signal = self.stop_signal() => signalled(signal),

@@ -92,13 +92,10 @@ async fn mount_rootfs(bundle: &Path, mounts: &[api::Mount]) -> TtrpcResult<bool>
 
 pub fn unmount_rootfs(bundle: &Path) {
     let target = bundle.join("rootfs");
-    if let Err(err) = containerd_shim::mount::umount_recursive(target.to_str(), libc_detach()) {
+    let detach = nix::mount::MntFlags::MNT_DETACH.bits();
+    if let Err(err) = containerd_shim::mount::umount_recursive(target.to_str(), detach) {
         log::warn!("unmounting {}: {err}", target.display());
     }
-}
-
-fn libc_detach() -> i32 {
-    2 // MNT_DETACH
 }
 
 fn open_output(path: &str) -> TtrpcResult<Option<OutputFile>> {
@@ -175,6 +172,7 @@ impl Task for TaskService {
         if container.status() != Status::Created {
             return Err(status(Code::FAILED_PRECONDITION, format!("container {} was already started", req.id)));
         }
+        container.mark_running();
         let engine = self.engine.clone();
         let publisher = self.publisher.clone();
         let namespace = self.namespace.clone();
@@ -191,12 +189,6 @@ impl Task for TaskService {
             };
             publish(&publisher, &namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event)).await;
         });
-        // `run` marks the task running before its first await; wait for that so State agrees.
-        let mut waited = 0;
-        while container.status() == Status::Created && waited < 100 {
-            tokio::task::yield_now().await;
-            waited += 1;
-        }
         self.publish(
             topics::TASK_START_EVENT_TOPIC,
             Box::new(TaskStart { container_id: req.id.clone(), pid: pid(), ..Default::default() }),
