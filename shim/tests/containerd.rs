@@ -157,3 +157,37 @@ fn metrics_report_the_guests_memory_and_cpu() {
     ctrd.delete_container("busy");
     ctrd.assert_clean();
 }
+
+#[test]
+fn a_container_gets_its_own_network_unless_it_asks_for_the_hosts() {
+    let ctrd = Containerd::start();
+    let image = ImageBuilder::new("localhost/spore/probe-p2:1")
+        .file("/probe.wasm", common::guest_bytes("probe-rs-p2.wasm"), 0o644)
+        .entrypoint(["/probe.wasm"]);
+    ctrd.import_image(&image);
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = host.local_addr().unwrap().to_string();
+    let caps = format!(
+        r#"spore.dev/capabilities={{"network":{{"outbound":{{"tcp":[{{"cidr":"127.0.0.1/32","port":{}}}]}}}}}}"#,
+        host.local_addr().unwrap().port()
+    );
+    // Allowed by the capability, but the host's loopback is not the container's.
+    let isolated = ctrd.run_with_flags(
+        &["--annotation", &caps],
+        image.name(),
+        "isolated",
+        SPORE,
+        &["/probe.wasm", "connect", &target],
+    );
+    assert_eq!(isolated.status.code(), Some(1), "{}", isolated.stdout_text());
+    assert!(isolated.stderr_text().contains("refused"), "{}", isolated.stderr_text());
+    let shared = ctrd.run_with_flags(
+        &["--net-host", "--annotation", &caps],
+        image.name(),
+        "host-net",
+        SPORE,
+        &["/probe.wasm", "connect", &target],
+    );
+    assert_eq!(shared.stdout_text(), format!("connected {target}\n"), "{}", shared.stderr_text());
+    ctrd.assert_clean();
+}

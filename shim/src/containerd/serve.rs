@@ -43,26 +43,42 @@ pub async fn start(flags: &Flags) -> Result<String, String> {
     spawn(opts, &pod_id(&spec, &flags.id), vars).await.map_err(|e| format!("cannot start the shim server: {e}"))
 }
 
-/// The network namespace the spec asks to join (CRI pods have one); `None` keeps the shim
-/// in containerd's namespace, where capabilities still gate every socket.
+/// The network namespace the spec asks for: a path to join (CRI pods), [`NEW_NETNS`] for a
+/// fresh one (`ctr run` without `--net-host`), or `None` for the host's.
 fn network_namespace(spec: &oci_spec::runtime::Spec) -> Option<String> {
-    spec.linux()
+    let ns = spec
+        .linux()
         .as_ref()?
         .namespaces()
         .as_ref()?
         .iter()
-        .find(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?
-        .path()
-        .as_ref()
-        .map(|p| p.display().to_string())
+        .find(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?;
+    Some(ns.path().as_ref().map_or_else(|| NEW_NETNS.to_string(), |p| p.display().to_string()))
 }
 
-/// Moves the calling thread into the network namespace at `path`.
-pub fn join_netns(path: &Path) -> Result<(), String> {
+/// [`NETNS_ENV`] value asking for a fresh network namespace with only loopback, as runc gives.
+const NEW_NETNS: &str = "new";
+
+/// Moves the calling thread into the network namespace named by [`NETNS_ENV`].
+pub fn join_netns(netns: &Path) -> Result<(), String> {
+    use nix::sched::CloneFlags;
+    if netns == Path::new(NEW_NETNS) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("cannot create a network namespace: {e}"))?;
+        return loopback_up();
+    }
     let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open network namespace {}: {e}", path.display()))?;
-    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("cannot join network namespace {}: {e}", path.display()))
+        std::fs::File::open(netns).map_err(|e| format!("cannot open network namespace {}: {e}", netns.display()))?;
+    nix::sched::setns(file, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot join network namespace {}: {e}", netns.display()))
+}
+
+/// A new network namespace starts with `lo` down.
+fn loopback_up() -> Result<(), String> {
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .map_err(|e| format!("cannot run `ip link set lo up` (iproute2): {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`ip link set lo up` failed: {status}")) }
 }
 
 /// Serving: the Task API on the pod's socket until containerd shuts the shim down.
