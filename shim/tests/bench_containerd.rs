@@ -166,12 +166,9 @@ fn idle_memory_per_pod_spore_vs_runc() {
         .entrypoint(["/server"]);
     ctrd.import_image(&wasm);
     ctrd.import_image(&native);
-    // Under ctr (no pod network namespace) the Wasm servers share the host's network, so
-    // each listens on its own port.
-    let spore = idle_memory(&ctrd, SPORE, |id, i| {
-        let caps =
-            format!(r#"spore.dev/capabilities={{"network":{{"inbound":[{{"name":"http","port":{}}}]}}}}"#, 18180 + i);
-        let out = ctrd.run_detached_with_flags(&["--annotation", &caps], wasm.name(), id, SPORE, &[]);
+    let caps = r#"spore.dev/capabilities={"network":{"inbound":[{"name":"http","port":8080}]}}"#;
+    let spore = idle_memory(&ctrd, SPORE, |id, _| {
+        let out = ctrd.run_detached_with_flags(&["--annotation", caps], wasm.name(), id, SPORE, &[]);
         assert!(out.status.success(), "{}", out.stderr_text());
     });
     let runc = idle_memory(&ctrd, RUNC, |id, _| {
