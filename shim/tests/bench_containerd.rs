@@ -5,10 +5,9 @@ mod common;
 mod harness;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{Containerd, ImageBuilder, OutputExt, RUNC, SPORE};
+use harness::{Containerd, ImageBuilder, OutputExt, RUNC, SPORE, static_binary};
 
 const RUNS: usize = 100;
 const STREAMS: usize = 4;
@@ -20,15 +19,6 @@ fn report(markdown: &str) {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("bench output");
         file.write_all(markdown.as_bytes()).expect("write bench output");
     }
-}
-
-fn static_c(name: &str, source: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, bin) = (dir.path().join(format!("{name}.c")), dir.path().join(name));
-    std::fs::write(&src, source).unwrap();
-    let out = Command::new("cc").args(["-O2", "-static", "-o"]).arg(&bin).arg(&src).output().expect("cc");
-    assert!(out.status.success(), "{}", out.stderr_text());
-    std::fs::read(bin).unwrap()
 }
 
 /// The hello program as Wasm (spore) and as a static binary (runc).
@@ -162,7 +152,7 @@ fn idle_memory_per_pod_spore_vs_runc() {
         .file("/http.wasm", common::guest_bytes("http.wasm"), 0o644)
         .entrypoint(["/http.wasm"]);
     let native = ImageBuilder::new("localhost/bench/http-native:1")
-        .file("/server", static_c("server", NATIVE_SERVER), 0o755)
+        .file("/server", static_binary("server", NATIVE_SERVER), 0o755)
         .entrypoint(["/server"]);
     ctrd.import_image(&wasm);
     ctrd.import_image(&native);

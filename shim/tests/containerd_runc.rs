@@ -4,25 +4,9 @@
 mod common;
 mod harness;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use harness::{Containerd, ImageBuilder, OutputExt, RUNC};
-
-/// A static x86-64 binary compiled from C source with `cc -static`.
-fn static_binary(name: &str, source: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, bin) = (dir.path().join(format!("{name}.c")), dir.path().join(name));
-    std::fs::write(&src, source).unwrap();
-    compile(&src, &bin);
-    std::fs::read(&bin).unwrap()
-}
-
-fn compile(src: &Path, bin: &Path) {
-    let out = Command::new("cc").args(["-O2", "-static", "-o"]).arg(bin).arg(src).output().expect("cc (make deps)");
-    assert!(out.status.success(), "cc -static failed: {}", out.stderr_text());
-}
+use harness::{Containerd, ImageBuilder, OutputExt, RUNC, static_binary};
 
 #[test]
 fn runs_a_native_image_with_runc() {

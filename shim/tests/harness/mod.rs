@@ -935,3 +935,14 @@ impl TarWriter {
         self.bytes
     }
 }
+
+/// A static x86-64 binary compiled from C source with `cc -static` (the native side of
+/// comparisons with runc).
+pub fn static_binary(name: &str, source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (src, bin) = (dir.path().join(format!("{name}.c")), dir.path().join(name));
+    std::fs::write(&src, source).expect("write C source");
+    let out = Command::new("cc").args(["-O2", "-static", "-o"]).arg(&bin).arg(&src).output().expect("cc (make deps)");
+    assert!(out.status.success(), "cc -static failed: {}", out.stderr_text());
+    std::fs::read(&bin).expect("read the binary")
+}
