@@ -170,7 +170,7 @@ pub fn workload(kind: ContainerKind, engine: &Engine, stdio: Stdio) -> Result<Wo
     };
     let bytes = read_module(&module)?;
     let wasm = engine.load(&bytes).map_err(|e| format!("{}: {e}", display(&module)))?;
-    let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
+    let sandbox = Sandbox::new(*config, stdio).map_err(|e| e.to_string())?;
     Ok(Workload::Guest { wasm, sandbox })
 }
 

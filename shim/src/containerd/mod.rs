@@ -30,10 +30,10 @@ pub fn main() {
     };
     // Join the pod's network namespace while this is the only thread: every thread started
     // later (the runtime's, wasmtime's) inherits it, so the pod's sockets live there.
-    if let Some(netns) = std::env::var_os(serve::NETNS_ENV).filter(|_| flags.action.is_empty()) {
-        if let Err(err) = serve::join_netns(std::path::Path::new(&netns)) {
-            fail(err);
-        }
+    if let Some(netns) = std::env::var_os(serve::NETNS_ENV).filter(|_| flags.action.is_empty())
+        && let Err(err) = serve::join_netns(std::path::Path::new(&netns))
+    {
+        fail(err);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match flags.action.as_str() {

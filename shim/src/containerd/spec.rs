@@ -37,7 +37,7 @@ pub enum ContainerKind {
     /// The CRI pod sandbox ("pause") container: the shim holds it without running anything.
     Sandbox,
     /// A Wasm guest: the module at `module` (a path inside the rootfs) with its sandbox.
-    Wasm { module: PathBuf, config: AppConfig },
+    Wasm { module: PathBuf, config: Box<AppConfig> },
 }
 
 impl ContainerKind {
@@ -61,7 +61,7 @@ impl ContainerKind {
             limits: limits(spec, &annotations)?,
         };
         let volumes = volumes(spec, &config.capabilities)?;
-        Ok(Self::Wasm { module, config: AppConfig { volumes, ..config } })
+        Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }) })
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
 
     fn wasm(json: serde_json::Value) -> Result<(PathBuf, AppConfig), SpecError> {
         match ContainerKind::from_spec(&spec(json), Path::new("/bundle/rootfs"))? {
-            ContainerKind::Wasm { module, config } => Ok((module, config)),
+            ContainerKind::Wasm { module, config } => Ok((module, *config)),
             ContainerKind::Sandbox => panic!("not a Wasm container"),
         }
     }
