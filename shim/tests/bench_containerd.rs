@@ -7,6 +7,7 @@ mod harness;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use harness::cri::{Cri, answers_200};
 use harness::{Containerd, ImageBuilder, OutputExt, RUNC, SPORE, static_binary};
 
 const RUNS: usize = 100;
@@ -176,4 +177,78 @@ fn idle_memory_per_pod_spore_vs_runc() {
         spore.0, spore.1, runc.0, runc.1
     ));
     ctrd.assert_clean();
+}
+
+const POD_STARTS: usize = 5;
+
+/// Time from `runp` to the first HTTP 200 on the pod IP, median of [`POD_STARTS`]; the
+/// error of the first pod that did not start.
+fn pod_start_ms(cri: &Cri, handler: &str, image: &str, annotations: serde_json::Value) -> Result<f64, String> {
+    let mut times: Vec<f64> = (0..POD_STARTS)
+        .map(|i| -> Result<f64, String> {
+            let name = format!("bench-{handler}-{i}");
+            let pod = cri.write(
+                &format!("{name}-pod.json"),
+                serde_json::json!({
+                    "metadata": {"name": name, "namespace": "default", "uid": name, "attempt": 1},
+                    "log_directory": cri.ctrd.dir().join("logs").display().to_string(),
+                    "linux": {}
+                }),
+            );
+            let container = cri.write(
+                &format!("{name}-container.json"),
+                serde_json::json!({
+                    "metadata": {"name": "server"}, "image": {"image": image},
+                    "log_path": format!("{name}.log"), "annotations": annotations, "linux": {}
+                }),
+            );
+            let start = Instant::now();
+            let runp = cri.crictl(&["runp", "--runtime", handler, &pod]);
+            if !runp.status.success() {
+                let err = runp.stderr_text();
+                return Err(err.lines().find(|l| l.contains("failed")).unwrap_or(&err).trim().to_string());
+            }
+            let pod_id = runp.stdout_text().trim().to_string();
+            let id = cri.crictl_ok(&["create", &pod_id, &container, &pod]);
+            cri.crictl_ok(&["start", &id]);
+            let inspect: serde_json::Value = serde_json::from_str(&cri.crictl_ok(&["inspectp", &pod_id])).unwrap();
+            let ip = inspect["status"]["network"]["ip"].as_str().expect("pod IP").to_string();
+            while !answers_200(&ip, 8080) {
+                assert!(start.elapsed() < Duration::from_secs(30), "{handler} pod never answered");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+            cri.crictl_ok(&["stopp", &pod_id]);
+            cri.crictl_ok(&["rmp", &pod_id]);
+            Ok(elapsed)
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+#[test]
+#[ignore = "benchmark: run by `make bench`"]
+fn pod_start_to_first_response_spore_vs_runc() {
+    let cri = Cri::start();
+    let native = ImageBuilder::new("localhost/bench/http-native:1")
+        .file("/server", static_binary("server", NATIVE_SERVER), 0o755)
+        .entrypoint(["/server"]);
+    cri.ctrd.import_image(&native);
+    let caps =
+        serde_json::json!({"spore.dev/capabilities": r#"{"network":{"inbound":[{"name":"http","port":8080}]}}"#});
+    let spore = pod_start_ms(&cri, "spore", "localhost/spore/http:1", caps).expect("spore pods start");
+    let runc = pod_start_ms(&cri, "runc", native.name(), serde_json::json!({}));
+    let (runc_cell, ratio) = match &runc {
+        Ok(ms) => (format!("{ms:.0} ms"), format!("**{:.2}x**", spore / ms)),
+        Err(err) => (format!("did not start: `{}`", err.replace('`', "'")), "n/a".to_string()),
+    };
+    report(&format!(
+        "\n## CRI: pod create to first HTTP 200\n\n\
+         crictl `runp` → `create` → `start` → first 200 on the pod IP (CNI bridge), as kubelet would drive\n\
+         it: the hello component under the `spore` handler, a static C server under `runc`. Median of {POD_STARTS}.\n\
+         Goal: spore <= 0.5x runc. Reproduce: `cargo test --release -p spore-shim --test bench_containerd -- --ignored pod_start`.\n\n\
+         | handler | pod start to first 200 |\n|---|---:|\n| spore | {spore:.0} ms |\n| runc | {runc_cell} |\n\
+         | **spore / runc** | {ratio} |\n"
+    ));
 }

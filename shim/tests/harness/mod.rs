@@ -31,6 +31,8 @@
 //! must be tars: `application/wasm` layers fail on containerd < 1.6.25.
 #![allow(dead_code)]
 
+pub mod cri;
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Read;
