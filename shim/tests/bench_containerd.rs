@@ -120,10 +120,7 @@ fn idle_memory(ctrd: &Containerd, runtime: &str, start: impl Fn(&str, usize)) ->
     let pods: Vec<u32> = pids(ctrd).into_iter().filter(|p| !before.contains(p)).collect();
     let (pss, rss) = pods.iter().map(|p| memory_kb(*p)).fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
     for id in &ids {
-        ctrd.kill(id, "SIGKILL");
-        ctrd.wait_for_status(id, "STOPPED", Duration::from_secs(10));
-        ctrd.delete_task(id);
-        ctrd.delete_container(id);
+        ctrd.stop_and_remove(id, "SIGKILL");
     }
     let per_pod = |kb: u64| kb as f64 / 1024.0 / IDLE_PODS as f64;
     (per_pod(pss), per_pod(rss))

@@ -48,13 +48,8 @@ fn kill_stops_a_spinning_guest_like_a_container() {
     let image = probe_image(&ctrd);
     for (signal, status) in [("SIGTERM", 143), ("SIGKILL", 137)] {
         let id = format!("spin-{}", signal.to_lowercase());
-        let out = ctrd.run_detached(&image, &id, SPORE, &["/probe.wasm", "loop"]);
-        assert!(out.status.success(), "{}\n{}", out.stderr_text(), ctrd.log());
-        ctrd.wait_for_status(&id, "RUNNING", Duration::from_secs(10));
-        ctrd.kill(&id, signal).assert_success("kill");
-        ctrd.wait_for_status(&id, "STOPPED", Duration::from_secs(5));
-        assert_eq!(ctrd.delete_task(&id), status);
-        ctrd.delete_container(&id);
+        ctrd.start_detached(&image, &id, SPORE, &["/probe.wasm", "loop"]);
+        assert_eq!(ctrd.stop_and_remove(&id, signal), status);
     }
     ctrd.assert_clean();
 }
@@ -111,9 +106,7 @@ fn bad_containers_fail_create_with_a_reason_and_leave_nothing() {
 fn a_killed_shim_is_reported_and_the_next_task_starts_cleanly() {
     let ctrd = Containerd::start();
     let image = probe_image(&ctrd);
-    let out = ctrd.run_detached(&image, "doomed", SPORE, &["/probe.wasm", "loop"]);
-    assert!(out.status.success(), "{}", out.stderr_text());
-    ctrd.wait_for_status("doomed", "RUNNING", Duration::from_secs(10));
+    ctrd.start_detached(&image, "doomed", SPORE, &["/probe.wasm", "loop"]);
     let shim = ctrd.task("doomed").expect("task listed").pid;
     std::process::Command::new("kill").args(["-KILL", &shim.to_string()]).status().unwrap();
     // containerd notices the dead shim, runs its `delete` action and drops the task.
@@ -140,9 +133,7 @@ fn a_killed_shim_is_reported_and_the_next_task_starts_cleanly() {
 fn metrics_report_the_guests_memory_and_cpu() {
     let ctrd = Containerd::start();
     let image = probe_image(&ctrd);
-    let out = ctrd.run_detached(&image, "busy", SPORE, &["/probe.wasm", "loop"]);
-    assert!(out.status.success(), "{}", out.stderr_text());
-    ctrd.wait_for_status("busy", "RUNNING", Duration::from_secs(10));
+    ctrd.start_detached(&image, "busy", SPORE, &["/probe.wasm", "loop"]);
     std::thread::sleep(Duration::from_millis(500));
     let metrics = ctrd.ctr_ok(["tasks", "metrics", "busy"]);
     let value = |name: &str| -> u64 {
@@ -151,10 +142,7 @@ fn metrics_report_the_guests_memory_and_cpu() {
     };
     assert!(value("memory.usage_in_bytes") >= 64 << 10, "{metrics}");
     assert!(value("cpuacct.usage") >= 10_000_000, "{metrics}");
-    ctrd.kill("busy", "SIGKILL").assert_success("kill");
-    ctrd.wait_for_status("busy", "STOPPED", Duration::from_secs(5));
-    ctrd.delete_task("busy");
-    ctrd.delete_container("busy");
+    ctrd.stop_and_remove("busy", "SIGKILL");
     ctrd.assert_clean();
 }
 

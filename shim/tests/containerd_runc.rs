@@ -4,8 +4,6 @@
 mod common;
 mod harness;
 
-use std::time::Duration;
-
 use harness::{Containerd, ImageBuilder, OutputExt, RUNC, static_binary};
 
 #[test]
@@ -45,13 +43,8 @@ fn kills_a_long_running_task() {
     ctrd.import_image(&image);
     let id = "runc-sleeper";
 
-    ctrd.run_detached(image.name(), id, RUNC, &[]).assert_success("ctr run --detach");
-    ctrd.wait_for_status(id, "RUNNING", Duration::from_secs(10));
-    ctrd.kill(id, "SIGKILL").assert_success("ctr tasks kill");
-    ctrd.wait_for_status(id, "STOPPED", Duration::from_secs(10));
-
-    assert_eq!(ctrd.delete_task(id), 137);
-    ctrd.delete_container(id);
+    ctrd.start_detached(image.name(), id, RUNC, &[]);
+    assert_eq!(ctrd.stop_and_remove(id, "SIGKILL"), 137);
     ctrd.assert_clean();
 }
 

@@ -395,6 +395,23 @@ disabled_plugins = [{disabled}]
         self.ctr(self.run_args(image, id, runtime, "--detach", args))
     }
 
+    /// `ctr run --detach`, asserting it started and waiting until the task runs.
+    pub fn start_detached(&self, image: &str, id: &str, runtime: &str, args: &[&str]) {
+        let out = self.run_detached(image, id, runtime, args);
+        assert!(out.status.success(), "{}\n{}", out.stderr_text(), self.log_tail(20));
+        self.wait_for_status(id, "RUNNING", Duration::from_secs(10));
+    }
+
+    /// Kills a running task with `signal`, waits for it to stop, deletes it and its container;
+    /// returns the task's exit status.
+    pub fn stop_and_remove(&self, id: &str, signal: &str) -> i32 {
+        self.kill(id, signal).assert_success("ctr tasks kill");
+        self.wait_for_status(id, "STOPPED", Duration::from_secs(10));
+        let status = self.delete_task(id);
+        self.delete_container(id);
+        status
+    }
+
     /// `ctr tasks kill --signal SIGNAL ID` (e.g. `SIGKILL`, `SIGTERM`).
     pub fn kill(&self, id: &str, signal: &str) -> Output {
         self.ctr(["tasks", "kill", "--signal", signal, id])
