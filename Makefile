@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
-APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry \
+APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry protobuf-compiler \
                 containerd runc containernetworking-plugins
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
 # Go tools built from the module proxy, cached outside the repo by version.

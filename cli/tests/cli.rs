@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../shim/tests/harness/registry.rs"]
+mod registry;
+use registry::Registry;
+
 const SPORE_FAILED: i32 = 125;
 
 fn guests() -> PathBuf {
@@ -225,49 +229,6 @@ fn up_runs_a_module_from_an_oci_layout_tar() {
     let tar = build_image(app.dir.path(), "probe-c.wasm", "localhost:5000/spore/probe:1");
     let out = spore(&["up", "-f", &app.path(), "--module", &tar]);
     assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "from-a-tar\n"), "{}", stderr(&out));
-}
-
-/// Debian's docker-registry on a loopback port with its own storage; killed on drop.
-struct Registry {
-    child: Child,
-    addr: SocketAddr,
-    _storage: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let storage = tempfile::tempdir().unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .args(["serve", &config.display().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian package docker-registry; `make deps` installs it)");
-        let registry = Self { child, addr, _storage: storage };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while get(addr, "/v2/").is_none() {
-            assert!(Instant::now() < deadline, "registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod exit;
 mod http;
+pub mod image;
 mod limits;
 mod module;
 mod policy;

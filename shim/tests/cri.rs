@@ -7,7 +7,7 @@ mod common;
 mod harness;
 
 use harness::OutputExt;
-use harness::cri::{Cri, SUBNET, get, wait_for};
+use harness::cri::{Cri, get, wait_for};
 
 #[test]
 fn a_wasm_pod_serves_http_on_its_pod_ip() {
@@ -37,7 +37,7 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
 
     let inspect: serde_json::Value = serde_json::from_str(&cri.crictl_ok(&["inspectp", &pod_id])).unwrap();
     let ip = inspect["status"]["network"]["ip"].as_str().expect("pod IP").to_string();
-    assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {SUBNET}");
+    assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {}", cri.subnet());
     let url = format!("http://{ip}:8080/");
     let body = wait_for(&url).unwrap_or_else(|| panic!("no answer from {url}\n{}", cri.ctrd.log()));
     assert_eq!(body, "hello from spore\n");

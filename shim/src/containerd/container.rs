@@ -2,13 +2,12 @@
 //! stopped by a signal or by its own exit, and its exit status kept for Wait and Delete.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::{Notify, watch};
 
-use super::spec::ContainerKind;
-use crate::{Engine, Exit, Sandbox, Stdio, Wasm, WasmKind};
+use crate::{AppConfig, Engine, Exit, Sandbox, Stdio, Wasm, WasmKind};
 
 /// How a task stands, as containerd sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +29,10 @@ pub struct Container {
     pub stdout: String,
     pub stderr: String,
     pub rootfs_mounted: bool,
-    workload: Workload,
+    /// Taken when the task ends: dropping it closes the guest's output FIFOs, which is how
+    /// containerd's IO copiers (and so CRI's exit handling) learn the output is complete.
+    workload: Mutex<Option<Arc<Workload>>>,
+    usage: Option<Arc<crate::Usage>>,
     status: watch::Sender<Status>,
     stop: Mutex<Option<u32>>,
     stop_requested: Notify,
@@ -56,7 +58,11 @@ impl Container {
             stdout,
             stderr,
             rootfs_mounted,
-            workload,
+            usage: match &workload {
+                Workload::Sandbox => None,
+                Workload::Guest { sandbox, .. } => Some(sandbox.usage().clone()),
+            },
+            workload: Mutex::new(Some(Arc::new(workload))),
             status: watch::Sender::new(Status::Created),
             stop: Mutex::new(None),
             stop_requested: Notify::new(),
@@ -65,10 +71,7 @@ impl Container {
 
     /// Live usage of the guest; `None` for the pod sandbox.
     pub fn usage(&self) -> Option<&crate::Usage> {
-        match &self.workload {
-            Workload::Sandbox => None,
-            Workload::Guest { sandbox, .. } => Some(sandbox.usage()),
-        }
+        self.usage.as_deref()
     }
 
     pub fn status(&self) -> Status {
@@ -95,17 +98,27 @@ impl Container {
 
     /// Runs the workload to its end (or until a stop signal) and records the exit.
     pub async fn run(&self, engine: &Engine) -> (u32, SystemTime) {
-        let exit_status = tokio::select! {
-            status = self.execute(engine) => status,
-            signal = self.stop_signal() => signalled(signal),
+        let workload = self.workload.lock().expect("workload lock").clone();
+        let exit_status = match workload {
+            None => signalled(9),
+            Some(workload) => tokio::select! {
+                status = self.execute(engine, &workload) => status,
+                signal = self.stop_signal() => signalled(signal),
+            },
         };
+        self.release();
         let exited_at = SystemTime::now();
         self.status.send_replace(Status::Stopped { exit_status, exited_at });
         (exit_status, exited_at)
     }
 
-    async fn execute(&self, engine: &Engine) -> u32 {
-        match &self.workload {
+    /// Drops the workload: its instances, sandbox and output streams.
+    pub fn release(&self) {
+        self.workload.lock().expect("workload lock").take();
+    }
+
+    async fn execute(&self, engine: &Engine, workload: &Workload) -> u32 {
+        match workload {
             Workload::Sandbox => std::future::pending().await,
             Workload::Guest { wasm, sandbox } if wasm.kind() == WasmKind::HttpProxy => {
                 match serve(engine, wasm, sandbox).await {
@@ -136,6 +149,7 @@ impl Container {
     pub fn kill(&self, signal: u32) {
         if let Status::Created = self.status() {
             self.status.send_replace(Status::Stopped { exit_status: signalled(signal), exited_at: SystemTime::now() });
+            self.release();
             return;
         }
         *self.stop.lock().expect("stop lock") = Some(signal);
@@ -161,31 +175,25 @@ async fn serve(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> crate::Result
     crate::serve_http(engine, wasm, sandbox, listener, std::future::pending()).await
 }
 
-/// Builds the workload of a new container: loads and checks its Wasm now, so that a bad
-/// module fails Create with a reason rather than Start.
-pub fn workload(kind: ContainerKind, engine: &Engine, stdio: Stdio) -> Result<Workload, String> {
-    let (module, config) = match kind {
-        ContainerKind::Sandbox => return Ok(Workload::Sandbox),
-        ContainerKind::Wasm { module, config } => (module, config),
-    };
-    let bytes = read_module(&module)?;
-    let wasm = engine.load(&bytes).map_err(|e| format!("{}: {e}", display(&module)))?;
-    let sandbox = Sandbox::new(*config, stdio).map_err(|e| e.to_string())?;
+/// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad
+/// module fails Create with a reason rather than Start. `source` names where it came from.
+pub fn guest(bytes: &[u8], source: &str, config: AppConfig, engine: &Engine, stdio: Stdio) -> Result<Workload, String> {
+    let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
+    let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
     Ok(Workload::Guest { wasm, sandbox })
 }
 
-fn read_module(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "{}: not found in the image; its entrypoint must be the .wasm file (e.g. ENTRYPOINT [\"/app.wasm\"])",
-            display(path)
-        ),
-        _ => format!("cannot read {}: {e}", display(path)),
-    })
+/// Reads the entrypoint from the rootfs; `Ok(None)` when the rootfs has no such file.
+pub fn read_entrypoint(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", display(path))),
+    }
 }
 
 /// The path as the image has it (without the bundle's rootfs prefix).
-fn display(path: &Path) -> String {
+pub fn display(path: &Path) -> String {
     let s = path.display().to_string();
     match s.find("/rootfs/") {
         Some(i) => s[i + "/rootfs".len()..].to_string(),

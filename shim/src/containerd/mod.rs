@@ -2,6 +2,7 @@
 //! containerd's Task API over ttrpc and running each container's Wasm on one shared engine.
 
 mod container;
+mod content;
 mod serve;
 pub mod spec;
 mod task;
@@ -63,6 +64,7 @@ struct SporeShim {
     namespace: String,
     id: String,
     bundle: PathBuf,
+    address: String,
 }
 
 #[async_trait]
@@ -75,7 +77,13 @@ impl Shim for SporeShim {
         } else {
             flags.bundle.clone().into()
         };
-        Self { exit: Arc::new(ExitSignal::default()), namespace: flags.namespace.clone(), id: flags.id.clone(), bundle }
+        Self {
+            exit: Arc::new(ExitSignal::default()),
+            namespace: flags.namespace.clone(),
+            id: flags.id.clone(),
+            bundle,
+            address: flags.address.clone(),
+        }
     }
 
     /// Not reached: `main` handles `start` itself (see `serve`).
@@ -101,6 +109,6 @@ impl Shim for SporeShim {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
-        TaskService::new(self.namespace.clone(), publisher, self.exit.clone())
+        TaskService::new(self.namespace.clone(), &self.address, publisher, self.exit.clone())
     }
 }

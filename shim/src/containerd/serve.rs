@@ -98,7 +98,7 @@ pub async fn serve(flags: &Flags) -> Result<(), String> {
         .map_err(|e| format!("cannot reach containerd at {ttrpc_address}: {e}"))?;
     let exit = Arc::new(ExitSignal::default());
     let task: Arc<dyn Task + Send + Sync> =
-        Arc::new(TaskService::new(flags.namespace.clone(), publisher, exit.clone()));
+        Arc::new(TaskService::new(flags.namespace.clone(), &flags.address, publisher, exit.clone()));
     let mut services = create_task(task.clone());
     if let Some(v2) = create_task(task).remove(TASK_V3) {
         services.insert(TASK_V2.to_string(), v2);

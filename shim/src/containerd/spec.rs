@@ -16,6 +16,9 @@ pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
 /// A JSON list of the environment variable names the app declares; only these pass.
 pub const ENV_ANNOTATION: &str = "spore.dev/env";
 
+/// The guest's argv[0] when the spec has no entrypoint (a Wasm artifact image run as is).
+const DEFAULT_GUEST_NAME: &str = "app.wasm";
+
 const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
 const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
@@ -36,8 +39,9 @@ fn spec_error(field: impl Into<String>, message: impl Into<String>) -> SpecError
 pub enum ContainerKind {
     /// The CRI pod sandbox ("pause") container: the shim holds it without running anything.
     Sandbox,
-    /// A Wasm guest: the module at `module` (a path inside the rootfs) with its sandbox.
-    Wasm { module: PathBuf, config: Box<AppConfig> },
+    /// A Wasm guest with its sandbox. `module` is the entrypoint's path inside the rootfs;
+    /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
+    Wasm { module: Option<PathBuf>, config: Box<AppConfig> },
 }
 
 impl ContainerKind {
@@ -48,13 +52,13 @@ impl ContainerKind {
         }
         let process = spec.process().as_ref().ok_or_else(|| spec_error("process", "the spec has no process"))?;
         let args = process.args().clone().unwrap_or_default();
-        let entry = args
-            .first()
-            .ok_or_else(|| spec_error("process.args", "no entrypoint; set the image's entrypoint to the .wasm file"))?;
-        let module = rootfs.join(entry.trim_start_matches('/'));
+        let entry = args.first();
+        let module = entry.map(|e| rootfs.join(e.trim_start_matches('/')));
         let config = AppConfig {
-            name: Path::new(entry).file_name().map_or_else(|| entry.clone(), |n| n.to_string_lossy().into_owned()),
-            args: args[1..].to_vec(),
+            name: entry.map_or(DEFAULT_GUEST_NAME.into(), |e| {
+                Path::new(e).file_name().map_or_else(|| e.clone(), |n| n.to_string_lossy().into_owned())
+            }),
+            args: args.iter().skip(1).cloned().collect(),
             env: declared_env(process.env().as_deref().unwrap_or_default(), &annotations)?,
             capabilities: capabilities(&annotations)?,
             volumes: BTreeMap::new(),
@@ -157,7 +161,7 @@ mod tests {
         serde_json::from_value(json).expect("valid spec")
     }
 
-    fn wasm(json: serde_json::Value) -> Result<(PathBuf, AppConfig), SpecError> {
+    fn wasm(json: serde_json::Value) -> Result<(Option<PathBuf>, AppConfig), SpecError> {
         match ContainerKind::from_spec(&spec(json), Path::new("/bundle/rootfs"))? {
             ContainerKind::Wasm { module, config } => Ok((module, *config)),
             ContainerKind::Sandbox => panic!("not a Wasm container"),
@@ -171,8 +175,15 @@ mod tests {
             "process": {"args": ["/app.wasm", "serve", "--fast"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
         }))
         .unwrap();
-        assert_eq!(module, Path::new("/bundle/rootfs/app.wasm"));
+        assert_eq!(module.as_deref(), Some(Path::new("/bundle/rootfs/app.wasm")));
         assert_eq!((config.name.as_str(), config.args), ("app.wasm", vec!["serve".to_string(), "--fast".into()]));
+    }
+
+    #[test]
+    fn without_an_entrypoint_the_image_layer_is_the_module() {
+        let (module, config) =
+            wasm(serde_json::json!({"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}})).unwrap();
+        assert_eq!((module, config.name.as_str(), config.args.len()), (None, "app.wasm", 0));
     }
 
     #[test]

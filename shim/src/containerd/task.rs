@@ -21,7 +21,8 @@ use containerd_shim_protos::ttrpc::{self, Code};
 use wasmtime_wasi::cli::OutputFile;
 
 use super::DEFAULT_CACHE_DIR;
-use super::container::{Container, Status, workload};
+use super::container::{Container, Status, Workload, display, guest, read_entrypoint};
+use super::content::ContentStore;
 use super::spec::ContainerKind;
 use crate::{Engine, EngineConfig, Stdio};
 
@@ -42,16 +43,26 @@ pub struct TaskService {
     publisher: Arc<RemotePublisher>,
     exit: Arc<ExitSignal>,
     engine: Engine,
+    content: ContentStore,
     containers: Mutex<HashMap<String, Arc<Container>>>,
 }
 
 impl TaskService {
-    pub fn new(namespace: String, publisher: RemotePublisher, exit: Arc<ExitSignal>) -> Self {
+    /// `containerd` is containerd's gRPC socket, where Wasm image layers are read from.
+    pub fn new(namespace: String, containerd: &str, publisher: RemotePublisher, exit: Arc<ExitSignal>) -> Self {
         let cache_dir =
             std::env::var_os("SPORE_CACHE_DIR").map_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR), PathBuf::from);
         let engine = Engine::new(EngineConfig { cache_dir: Some(cache_dir), pooled_instances: None })
             .expect("the wasmtime engine starts with Spore's fixed configuration");
-        Self { namespace, publisher: Arc::new(publisher), exit, engine, containers: Mutex::new(HashMap::new()) }
+        let content = ContentStore::new(containerd.strip_prefix("unix://").unwrap_or(containerd), namespace.clone());
+        Self {
+            namespace,
+            publisher: Arc::new(publisher),
+            exit,
+            engine,
+            content,
+            containers: Mutex::new(HashMap::new()),
+        }
     }
 
     fn get(&self, id: &str) -> TtrpcResult<Arc<Container>> {
@@ -61,6 +72,46 @@ impl TaskService {
             .get(id)
             .cloned()
             .ok_or_else(|| status(Code::NOT_FOUND, format!("container {id} not found")))
+    }
+
+    async fn workload(
+        &self,
+        req: &api::CreateTaskRequest,
+        spec: &oci_spec::runtime::Spec,
+        bundle: &Path,
+    ) -> Result<Workload, String> {
+        let (module, config) = match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
+            ContainerKind::Sandbox => return Ok(Workload::Sandbox),
+            ContainerKind::Wasm { module, config } => (module, config),
+        };
+        let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
+        let io = stdio(&req.stdout, &req.stderr).map_err(|e| e.to_string())?;
+        guest(&bytes, &source, *config, &self.engine, io)
+    }
+
+    /// The entrypoint file in the rootfs (plain images), else the image's Wasm layer from
+    /// containerd's content store (Wasm artifact images). Returns the bytes and their source.
+    async fn module_bytes(&self, id: &str, entrypoint: Option<&Path>) -> Result<(Vec<u8>, String), String> {
+        if let Some(path) = entrypoint
+            && let Some(bytes) = read_entrypoint(path)?
+        {
+            return Ok((bytes, display(path)));
+        }
+        match self.content.wasm_of(id).await {
+            Ok(bytes) => Ok((bytes, "the image's Wasm layer".into())),
+            Err(image_error) => Err(match entrypoint {
+                Some(path) => format!(
+                    "{}: not found in the image, and the image has no Wasm layer either ({image_error}); \
+                     make the entrypoint the .wasm file (e.g. ENTRYPOINT [\"/app.wasm\"]) or build a Wasm image \
+                     with `spore image build`",
+                    display(path)
+                ),
+                None => format!(
+                    "the container has no entrypoint and its image no Wasm layer ({image_error}); \
+                     build the image with `spore image build` or set the entrypoint to the .wasm file"
+                ),
+            }),
+        }
     }
 
     async fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
@@ -129,12 +180,7 @@ impl Task for TaskService {
             .await
             .map_err(|e| status(Code::INVALID_ARGUMENT, format!("cannot read the OCI spec in {}: {e}", req.bundle)))?;
         let mounted = mount_rootfs(&bundle, &req.rootfs).await?;
-        let built =
-            ContainerKind::from_spec(&spec, &bundle.join("rootfs")).map_err(|e| e.to_string()).and_then(|kind| {
-                let io = stdio(&req.stdout, &req.stderr).map_err(|e| e.to_string())?;
-                workload(kind, &self.engine, io)
-            });
-        let workload = match built {
+        let workload = match self.workload(&req, &spec, &bundle).await {
             Ok(workload) => workload,
             Err(message) => {
                 if mounted {

@@ -5,10 +5,17 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::{Containerd, ImageBuilder, OutputExt};
+use super::{Containerd, ImageBuilder, OutputExt, Version};
 
-pub const SUBNET: &str = "198.18.1.0/24";
-const BRIDGE: &str = "sporecri0";
+/// Each containerd version gets its own bridge and subnet, so their tests never clash.
+fn network(version: Version) -> (&'static str, &'static str) {
+    match version {
+        Version::Debian => ("sporecri0", "198.18.1.0/24"),
+        Version::V2 => ("sporecri1", "198.18.2.0/24"),
+    }
+}
+
+const PAUSE: &str = "localhost/spore/pause:1";
 
 fn crictl_path() -> PathBuf {
     std::env::var_os("SPORE_CRICTL").map(PathBuf::from).unwrap_or_else(|| {
@@ -19,27 +26,27 @@ fn crictl_path() -> PathBuf {
 
 pub struct Cri {
     pub ctrd: Containerd,
+    bridge: &'static str,
 }
 
 impl Cri {
+    /// CRI on Debian's containerd 1.6.
     pub fn start() -> Self {
+        Self::start_on(Version::Debian)
+    }
+
+    pub fn start_on(version: Version) -> Self {
         assert!(crictl_path().exists(), "crictl missing at {}; run `make tools`", crictl_path().display());
-        let ctrd = Containerd::configure()
-            .with_cri()
-            .namespace("k8s.io")
-            .config(
-                r#"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/spore/pause:1"
-  stream_server_port = "0"
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "{dir}/cni"
-"#,
-            )
-            .file("cni/10-spore.conflist", &conflist())
+        let (bridge, subnet) = network(version);
+        let mut config = Containerd::configure().with_cri().namespace("k8s.io");
+        if version == Version::V2 {
+            config = config.containerd2();
+        }
+        let ctrd = config
+            .config(&cri_toml(version))
+            .file("cni/10-spore.conflist", &conflist(bridge, subnet))
             .start();
-        let pause = ImageBuilder::new("localhost/spore/pause:1")
+        let pause = ImageBuilder::new(PAUSE)
             .file("/pause", b"unused".to_vec(), 0o755)
             .entrypoint(["/pause"]);
         ctrd.import_image(&pause);
@@ -47,7 +54,12 @@ impl Cri {
             .file("/http.wasm", crate::common::guest_bytes("http.wasm"), 0o644)
             .entrypoint(["/http.wasm"]);
         ctrd.import_image(&http);
-        Self { ctrd }
+        Self { ctrd, bridge }
+    }
+
+    /// The pods' subnet.
+    pub fn subnet(&self) -> &'static str {
+        network(self.ctrd.version()).1
     }
 
     pub fn crictl(&self, args: &[&str]) -> Output {
@@ -65,6 +77,56 @@ impl Cri {
         out.stdout_text().trim().to_string()
     }
 
+    /// `crictl runp` of a pod named `name` with the `spore` handler; returns the pod id and
+    /// the path of its config (which `crictl create` needs again).
+    pub fn run_pod(&self, name: &str) -> (String, String) {
+        let config = self.write(
+            &format!("pod-{name}.json"),
+            serde_json::json!({
+                "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "attempt": 1},
+                "log_directory": self.ctrd.dir().join("logs").join(name).display().to_string(),
+                "linux": {}
+            }),
+        );
+        (self.crictl_ok(&["runp", "--runtime", "spore", &config]), config)
+    }
+
+    /// `crictl create` + `start` of a container (its config JSON) in a pod; returns its id.
+    pub fn start_container(&self, pod: &(String, String), config: serde_json::Value) -> String {
+        let name = config["metadata"]["name"].as_str().expect("container name").to_string();
+        let path = self.write(&format!("container-{name}.json"), config);
+        let id = self.crictl_ok(&["create", &pod.0, &path, &pod.1]);
+        self.crictl_ok(&["start", &id]);
+        id
+    }
+
+    /// The pod's IP on the CNI bridge.
+    pub fn pod_ip(&self, pod_id: &str) -> String {
+        let inspect: serde_json::Value = serde_json::from_str(&self.crictl_ok(&["inspectp", pod_id])).expect("JSON");
+        inspect["status"]["network"]["ip"].as_str().expect("pod IP").to_string()
+    }
+
+    /// Waits until a container has exited; returns its exit code and reason.
+    pub fn wait_exited(&self, container_id: &str) -> (i64, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let inspect: serde_json::Value =
+                serde_json::from_str(&self.crictl_ok(&["inspect", container_id])).expect("JSON");
+            let status = &inspect["status"];
+            if status["state"] == "CONTAINER_EXITED" {
+                return (status["exitCode"].as_i64().unwrap_or(-1), status["reason"].as_str().unwrap_or("").into());
+            }
+            assert!(Instant::now() < deadline, "container {container_id} still {} after 30s", status["state"]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops and removes a pod.
+    pub fn remove_pod(&self, pod_id: &str) {
+        self.crictl_ok(&["stopp", pod_id]);
+        self.crictl_ok(&["rmp", pod_id]);
+    }
+
     pub fn write(&self, name: &str, json: serde_json::Value) -> String {
         let path = self.ctrd.dir().join(name);
         std::fs::write(&path, json.to_string()).unwrap();
@@ -72,13 +134,41 @@ impl Cri {
     }
 }
 
-fn conflist() -> String {
+/// The CRI settings, in each version's layout: pause image, CNI, no streaming port.
+/// (Pulls from a loopback registry use plain HTTP without configuration.)
+fn cri_toml(version: Version) -> String {
+    match version {
+        Version::Debian => format!(
+            r#"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE}"
+  stream_server_port = "0"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{{dir}}/cni"
+"#
+        ),
+        Version::V2 => format!(
+            r#"
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_port = "0"
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = "{PAUSE}"
+[plugins.'io.containerd.cri.v1.runtime'.cni]
+  bin_dirs = ["/usr/lib/cni"]
+  conf_dir = "{{dir}}/cni"
+"#
+        ),
+    }
+}
+
+fn conflist(bridge: &str, subnet: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
-        "name": "spore-test",
+        "name": format!("spore-test-{bridge}"),
         "plugins": [
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": true, "ipMasq": false,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]]}},
+            {"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]}},
             {"type": "loopback"}
         ]
     })
@@ -118,6 +208,6 @@ pub fn wait_for(url: &str) -> Option<String> {
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "delete", BRIDGE]).output();
+        let _ = Command::new("ip").args(["link", "delete", self.bridge]).output();
     }
 }

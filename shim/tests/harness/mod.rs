@@ -32,6 +32,7 @@
 #![allow(dead_code)]
 
 pub mod cri;
+pub mod registry;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -72,9 +73,36 @@ pub fn shim_binary() -> PathBuf {
     path
 }
 
+/// Which containerd a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// Debian's containerd 1.6 (`containerd` and `ctr` from PATH): config version 2.
+    Debian,
+    /// containerd 2.x built from the Go module proxy by `make tools` (`SPORE_CONTAINERD2_DIR`,
+    /// default ~/.cache/spore-tools/containerd-v2.1.4): config version 3.
+    V2,
+}
+
+impl Version {
+    fn binary(self, name: &str) -> PathBuf {
+        match self {
+            Version::Debian => PathBuf::from(name),
+            Version::V2 => containerd2_dir().join(name),
+        }
+    }
+}
+
+fn containerd2_dir() -> PathBuf {
+    std::env::var_os("SPORE_CONTAINERD2_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+        home.join(".cache/spore-tools/containerd-v2.1.4")
+    })
+}
+
 /// How to start a containerd; `Containerd::start()` is `Containerd::configure().start()`.
 #[derive(Clone, Debug)]
 pub struct ContainerdConfig {
+    version: Version,
     cri: bool,
     namespace: String,
     extra_toml: String,
@@ -82,6 +110,12 @@ pub struct ContainerdConfig {
 }
 
 impl ContainerdConfig {
+    /// Run containerd 2.x instead of Debian's 1.6.
+    pub fn containerd2(mut self) -> Self {
+        self.version = Version::V2;
+        self
+    }
+
     /// Keep the CRI plugin (disabled by default).
     pub fn with_cri(mut self) -> Self {
         self.cri = true;
@@ -118,6 +152,7 @@ impl ContainerdConfig {
 
 /// A running private containerd; dropping it kills it and cleans up after it.
 pub struct Containerd {
+    version: Version,
     dir: PathBuf,
     namespace: String,
     cgroup_parent: String,
@@ -140,15 +175,22 @@ impl Containerd {
     }
 
     pub fn configure() -> ContainerdConfig {
-        ContainerdConfig { cri: false, namespace: NAMESPACE.into(), extra_toml: String::new(), files: Vec::new() }
+        ContainerdConfig {
+            version: Version::Debian,
+            cri: false,
+            namespace: NAMESPACE.into(),
+            extra_toml: String::new(),
+            files: Vec::new(),
+        }
     }
 
     fn start_with(config: ContainerdConfig) -> Containerd {
-        require_tools();
+        require_tools(config.version);
         // Short: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new().prefix("spore-ctrd-").tempdir_in("/tmp").expect("temp dir").keep();
         let suffix = dir.file_name().unwrap().to_string_lossy().trim_start_matches("spore-ctrd-").to_string();
         let ctrd = Containerd {
+            version: config.version,
             cgroup_parent: format!("/spore-test-{suffix}"),
             namespace: config.namespace.clone(),
             dir,
@@ -165,8 +207,51 @@ impl Containerd {
 
     fn config_toml(&self, config: &ContainerdConfig) -> String {
         let dir = self.dir.display().to_string();
-        let disabled = if config.cri { "" } else { r#""io.containerd.grpc.v1.cri""# };
-        let mut toml = format!(
+        let mut toml = match config.version {
+            Version::Debian => Self::config_v2(&dir, config.cri),
+            Version::V2 => Self::config_v3(&dir, config.cri),
+        };
+        toml.push_str(&config.extra_toml.replace("{dir}", &dir));
+        toml
+    }
+
+    /// containerd 2.x: CRI split into image and runtime plugins, no `opt` plugin.
+    fn config_v3(dir: &str, cri: bool) -> String {
+        let disabled = if cri {
+            ""
+        } else {
+            r#""io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime""#
+        };
+        format!(
+            r#"version = 3
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [{disabled}]
+
+[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+  runtime_type = "{RUNC}"
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.spore]
+  runtime_type = "{SPORE}"
+  pod_annotations = ["spore.dev/*"]
+  container_annotations = ["spore.dev/*"]
+"#
+        )
+    }
+
+    /// Debian's containerd 1.6.
+    fn config_v2(dir: &str, cri: bool) -> String {
+        let disabled = if cri { "" } else { r#""io.containerd.grpc.v1.cri""# };
+        format!(
             r#"version = 2
 root = "{dir}/root"
 state = "{dir}/state"
@@ -192,9 +277,7 @@ disabled_plugins = [{disabled}]
   pod_annotations = ["spore.dev/*"]
   container_annotations = ["spore.dev/*"]
 "#
-        );
-        toml.push_str(&config.extra_toml.replace("{dir}", &dir));
-        toml
+        )
     }
 
     fn spawn(mut self) -> Containerd {
@@ -204,7 +287,7 @@ disabled_plugins = [{disabled}]
             shim_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let child = Command::new("containerd")
+        let child = Command::new(self.version.binary("containerd"))
             .arg("--config")
             .arg(self.dir.join("config.toml"))
             .env("PATH", path)
@@ -234,6 +317,10 @@ disabled_plugins = [{disabled}]
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The instance's directory (config, root, state, sockets, log).
@@ -283,7 +370,7 @@ disabled_plugins = [{disabled}]
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new("ctr");
+        let mut cmd = Command::new(self.version.binary("ctr"));
         cmd.arg("--address").arg(self.address()).arg("--namespace").arg(&self.namespace).args(args);
         cmd
     }
@@ -613,10 +700,15 @@ impl Drop for Containerd {
 }
 
 /// Panics with what to install when containerd or runc is missing, or when not root.
-fn require_tools() {
+fn require_tools(version: Version) {
     for tool in ["containerd", "ctr", "runc"] {
-        let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-        assert!(found, "`{tool}` not found: `make deps` installs Debian's containerd and runc");
+        let path = if tool == "runc" { PathBuf::from(tool) } else { version.binary(tool) };
+        let found = Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+        let fix = match version {
+            Version::V2 if tool != "runc" => "`make tools` builds containerd 2.x from the Go module proxy",
+            _ => "`make deps` installs Debian's containerd and runc",
+        };
+        assert!(found, "`{}` not found: {fix}", path.display());
     }
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -964,4 +1056,26 @@ pub fn static_binary(name: &str, source: &str) -> Vec<u8> {
     let out = Command::new("cc").args(["-O2", "-static", "-o"]).arg(&bin).arg(&src).output().expect("cc (make deps)");
     assert!(out.status.success(), "cc -static failed: {}", out.stderr_text());
     std::fs::read(&bin).expect("read the binary")
+}
+
+/// The `spore` CLI built beside the shim (`cargo build --release --workspace`).
+pub fn spore_cli() -> PathBuf {
+    let path = shim_dir().join("spore");
+    assert!(path.is_file(), "{} missing: build it with `cargo build --release -p spore-cli`", path.display());
+    path
+}
+
+/// `spore image build` of a guest into a Wasm artifact tar in `dir`; returns the tar's path.
+pub fn build_artifact(dir: &Path, guest: &str, tag: &str) -> PathBuf {
+    let tar = dir.join(format!("{}.tar", guest.trim_end_matches(".wasm")));
+    let module = crate::common::guests_dir().join(guest);
+    let out = Command::new(spore_cli())
+        .args(["image", "build", "--tag", tag, "--module"])
+        .arg(&module)
+        .arg("-o")
+        .arg(&tar)
+        .output()
+        .expect("spore runs");
+    out.assert_success("spore image build");
+    tar
 }
