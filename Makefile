@@ -14,6 +14,9 @@ RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
 TOOLS          := $(HOME)/.cache/spore-tools
 CRICTL_VERSION := v1.34.0
 CRICTL         := $(TOOLS)/crictl-$(CRICTL_VERSION)/crictl
+CONTAINERD2_VERSION := v2.1.4
+CONTAINERD2_DIR     := $(TOOLS)/containerd-$(CONTAINERD2_VERSION)
+CONTAINERD2         := $(CONTAINERD2_DIR)/containerd $(CONTAINERD2_DIR)/ctr
 export PATH    := $(PATH):/usr/local/go/bin
 
 ##@ Main
@@ -25,7 +28,7 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 
 .PHONY: test
 test: build guests tools ## Run every test (unit, engine with real guests, CLI, CRDs, containerd, CRI)
-	SPORE_CRICTL=$(CRICTL) $(CARGO) test --release --workspace --locked
+	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) $(CARGO) test --release --workspace --locked
 
 ##@ Building
 
@@ -49,10 +52,13 @@ guests: deps ## Build the Wasm test guests into target/guests
 	tests/guests/build.sh $(GUESTS)
 
 .PHONY: tools
-tools: $(CRICTL) ## Build crictl from the Go module proxy (cached in ~/.cache/spore-tools)
+tools: $(CRICTL) $(CONTAINERD2) ## Build crictl and containerd 2.x from the Go module proxy (cached in ~/.cache/spore-tools)
 
 $(CRICTL):
 	GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-trimpath go install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+
+$(CONTAINERD2):
+	tests/tools/build-containerd.sh $(CONTAINERD2_VERSION) $(CONTAINERD2_DIR)
 
 .PHONY: crds
 crds: ## Regenerate crds/*.yaml from the Rust types

@@ -57,10 +57,9 @@ pub fn pick_manifest(index_json: &[u8]) -> Result<Descriptor, String> {
     match (wasm, index.manifests.as_slice()) {
         (Some(m), _) | (None, [m]) => Ok(m.clone()),
         (None, []) => Err("the image index lists no manifest".into()),
-        (None, _) => Err(format!(
-            "the image index lists {} manifests and none for architecture wasm",
-            index.manifests.len()
-        )),
+        (None, _) => {
+            Err(format!("the image index lists {} manifests and none for architecture wasm", index.manifests.len()))
+        }
     }
 }
 
@@ -68,12 +67,10 @@ pub fn pick_manifest(index_json: &[u8]) -> Result<Descriptor, String> {
 pub fn wasm_layer(manifest_json: &[u8]) -> Result<Descriptor, String> {
     let manifest: Manifest =
         serde_json::from_slice(manifest_json).map_err(|e| format!("unreadable image manifest: {e}"))?;
-    manifest.layers.iter().find(|l| WASM_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str())).cloned().ok_or_else(
-        || {
-            let found: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
-            format!("the image has no Wasm layer ({WASM_LAYER_MEDIA_TYPE}); its layers are [{}]", found.join(", "))
-        },
-    )
+    manifest.layers.iter().find(|l| WASM_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str())).cloned().ok_or_else(|| {
+        let found: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+        format!("the image has no Wasm layer ({WASM_LAYER_MEDIA_TYPE}); its layers are [{}]", found.join(", "))
+    })
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
@@ -136,8 +133,14 @@ mod tests {
         };
         for (manifests, expected) in [
             (vec![entry("sha256:only", None)], Ok("sha256:only")),
-            (vec![entry("sha256:l", Some(("amd64", "linux"))), entry("sha256:w", Some(("wasm", "wasip1")))], Ok("sha256:w")),
-            (vec![entry("sha256:l", Some(("amd64", "linux"))), entry("sha256:a", Some(("arm64", "linux")))], Err("none for architecture wasm")),
+            (
+                vec![entry("sha256:l", Some(("amd64", "linux"))), entry("sha256:w", Some(("wasm", "wasip1")))],
+                Ok("sha256:w"),
+            ),
+            (
+                vec![entry("sha256:l", Some(("amd64", "linux"))), entry("sha256:a", Some(("arm64", "linux")))],
+                Err("none for architecture wasm"),
+            ),
             (vec![], Err("lists no manifest")),
         ] {
             let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests}).to_string();
@@ -151,7 +154,12 @@ mod tests {
 
     #[test]
     fn content_is_checked_against_its_digest() {
-        let layer = Descriptor { media_type: WASM_LAYER_MEDIA_TYPE.into(), digest: sha256_digest(b"x"), size: 1, platform: None };
+        let layer = Descriptor {
+            media_type: WASM_LAYER_MEDIA_TYPE.into(),
+            digest: sha256_digest(b"x"),
+            size: 1,
+            platform: None,
+        };
         assert!(verify(&layer, b"x").is_ok());
         assert!(verify(&layer, b"y").unwrap_err().contains("corrupt content"));
     }

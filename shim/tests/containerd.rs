@@ -7,6 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
+use harness::registry::Registry;
 use harness::{Containerd, ImageBuilder, OutputExt, SPORE};
 
 /// A plain image whose entrypoint is the probe module (default command: `echo hi`).
@@ -177,5 +178,24 @@ fn a_container_gets_its_own_network_unless_it_asks_for_the_hosts() {
         &["/probe.wasm", "connect", &target],
     );
     assert_eq!(shared.stdout_text(), format!("connected {target}\n"), "{}", shared.stderr_text());
+    ctrd.assert_clean();
+}
+
+#[test]
+fn a_wasm_image_pulled_from_a_registry_runs() {
+    let registry = Registry::start();
+    let ctrd = Containerd::start();
+    let reference = format!("{}/spore/probe:1", registry.addr);
+    let image = ImageBuilder::new(&reference)
+        .file("/probe.wasm", common::guest_bytes("probe-c.wasm"), 0o755)
+        .entrypoint(["/probe.wasm"])
+        .cmd(["echo", "pulled"]);
+    ctrd.import_image(&image);
+    ctrd.ctr_ok(["images", "push", "--plain-http", &reference]);
+    ctrd.ctr_ok(["images", "rm", &reference]);
+    ctrd.ctr_ok(["images", "pull", "--plain-http", &reference]);
+
+    let out = ctrd.run(&reference, "pulled", SPORE, &[]);
+    assert_eq!(out.stdout_text(), "pulled\n", "{}\n{}", out.stderr_text(), ctrd.log());
     ctrd.assert_clean();
 }

@@ -1,7 +1,7 @@
 //! The CRI path as kubelet drives it, with crictl against a real containerd 1.6 with the
 //! `spore` runtime handler: a pod sandbox on a CNI bridge, a Wasm HTTP container in it that
-//! answers on the pod IP, its logs, and a clean stop and removal. Needs root, `make deps`
-//! (containerd, CNI plugins) and `make tools` (crictl built from the Go module proxy).
+//! answers on the pod IP, its logs, command containers' exit codes, and a clean stop and
+//! removal. Needs root, `make deps` (containerd, CNI plugins) and `make tools` (crictl).
 
 mod common;
 mod harness;
@@ -9,34 +9,23 @@ mod harness;
 use harness::OutputExt;
 use harness::cri::{Cri, get, wait_for};
 
+fn http_container(name: &str, port: u16) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name},
+        "image": {"image": "localhost/spore/http:1"},
+        "log_path": format!("{name}.log"),
+        "annotations": {"spore.dev/capabilities": format!("{{\"network\":{{\"inbound\":[{{\"name\":\"http\",\"port\":{port}}}]}}}}")},
+        "linux": {}
+    })
+}
+
 #[test]
 fn a_wasm_pod_serves_http_on_its_pod_ip() {
     let cri = Cri::start();
-    let logs = cri.ctrd.dir().join("logs");
-    let pod = cri.write(
-        "pod.json",
-        serde_json::json!({
-            "metadata": {"name": "hello", "namespace": "default", "uid": "uid-hello", "attempt": 1},
-            "log_directory": logs.display().to_string(),
-            "linux": {}
-        }),
-    );
-    let container = cri.write(
-        "container.json",
-        serde_json::json!({
-            "metadata": {"name": "http"},
-            "image": {"image": "localhost/spore/http:1"},
-            "log_path": "http.log",
-            "annotations": {"spore.dev/capabilities": "{\"network\":{\"inbound\":[{\"name\":\"http\",\"port\":8080}]}}"},
-            "linux": {}
-        }),
-    );
-    let pod_id = cri.crictl_ok(&["runp", "--runtime", "spore", &pod]);
-    let container_id = cri.crictl_ok(&["create", &pod_id, &container, &pod]);
-    cri.crictl_ok(&["start", &container_id]);
+    let pod = cri.run_pod("hello");
+    let container_id = cri.start_container(&pod, http_container("http", 8080));
 
-    let inspect: serde_json::Value = serde_json::from_str(&cri.crictl_ok(&["inspectp", &pod_id])).unwrap();
-    let ip = inspect["status"]["network"]["ip"].as_str().expect("pod IP").to_string();
+    let ip = cri.pod_ip(&pod.0);
     assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {}", cri.subnet());
     let url = format!("http://{ip}:8080/");
     let body = wait_for(&url).unwrap_or_else(|| panic!("no answer from {url}\n{}", cri.ctrd.log()));
@@ -48,22 +37,30 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
     assert!(logs.stderr_text().contains("trap requested"), "logs: {}{}", logs.stdout_text(), logs.stderr_text());
 
     // A second Wasm container in the pod joins the same shim process.
-    let second = cri.write(
-        "second.json",
-        serde_json::json!({
-            "metadata": {"name": "echo"},
-            "image": {"image": "localhost/spore/http:1"},
-            "log_path": "echo.log",
-            "annotations": {"spore.dev/capabilities": "{\"network\":{\"inbound\":[{\"name\":\"http\",\"port\":8081}]}}"},
-            "linux": {}
-        }),
-    );
-    let second_id = cri.crictl_ok(&["create", &pod_id, &second, &pod]);
-    cri.crictl_ok(&["start", &second_id]);
+    cri.start_container(&pod, http_container("echo", 8081));
     assert!(wait_for(&format!("http://{ip}:8081/")).is_some(), "the second container does not answer");
     assert_eq!(cri.ctrd.leftover_processes().len(), 1, "one shim per pod: {:?}", cri.ctrd.leftover_processes());
 
-    cri.crictl_ok(&["stopp", &pod_id]);
-    cri.crictl_ok(&["rmp", &pod_id]);
+    cri.remove_pod(&pod.0);
+    cri.ctrd.assert_clean();
+}
+
+#[test]
+fn command_containers_report_their_exit_codes_and_output() {
+    let cri = Cri::start();
+    let pod = cri.run_pod("jobs");
+    for (name, args, code) in [("ok", ["echo", "done"], 0), ("fails", ["exit", "3"], 3)] {
+        let config = serde_json::json!({
+            "metadata": {"name": name}, "image": {"image": "localhost/spore/probe:1"}, "args": args,
+            "log_path": format!("{name}.log"), "linux": {}
+        });
+        let id = cri.start_container(&pod, config);
+        let (exit_code, reason) = cri.wait_exited(&id);
+        assert_eq!(exit_code, code, "{name}: reason {reason}\n{}", cri.ctrd.log());
+        if code == 0 {
+            assert_eq!(cri.crictl(&["logs", &id]).stdout_text(), "done\n");
+        }
+    }
+    cri.remove_pod(&pod.0);
     cri.ctrd.assert_clean();
 }

@@ -76,8 +76,11 @@ impl ContentStore {
 
     async fn read(&self, content: &mut ContentClient<Channel>, blob: &Descriptor) -> Result<Vec<u8>, String> {
         let request = ReadContentRequest { digest: blob.digest.clone(), offset: 0, size: 0 };
-        let mut stream =
-            content.read(self.request(request)).await.map_err(|e| rpc_error(format!("blob {}", blob.digest), e))?.into_inner();
+        let mut stream = content
+            .read(self.request(request))
+            .await
+            .map_err(|e| rpc_error(format!("blob {}", blob.digest), e))?
+            .into_inner();
         let mut data = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
         while let Some(chunk) = stream.message().await.map_err(|e| rpc_error(format!("blob {}", blob.digest), e))? {
             data.extend_from_slice(&chunk.data);

@@ -182,7 +182,8 @@ mod tests {
     #[test]
     fn without_an_entrypoint_the_image_layer_is_the_module() {
         let (module, config) =
-            wasm(serde_json::json!({"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}})).unwrap();
+            wasm(serde_json::json!({"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}))
+                .unwrap();
         assert_eq!((module, config.name.as_str(), config.args.len()), (None, "app.wasm", 0));
     }
 

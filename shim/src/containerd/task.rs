@@ -80,10 +80,11 @@ impl TaskService {
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
     ) -> Result<Workload, String> {
-        let (module, config) = match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
-            ContainerKind::Sandbox => return Ok(Workload::Sandbox),
-            ContainerKind::Wasm { module, config } => (module, config),
-        };
+        let (module, config) =
+            match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
+                ContainerKind::Sandbox => return Ok(Workload::Sandbox),
+                ContainerKind::Wasm { module, config } => (module, config),
+            };
         let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
         let io = stdio(&req.stdout, &req.stderr).map_err(|e| e.to_string())?;
         guest(&bytes, &source, *config, &self.engine, io)

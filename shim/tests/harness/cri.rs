@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{Containerd, ImageBuilder, OutputExt, Version};
@@ -27,7 +28,11 @@ fn crictl_path() -> PathBuf {
 pub struct Cri {
     pub ctrd: Containerd,
     bridge: &'static str,
+    /// One CRI fixture at a time per test binary: they share the bridge and its subnet.
+    _exclusive: MutexGuard<'static, ()>,
 }
+
+static BRIDGE_LOCK: Mutex<()> = Mutex::new(());
 
 impl Cri {
     /// CRI on Debian's containerd 1.6.
@@ -37,24 +42,24 @@ impl Cri {
 
     pub fn start_on(version: Version) -> Self {
         assert!(crictl_path().exists(), "crictl missing at {}; run `make tools`", crictl_path().display());
+        let exclusive = BRIDGE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (bridge, subnet) = network(version);
         let mut config = Containerd::configure().with_cri().namespace("k8s.io");
         if version == Version::V2 {
             config = config.containerd2();
         }
-        let ctrd = config
-            .config(&cri_toml(version))
-            .file("cni/10-spore.conflist", &conflist(bridge, subnet))
-            .start();
-        let pause = ImageBuilder::new(PAUSE)
-            .file("/pause", b"unused".to_vec(), 0o755)
-            .entrypoint(["/pause"]);
+        let ctrd = config.config(&cri_toml(version)).file("cni/10-spore.conflist", &conflist(bridge, subnet)).start();
+        let pause = ImageBuilder::new(PAUSE).file("/pause", b"unused".to_vec(), 0o755).entrypoint(["/pause"]);
         ctrd.import_image(&pause);
         let http = ImageBuilder::new("localhost/spore/http:1")
             .file("/http.wasm", crate::common::guest_bytes("http.wasm"), 0o644)
             .entrypoint(["/http.wasm"]);
         ctrd.import_image(&http);
-        Self { ctrd, bridge }
+        let probe = ImageBuilder::new("localhost/spore/probe:1")
+            .file("/probe.wasm", crate::common::guest_bytes("probe-c.wasm"), 0o644)
+            .entrypoint(["/probe.wasm"]);
+        ctrd.import_image(&probe);
+        Self { ctrd, bridge, _exclusive: exclusive }
     }
 
     /// The pods' subnet.
