@@ -35,6 +35,7 @@ impl ResourceLimiter for MemoryLimiter {
         if self.cap.is_some_and(|cap| total > cap) {
             tracing::debug!(requested = total, cap = ?self.cap, "memory growth refused by limits.memory");
             self.refused = Some(total);
+            self.usage.record_oom();
             return Ok(false);
         }
         self.usage.grow((total - self.used) as u64);

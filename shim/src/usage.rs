@@ -4,17 +4,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
+use tokio::sync::Notify;
 
 /// Live usage of one app (all of its instances).
 #[derive(Debug, Default)]
 pub struct Usage {
     memory: AtomicU64,
     cpu_nanos: AtomicU64,
+    /// Set when an instance hit `limits.memory` and not yet reported (see [`Usage::take_oom`]).
+    oom_pending: AtomicBool,
+    oom: Notify,
 }
 
 impl Usage {
@@ -26,6 +30,21 @@ impl Usage {
     /// CPU time spent in the app's guest calls so far.
     pub fn cpu_time(&self) -> Duration {
         Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Waits until an instance has hit its memory limit since the last [`Usage::take_oom`].
+    pub async fn oom_happened(&self) {
+        self.oom.notified().await;
+    }
+
+    /// Whether an out-of-memory is pending report; clears it, so each is reported once.
+    pub fn take_oom(&self) -> bool {
+        self.oom_pending.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn record_oom(&self) {
+        self.oom_pending.store(true, Ordering::Release);
+        self.oom.notify_one();
     }
 
     pub(crate) fn grow(&self, bytes: u64) {

@@ -49,14 +49,20 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
 fn command_containers_report_their_exit_codes_and_output() {
     let cri = Cri::start();
     let pod = cri.run_pod("jobs");
-    for (name, args, code) in [("ok", ["echo", "done"], 0), ("fails", ["exit", "3"], 3)] {
+    let limit = serde_json::json!({"spore.dev/limits": "{\"memory\": \"8Mi\"}"});
+    for (name, args, code, reason) in [
+        ("ok", ["echo", "done"], 0, "Completed"),
+        ("fails", ["exit", "3"], 3, "Error"),
+        // Past limits.memory the guest's allocation fails (it exits 2): reported as OOMKilled.
+        ("oom", ["alloc", "64"], 2, "OOMKilled"),
+    ] {
         let config = serde_json::json!({
             "metadata": {"name": name}, "image": {"image": "localhost/spore/probe:1"}, "args": args,
-            "log_path": format!("{name}.log"), "linux": {}
+            "log_path": format!("{name}.log"), "annotations": limit, "linux": {}
         });
         let id = cri.start_container(&pod, config);
-        let (exit_code, reason) = cri.wait_exited(&id);
-        assert_eq!(exit_code, code, "{name}: reason {reason}\n{}", cri.ctrd.log());
+        let exited = cri.wait_exited(&id);
+        assert_eq!(exited, (code, reason.to_string()), "{name}\n{}", cri.ctrd.log());
         if code == 0 {
             assert_eq!(cri.crictl(&["logs", &id]).stdout_text(), "done\n");
         }

@@ -70,8 +70,8 @@ impl Container {
     }
 
     /// Live usage of the guest; `None` for the pod sandbox.
-    pub fn usage(&self) -> Option<&crate::Usage> {
-        self.usage.as_deref()
+    pub fn usage(&self) -> Option<&Arc<crate::Usage>> {
+        self.usage.as_ref()
     }
 
     pub fn status(&self) -> Status {

@@ -11,7 +11,7 @@ use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim_protos::api;
 use containerd_shim_protos::cgroups::metrics::{CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics};
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskOOM, TaskStart};
 use containerd_shim_protos::protobuf::well_known_types::{empty::Empty, timestamp::Timestamp};
 use containerd_shim_protos::protobuf::{MessageDyn, MessageField};
 use containerd_shim_protos::shim_async::Task;
@@ -120,6 +120,36 @@ impl TaskService {
     }
 }
 
+/// The events of one running task.
+#[derive(Clone)]
+struct Events {
+    publisher: Arc<RemotePublisher>,
+    namespace: String,
+    id: String,
+}
+
+impl Events {
+    /// `/tasks/oom` once per limit hit (CRI then reports the container as OOMKilled).
+    async fn oom_if_pending(&self, usage: &crate::Usage) {
+        if usage.take_oom() {
+            let event = TaskOOM { container_id: self.id.clone(), ..Default::default() };
+            publish(&self.publisher, &self.namespace, topics::TASK_OOM_EVENT_TOPIC, Box::new(event)).await;
+        }
+    }
+
+    async fn exit(&self, exit_status: u32, exited_at: SystemTime) {
+        let event = TaskExit {
+            container_id: self.id.clone(),
+            id: self.id.clone(),
+            pid: pid(),
+            exit_status,
+            exited_at: MessageField::some(timestamp(exited_at)),
+            ..Default::default()
+        };
+        publish(&self.publisher, &self.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event)).await;
+    }
+}
+
 async fn publish(publisher: &RemotePublisher, namespace: &str, topic: &str, event: Box<dyn MessageDyn>) {
     let ctx = containerd_shim_protos::ttrpc::context::Context::default();
     if let Err(err) = publisher.publish(ctx, topic, namespace, event).await {
@@ -220,27 +250,31 @@ impl Task for TaskService {
             return Err(status(Code::FAILED_PRECONDITION, format!("container {} was already started", req.id)));
         }
         container.mark_running();
-        let engine = self.engine.clone();
-        let publisher = self.publisher.clone();
-        let namespace = self.namespace.clone();
-        let running = container.clone();
-        tokio::spawn(async move {
-            let (exit_status, exited_at) = running.run(&engine).await;
-            let event = TaskExit {
-                container_id: running.id.clone(),
-                id: running.id.clone(),
-                pid: pid(),
-                exit_status,
-                exited_at: MessageField::some(timestamp(exited_at)),
-                ..Default::default()
-            };
-            publish(&publisher, &namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event)).await;
-        });
+        // Published before the guest runs, so that containerd never sees an exit before its start.
         self.publish(
             topics::TASK_START_EVENT_TOPIC,
             Box::new(TaskStart { container_id: req.id.clone(), pid: pid(), ..Default::default() }),
         )
         .await;
+        let events = Events { publisher: self.publisher.clone(), namespace: self.namespace.clone(), id: req.id.clone() };
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let oom_watch = container.usage().cloned().map(|usage| {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    loop {
+                        usage.oom_happened().await;
+                        events.oom_if_pending(&usage).await;
+                    }
+                })
+            });
+            let (exit_status, exited_at) = container.run(&engine).await;
+            if let (Some(watch), Some(usage)) = (oom_watch, container.usage()) {
+                watch.abort();
+                events.oom_if_pending(usage).await;
+            }
+            events.exit(exit_status, exited_at).await;
+        });
         Ok(api::StartResponse { pid: pid(), ..Default::default() })
     }
 
