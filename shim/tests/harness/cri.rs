@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Containerd, ImageBuilder, OutputExt, Version};
+use super::{Containerd, ImageBuilder, OutputExt, Version, static_binary};
 
 /// Each containerd version gets its own bridge and subnet, so their tests never clash.
 fn network(version: Version) -> (&'static str, &'static str) {
@@ -17,6 +17,18 @@ fn network(version: Version) -> (&'static str, &'static str) {
 }
 
 const PAUSE: &str = "localhost/spore/pause:1";
+/// What Kubernetes' pause does: sleep until told to stop (runc pods need a real one).
+const PAUSE_SOURCE: &str = r#"
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void stop(int sig) { (void)sig; exit(0); }
+int main(void) {
+    signal(SIGTERM, stop);
+    signal(SIGINT, stop);
+    for (;;) pause();
+}
+"#;
 
 fn crictl_path() -> PathBuf {
     std::env::var_os("SPORE_CRICTL").map(PathBuf::from).unwrap_or_else(|| {
@@ -49,7 +61,9 @@ impl Cri {
             config = config.containerd2();
         }
         let ctrd = config.config(&cri_toml(version)).file("cni/10-spore.conflist", &conflist(bridge, subnet)).start();
-        let pause = ImageBuilder::new(PAUSE).file("/pause", b"unused".to_vec(), 0o755).entrypoint(["/pause"]);
+        let pause = ImageBuilder::new(PAUSE)
+            .file("/pause", static_binary("pause", PAUSE_SOURCE), 0o755)
+            .entrypoint(["/pause"]);
         ctrd.import_image(&pause);
         let http = ImageBuilder::new("localhost/spore/http:1")
             .file("/http.wasm", crate::common::guest_bytes("http.wasm"), 0o644)
@@ -139,7 +153,9 @@ impl Cri {
     }
 }
 
-/// The CRI settings, in each version's layout: pause image, CNI, no streaming port.
+/// The CRI settings, in each version's layout: pause image, CNI, no streaming port, and
+/// OOM scores clamped to containerd's own (this VM lacks CAP_SYS_RESOURCE, so runc cannot
+/// lower a pod's oom_score_adj to CRI's -998: "can't get final child's PID from pipe").
 /// (Pulls from a loopback registry use plain HTTP without configuration.)
 fn cri_toml(version: Version) -> String {
     match version {
@@ -148,6 +164,7 @@ fn cri_toml(version: Version) -> String {
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE}"
   stream_server_port = "0"
+  restrict_oom_score_adj = true
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "{{dir}}/cni"
@@ -157,6 +174,8 @@ fn cri_toml(version: Version) -> String {
             r#"
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_port = "0"
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
   sandbox = "{PAUSE}"
 [plugins.'io.containerd.cri.v1.runtime'.cni]
