@@ -256,7 +256,8 @@ impl Task for TaskService {
             Box::new(TaskStart { container_id: req.id.clone(), pid: pid(), ..Default::default() }),
         )
         .await;
-        let events = Events { publisher: self.publisher.clone(), namespace: self.namespace.clone(), id: req.id.clone() };
+        let events =
+            Events { publisher: self.publisher.clone(), namespace: self.namespace.clone(), id: req.id.clone() };
         let engine = self.engine.clone();
         tokio::spawn(async move {
             let oom_watch = container.usage().cloned().map(|usage| {

@@ -61,9 +61,8 @@ impl Cri {
             config = config.containerd2();
         }
         let ctrd = config.config(&cri_toml(version)).file("cni/10-spore.conflist", &conflist(bridge, subnet)).start();
-        let pause = ImageBuilder::new(PAUSE)
-            .file("/pause", static_binary("pause", PAUSE_SOURCE), 0o755)
-            .entrypoint(["/pause"]);
+        let pause =
+            ImageBuilder::new(PAUSE).file("/pause", static_binary("pause", PAUSE_SOURCE), 0o755).entrypoint(["/pause"]);
         ctrd.import_image(&pause);
         let http = ImageBuilder::new("localhost/spore/http:1")
             .file("/http.wasm", crate::common::guest_bytes("http.wasm"), 0o644)
@@ -123,6 +122,17 @@ impl Cri {
     pub fn pod_ip(&self, pod_id: &str) -> String {
         let inspect: serde_json::Value = serde_json::from_str(&self.crictl_ok(&["inspectp", pod_id])).expect("JSON");
         inspect["status"]["network"]["ip"].as_str().expect("pod IP").to_string()
+    }
+
+    /// The most recently assigned pod IP, from the host-local IPAM plugin's state files.
+    pub fn newest_pod_ip(&self) -> Option<String> {
+        let dir = std::path::Path::new("/var/lib/cni/networks").join(format!("spore-test-{}", self.bridge));
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok())
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
     }
 
     /// Waits until a container has exited; returns its exit code and reason.
