@@ -54,6 +54,12 @@ impl Stdio {
         (Self::new(captured.stdout.clone(), captured.stderr.clone()), captured)
     }
 
+    /// Reads the guest's stdin from `stdin`, e.g. a FIFO containerd gives.
+    pub fn with_stdin_stream(mut self, stdin: impl StdinStream + Sync + 'static) -> Self {
+        self.stdin = Some(Arc::new(stdin));
+        self
+    }
+
     /// Feeds `bytes` as the guest's stdin.
     pub fn with_stdin(mut self, bytes: impl Into<bytes::Bytes>) -> Self {
         self.stdin = Some(Arc::new(MemoryInputPipe::new(bytes)));

@@ -199,3 +199,13 @@ fn a_wasm_image_pulled_from_a_registry_runs() {
     assert_eq!(out.stdout_text(), "pulled\n", "{}\n{}", out.stderr_text(), ctrd.log());
     ctrd.assert_clean();
 }
+
+#[test]
+fn the_guest_reads_its_stdin_from_ctr() {
+    let ctrd = Containerd::start();
+    let image = probe_image(&ctrd);
+    let out = ctrd.run_with_input(b"line one\nline two\n", &image, "stdin", SPORE, &["/probe.wasm", "stdin"]);
+    assert_eq!(out.stdout_text(), "line one\nline two\n", "{}", out.stderr_text());
+    assert_eq!(out.status.code(), Some(0));
+    ctrd.assert_clean();
+}

@@ -26,6 +26,8 @@ pub enum Workload {
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
+    /// containerd's FIFO paths ("" when not attached).
+    pub stdin: String,
     pub stdout: String,
     pub stderr: String,
     pub rootfs_mounted: bool,
@@ -47,14 +49,14 @@ impl Container {
     pub fn new(
         id: String,
         bundle: PathBuf,
-        stdout: String,
-        stderr: String,
+        [stdin, stdout, stderr]: [String; 3],
         rootfs_mounted: bool,
         workload: Workload,
     ) -> Self {
         Self {
             id,
             bundle,
+            stdin,
             stdout,
             stderr,
             rootfs_mounted,

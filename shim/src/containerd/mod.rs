@@ -5,6 +5,7 @@ mod container;
 mod content;
 mod serve;
 pub mod spec;
+mod stdin;
 mod task;
 
 use std::path::PathBuf;

@@ -18,12 +18,13 @@ use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim_protos::ttrpc::{self, Code};
-use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile};
 
 use super::DEFAULT_CACHE_DIR;
 use super::container::{Container, Status, Workload, display, guest, read_entrypoint};
 use super::content::ContentStore;
 use super::spec::ContainerKind;
+use super::stdin::{FifoReader, end_pending_open};
 use crate::{Engine, EngineConfig, Stdio};
 
 type TtrpcResult<T> = ttrpc::Result<T>;
@@ -86,7 +87,7 @@ impl TaskService {
                 ContainerKind::Wasm { module, config } => (module, config),
             };
         let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
-        let io = stdio(&req.stdout, &req.stderr).map_err(|e| e.to_string())?;
+        let io = stdio(req).map_err(|e| e.to_string())?;
         guest(&bytes, &source, *config, &self.engine, io)
     }
 
@@ -191,13 +192,14 @@ fn open_output(path: &str) -> TtrpcResult<Option<OutputFile>> {
         .map_err(|e| status(Code::INTERNAL, format!("cannot open the container's output {path}: {e}")))
 }
 
-fn stdio(stdout: &str, stderr: &str) -> TtrpcResult<Stdio> {
-    Ok(match (open_output(stdout)?, open_output(stderr)?) {
+fn stdio(req: &api::CreateTaskRequest) -> TtrpcResult<Stdio> {
+    let io = match (open_output(&req.stdout)?, open_output(&req.stderr)?) {
         (Some(out), Some(err)) => Stdio::new(out, err),
         (Some(out), None) => Stdio::new(out, std::io::empty()),
         (None, Some(err)) => Stdio::new(std::io::empty(), err),
         (None, None) => Stdio::null(),
-    })
+    };
+    Ok(if req.stdin.is_empty() { io } else { io.with_stdin_stream(AsyncStdinStream::new(FifoReader::new(&req.stdin))) })
 }
 
 #[async_trait]
@@ -220,8 +222,8 @@ impl Task for TaskService {
                 return Err(status(Code::FAILED_PRECONDITION, format!("spore: container {}: {message}", req.id)));
             }
         };
-        let container =
-            Arc::new(Container::new(req.id.clone(), bundle, req.stdout.clone(), req.stderr.clone(), mounted, workload));
+        let io = [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()];
+        let container = Arc::new(Container::new(req.id.clone(), bundle, io, mounted, workload));
         self.containers.lock().expect("containers lock").insert(req.id.clone(), container);
         self.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
@@ -285,6 +287,7 @@ impl Task for TaskService {
             id: req.id.clone(),
             bundle: container.bundle.display().to_string(),
             pid: pid(),
+            stdin: container.stdin.clone(),
             stdout: container.stdout.clone(),
             stderr: container.stderr.clone(),
             ..Default::default()
@@ -403,7 +406,12 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    async fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> TtrpcResult<Empty> {
+    /// The client has closed the task's stdin: the guest reads EOF.
+    async fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
+        let container = self.get(&req.id)?;
+        if req.stdin && !container.stdin.is_empty() {
+            end_pending_open(Path::new(&container.stdin));
+        }
         Ok(Empty::new())
     }
 }

@@ -449,6 +449,12 @@ disabled_plugins = [{disabled}]
         self.ctr(self.flagged_run_args(flags, image, id, runtime, "--rm", args))
     }
 
+    /// `ctr run --rm ...` with `input` on ctr's stdin (then EOF), which ctr passes to the task.
+    pub fn run_with_input(&self, input: &[u8], image: &str, id: &str, runtime: &str, args: &[&str]) -> Output {
+        let args = self.run_args(image, id, runtime, "--rm", args);
+        output_with_input(self.ctr_command(args), CTR_TIMEOUT, Some(input)).expect("ctr run -i finishes")
+    }
+
     /// `ctr run --detach FLAGS...`.
     pub fn run_detached_with_flags(
         &self,
@@ -717,8 +723,21 @@ fn require_tools(version: Version) {
 }
 
 /// Runs `cmd` with stdin closed, collecting its output; `None` (child killed) after `timeout`.
-fn output_within(mut cmd: Command, timeout: Duration) -> Option<Output> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr");
+fn output_within(cmd: Command, timeout: Duration) -> Option<Output> {
+    output_with_input(cmd, timeout, None)
+}
+
+/// Like [`output_within`], writing `input` (then EOF) to the child's stdin when given.
+fn output_with_input(mut cmd: Command, timeout: Duration, input: Option<&[u8]>) -> Option<Output> {
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    let mut child = cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr");
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&input);
+        });
+    }
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
