@@ -205,79 +205,52 @@ impl Containerd {
         ctrd.spawn()
     }
 
+    /// The generated config: config version 2 for Debian's 1.6, 3 for 2.x (CRI split into
+    /// image and runtime plugins, no `opt` plugin).
     fn config_toml(&self, config: &ContainerdConfig) -> String {
         let dir = self.dir.display().to_string();
-        let mut toml = match config.version {
-            Version::Debian => Self::config_v2(&dir, config.cri),
-            Version::V2 => Self::config_v3(&dir, config.cri),
+        let (version, cri_plugins, runtimes, opt) = match config.version {
+            Version::Debian => (
+                2,
+                r#""io.containerd.grpc.v1.cri""#,
+                r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#,
+                format!("[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{dir}/opt\"\n"),
+            ),
+            Version::V2 => (
+                3,
+                r#""io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime""#,
+                "plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes",
+                String::new(),
+            ),
         };
+        let disabled = if config.cri { "" } else { cri_plugins };
+        let mut toml = format!(
+            r#"version = {version}
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [{disabled}]
+
+[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+{opt}
+[{runtimes}.runc]
+  runtime_type = "{RUNC}"
+
+[{runtimes}.spore]
+  runtime_type = "{SPORE}"
+  pod_annotations = ["spore.dev/*"]
+  container_annotations = ["spore.dev/*"]
+"#
+        );
         toml.push_str(&config.extra_toml.replace("{dir}", &dir));
         toml
-    }
-
-    /// containerd 2.x: CRI split into image and runtime plugins, no `opt` plugin.
-    fn config_v3(dir: &str, cri: bool) -> String {
-        let disabled = if cri {
-            ""
-        } else {
-            r#""io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime""#
-        };
-        format!(
-            r#"version = 3
-root = "{dir}/root"
-state = "{dir}/state"
-disabled_plugins = [{disabled}]
-
-[grpc]
-  address = "{dir}/containerd.sock"
-
-[ttrpc]
-  address = "{dir}/containerd.sock.ttrpc"
-
-[debug]
-  level = "debug"
-
-[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-  runtime_type = "{RUNC}"
-
-[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.spore]
-  runtime_type = "{SPORE}"
-  pod_annotations = ["spore.dev/*"]
-  container_annotations = ["spore.dev/*"]
-"#
-        )
-    }
-
-    /// Debian's containerd 1.6.
-    fn config_v2(dir: &str, cri: bool) -> String {
-        let disabled = if cri { "" } else { r#""io.containerd.grpc.v1.cri""# };
-        format!(
-            r#"version = 2
-root = "{dir}/root"
-state = "{dir}/state"
-disabled_plugins = [{disabled}]
-
-[grpc]
-  address = "{dir}/containerd.sock"
-
-[ttrpc]
-  address = "{dir}/containerd.sock.ttrpc"
-
-[debug]
-  level = "debug"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{dir}/opt"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "{RUNC}"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
-  runtime_type = "{SPORE}"
-  pod_annotations = ["spore.dev/*"]
-  container_annotations = ["spore.dev/*"]
-"#
-        )
     }
 
     fn spawn(mut self) -> Containerd {
