@@ -11,18 +11,11 @@ use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{ImageIndexEntry, OCI_IMAGE_MEDIA_TYPE, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use sha2::{Digest, Sha256};
 
 use crate::error::{CliError, Result};
 
-pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
-pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
-/// Layer media types other Wasm tooling publishes; accepted when pulling.
-const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
-    WASM_LAYER_MEDIA_TYPE,
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/vnd.module.wasm.content.layer.v1+wasm",
-];
+pub use spore_shim::image::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, sha256_digest};
+use spore_shim::image::WASM_LAYER_MEDIA_TYPES;
 const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Subcommand)]
@@ -81,11 +74,6 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>> {
 
 fn io(context: String, source: std::io::Error) -> CliError {
     CliError::Io { context, source }
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
 }
 
 /// A Wasm image in memory.
