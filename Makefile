@@ -8,15 +8,25 @@ CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
 APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry protobuf-compiler \
-                containerd runc containernetworking-plugins
+                containerd runc containernetworking-plugins iptables conntrack busybox-static openssl jq
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
-# Go tools built from the module proxy, cached outside the repo by version.
-TOOLS          := $(HOME)/.cache/spore-tools
-CRICTL_VERSION := v1.34.0
-CRICTL         := $(TOOLS)/crictl-$(CRICTL_VERSION)/crictl
-CONTAINERD2_VERSION := v2.1.4
-CONTAINERD2_DIR     := $(TOOLS)/containerd-$(CONTAINERD2_VERSION)
-CONTAINERD2         := $(CONTAINERD2_DIR)/containerd $(CONTAINERD2_DIR)/ctr
+# Go tools built from the module proxy (versions in tools/versions.env), cached outside the
+# repo by version.
+include tools/versions.env
+TOOLS           := $(HOME)/.cache/spore-tools
+GO_TOOL         := tools/build-go-tool.sh
+CRICTL          := $(TOOLS)/crictl-$(CRICTL_VERSION)/crictl
+CONTAINERD2_DIR := $(TOOLS)/containerd-$(CONTAINERD2_VERSION)
+CONTAINERD2     := $(CONTAINERD2_DIR)/containerd $(CONTAINERD2_DIR)/ctr
+K8S_DIR         := $(TOOLS)/kubernetes-$(K8S_VERSION)
+K8S_COMMANDS    := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+K8S_BINARIES    := $(addprefix $(K8S_DIR)/,$(K8S_COMMANDS))
+ETCD            := $(TOOLS)/etcd-$(ETCD_VERSION)/etcd
+HELM            := $(TOOLS)/helm-$(HELM_VERSION)/helm
+K8S_MINOR       := $(word 2,$(subst ., ,$(K8S_VERSION)))
+K8S_LDFLAGS     := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+                     -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
+                     -X $(p).gitTreeState=clean)
 export PATH    := $(PATH):/usr/local/go/bin
 
 ##@ Main
@@ -27,8 +37,41 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 	$(SPORE) up -f examples/hello-http/wasmapp.yaml --module $(GUESTS)/http.wasm
 
 .PHONY: test
-test: build guests tools ## Run every test (unit, engine with real guests, CLI, CRDs, containerd, CRI)
-	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) $(CARGO) test --release --workspace --locked
+test: build guests tools ## Run every test: unit, engine with real guests, CLI, CRDs, containerd, CRI, then e2e
+	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
+		$(CARGO) test --release --workspace --exclude spore-e2e --locked
+	$(MAKE) e2e
+
+##@ The e2e cluster (two nodes, built from source; state in E2E_DIR)
+
+E2E_DIR     ?= /var/tmp/spore-e2e
+E2E_IMAGES  := target/e2e-images
+CLUSTER_ENV  = K8S_DIR=$(K8S_DIR) ETCD=$(ETCD) CRICTL=$(CRICTL) SHIM_DIR=$(CURDIR)/target/release \
+               IMAGES=$(CURDIR)/$(E2E_IMAGES) E2E_DIR=$(E2E_DIR)
+
+.PHONY: cluster-up
+cluster-up: build guests cluster-tools e2e-images ## Start the cluster; then export KUBECONFIG=$(E2E_DIR)/kubeconfig
+	$(CLUSTER_ENV) e2e/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and remove everything it created
+	$(CLUSTER_ENV) e2e/cluster.sh down
+
+.PHONY: e2e
+e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, teardown (always)
+	@status=0; \
+	$(CLUSTER_ENV) e2e/cluster.sh up && \
+	KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) \
+		$(CARGO) test --release --locked -p spore-e2e -- --test-threads=1 || status=$$?; \
+	$(CLUSTER_ENV) e2e/cluster.sh down; \
+	if [ $$status -ne 0 ]; then echo "e2e: FAILED (exit $$status); see the test output above"; fi; \
+	exit $$status
+
+.PHONY: e2e-images
+e2e-images: build guests
+	mkdir -p $(E2E_IMAGES)
+	cc -O2 -static -o $(E2E_IMAGES)/pause tests/native/pause.c
+	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause
 
 ##@ Building
 
@@ -55,10 +98,29 @@ guests: deps ## Build the Wasm test guests into target/guests
 tools: $(CRICTL) $(CONTAINERD2) ## Build crictl and containerd 2.x from the Go module proxy (cached in ~/.cache/spore-tools)
 
 $(CRICTL):
-	GOBIN=$(dir $@) CGO_ENABLED=0 GOFLAGS=-trimpath go install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+	$(GO_TOOL) $(dir $@) sigs.k8s.io/cri-tools@$(CRICTL_VERSION) sigs.k8s.io/cri-tools/cmd/crictl \
+		-- "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRICTL_VERSION)"
 
 $(CONTAINERD2):
-	tests/tools/build-containerd.sh $(CONTAINERD2_VERSION) $(CONTAINERD2_DIR)
+	$(GO_TOOL) $(CONTAINERD2_DIR) github.com/containerd/containerd/v2@$(CONTAINERD2_VERSION) \
+		github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr \
+		-- "-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD2_VERSION)"
+
+.PHONY: cluster-tools
+cluster-tools: $(K8S_BINARIES) $(ETCD) $(HELM) $(CRICTL) ## Build Kubernetes, etcd, helm and crictl from the Go module proxy (cached)
+
+$(K8S_BINARIES):
+	$(GO_TOOL) $(K8S_DIR) k8s.io/kubernetes@$(K8S_VERSION) $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMMANDS)) \
+		-- "$(K8S_LDFLAGS)"
+
+$(ETCD):
+	$(GO_TOOL) $(dir $@) go.etcd.io/etcd/server/v3@$(ETCD_VERSION) go.etcd.io/etcd/server/v3 \
+		-- "-X go.etcd.io/etcd/api/v3/version.GitSHA=$(ETCD_VERSION)"
+	mv $(dir $@)/v3 $@
+
+$(HELM):
+	$(GO_TOOL) $(dir $@) helm.sh/helm/v3@$(HELM_VERSION) helm.sh/helm/v3/cmd/helm \
+		-- "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
 
 .PHONY: crds
 crds: ## Regenerate crds/*.yaml from the Rust types

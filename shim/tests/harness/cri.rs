@@ -18,17 +18,7 @@ fn network(version: Version) -> (&'static str, &'static str) {
 
 const PAUSE: &str = "localhost/spore/pause:1";
 /// What Kubernetes' pause does: sleep until told to stop (runc pods need a real one).
-const PAUSE_SOURCE: &str = r#"
-#include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-static void stop(int sig) { (void)sig; exit(0); }
-int main(void) {
-    signal(SIGTERM, stop);
-    signal(SIGINT, stop);
-    for (;;) pause();
-}
-"#;
+const PAUSE_SOURCE: &str = include_str!("../../../tests/native/pause.c");
 
 fn crictl_path() -> PathBuf {
     std::env::var_os("SPORE_CRICTL").map(PathBuf::from).unwrap_or_else(|| {

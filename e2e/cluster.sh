@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# A two-node Kubernetes cluster on this machine, from binaries built from source, as plain
+# processes (no kind, no Docker):
+#
+#   e2e/cluster.sh up      PKI, etcd, kube-apiserver, controller-manager, scheduler, kube-proxy,
+#                          a loopback registry, and two nodes (each a kubelet with its own
+#                          Debian containerd): node-container (runc) and node-wasm (runc and
+#                          Spore's shim). Writes $E2E_DIR/kubeconfig.
+#   e2e/cluster.sh down    stops every process it started, removes its mounts, links, iptables
+#                          rules and state. Safe to run twice, and after a failed `up`.
+#
+# Needs root. `make cluster-up` passes the binaries: K8S_DIR (kube-*), ETCD, CRICTL, SHIM_DIR
+# (containerd-shim-spore-v1), IMAGES (the image tars e2e-images wrote).
+#
+# Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
+# 198.18.0.1 and the nodes on .2/.3 of a dummy link; pods on bridges 198.18.16.0/24
+# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/24. No cluster DNS:
+# tests address Services by ClusterIP.
+set -euo pipefail
+
+E2E_DIR=${E2E_DIR:-/var/tmp/spore-e2e}
+LINK=spore-e2e
+HOST_IP=198.18.0.1
+CLUSTER_CIDR=198.18.16.0/23
+SERVICE_CIDR=198.19.0.0/24
+KUBERNETES_SVC_IP=198.19.0.1
+API_PORT=6443
+ETCD_PORT=23790
+REGISTRY_ADDR=127.0.0.1:5010
+REGISTRY=localhost:5010
+PAUSE_IMAGE=$REGISTRY/spore/pause:1
+NODES=(node-container node-wasm)
+
+declare -A NODE_IP=([node-container]=198.18.0.2 [node-wasm]=198.18.0.3)
+declare -A NODE_SUBNET=([node-container]=198.18.16.0/24 [node-wasm]=198.18.17.0/24)
+declare -A NODE_BRIDGE=([node-container]=spore-e2e-c [node-wasm]=spore-e2e-w)
+declare -A NODE_KIND=([node-container]=container [node-wasm]=wasm)
+declare -A KUBELET_PORT=([node-container]=10250 [node-wasm]=10260)
+declare -A KUBELET_HEALTHZ=([node-container]=10248 [node-wasm]=10258)
+
+PKI=$E2E_DIR/pki
+LOGS=$E2E_DIR/logs
+PIDS=$E2E_DIR/pids
+
+log() { echo "e2e: $*" >&2; }
+
+# fail COMPONENT MESSAGE: names the component and shows the end of its log.
+fail() {
+  local component=$1
+  shift
+  echo "e2e: $component: $*" >&2
+  if [ -f "$LOGS/$component.log" ]; then
+    echo "--- last 30 lines of $LOGS/$component.log ---" >&2
+    tail -n 30 "$LOGS/$component.log" >&2
+  fi
+  exit 1
+}
+
+need() {
+  local var=$1
+  [ -n "${!var:-}" ] || { echo "e2e: $var is not set (run through make cluster-up)" >&2; exit 2; }
+}
+
+# start NAME COMMAND...: runs a component in the background in its own session, logging to
+# $LOGS/NAME.log; its PID goes to $PIDS/NAME.
+start() {
+  local name=$1
+  shift
+  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/$name"
+}
+
+# wait_for COMPONENT SECONDS COMMAND...: until COMMAND succeeds, failing with the component's
+# log if it exits or the time is up.
+wait_for() {
+  local component=$1 seconds=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if [ -f "$PIDS/$component" ] && ! kill -0 "$(cat "$PIDS/$component")" 2>/dev/null; then
+      fail "$component" "exited during startup"
+    fi
+    [ $SECONDS -lt $deadline ] || fail "$component" "not ready after ${seconds}s"
+    sleep 0.2
+  done
+}
+
+kubectl_admin() { kubectl --kubeconfig "$E2E_DIR/kubeconfig" "$@"; }
+
+# --- PKI -------------------------------------------------------------------------------------
+
+# cert NAME CN ORG SANS: a key and a certificate signed by the cluster CA (client and server
+# use; SANS is an openssl subjectAltName list or empty).
+cert() {
+  local name=$1 cn=$2 org=$3 sans=$4 subject="/CN=$2"
+  [ -n "$org" ] && subject="/O=$org/CN=$cn"
+  local ext="extendedKeyUsage=serverAuth,clientAuth
+keyUsage=critical,digitalSignature,keyEncipherment"
+  [ -n "$sans" ] && ext="$ext
+subjectAltName=$sans"
+  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "$subject" \
+    -keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 30 -extfile <(echo "$ext") -out "$PKI/$name.crt" 2>/dev/null
+}
+
+# kubeconfig NAME: a kubeconfig for certificate NAME, embedding everything.
+kubeconfig() {
+  local name=$1 file=$E2E_DIR/$1.kubeconfig
+  kubectl config --kubeconfig "$file" set-cluster e2e --server "https://$HOST_IP:$API_PORT" \
+    --certificate-authority "$PKI/ca.crt" --embed-certs >/dev/null
+  kubectl config --kubeconfig "$file" set-credentials "$name" --client-certificate "$PKI/$name.crt" \
+    --client-key "$PKI/$name.key" --embed-certs >/dev/null
+  kubectl config --kubeconfig "$file" set-context e2e --cluster e2e --user "$name" >/dev/null
+  kubectl config --kubeconfig "$file" use-context e2e >/dev/null
+}
+
+make_pki() {
+  log "generating PKI"
+  mkdir -p "$PKI"
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 30 \
+    -subj /CN=spore-e2e-ca -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key"
+  openssl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  cert apiserver kube-apiserver "" \
+    "IP:$HOST_IP,IP:$KUBERNETES_SVC_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters ""
+  cert admin admin system:masters ""
+  cert controller-manager system:kube-controller-manager "" ""
+  cert scheduler system:kube-scheduler "" ""
+  cert kube-proxy system:kube-proxy "" ""
+  for node in "${NODES[@]}"; do
+    cert "$node" "system:node:$node" system:nodes ""
+  done
+  for name in admin controller-manager scheduler kube-proxy "${NODES[@]}"; do
+    kubeconfig "$name"
+  done
+  mv "$E2E_DIR/admin.kubeconfig" "$E2E_DIR/kubeconfig"
+}
+
+# --- host network ----------------------------------------------------------------------------
+
+setup_network() {
+  log "network: $LINK with $HOST_IP and the node IPs; ip_forward and bridge netfilter on"
+  ip link add "$LINK" type dummy
+  ip link set "$LINK" up
+  ip addr add "$HOST_IP/32" dev "$LINK"
+  for node in "${NODES[@]}"; do
+    ip addr add "${NODE_IP[$node]}/32" dev "$LINK"
+  done
+  # Keeps ClusterIP traffic local even before kube-proxy's rules exist.
+  ip route add "$SERVICE_CIDR" dev "$LINK"
+  sysctl -qw net.ipv4.ip_forward=1
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1
+}
+
+# --- registry and images ---------------------------------------------------------------------
+
+start_registry() {
+  log "registry on $REGISTRY_ADDR"
+  mkdir -p "$E2E_DIR/registry"
+  cat >"$E2E_DIR/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $E2E_DIR/registry/data
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  start registry docker-registry serve "$E2E_DIR/registry/config.yml"
+  wait_for registry 20 curl -sf "http://$REGISTRY_ADDR/v2/"
+}
+
+# Pushes every image of $IMAGES/images.txt (NAME FILE lines) to the registry, through
+# node-container's containerd.
+push_images() {
+  local node=node-container name tar
+  while read -r name tar; do
+    ctr_node "$node" -n e2e-push images import --all-platforms "$tar" >/dev/null ||
+      fail "containerd-$node" "importing $tar failed"
+    ctr_node "$node" -n e2e-push images push --plain-http "$name" >/dev/null ||
+      fail "containerd-$node" "pushing $name to the registry failed"
+    log "pushed $name"
+  done <"$IMAGES/images.txt"
+}
+
+# --- control plane ---------------------------------------------------------------------------
+
+start_etcd() {
+  log "etcd"
+  start etcd "$ETCD" --name e2e --data-dir "$E2E_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
+    --initial-cluster e2e=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810 \
+    --unsafe-no-fsync
+  wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  log "kube-apiserver on https://$HOST_IP:$API_PORT"
+  start kube-apiserver "$K8S_DIR/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address "$HOST_IP" --advertise-address "$HOST_IP" --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
+    --allow-privileged=true --profiling=false
+  wait_for kube-apiserver 90 kubectl_admin get --raw /readyz
+}
+
+start_controllers() {
+  log "kube-controller-manager, kube-scheduler"
+  local cm=$E2E_DIR/controller-manager.kubeconfig sched=$E2E_DIR/scheduler.kubeconfig
+  start kube-controller-manager "$K8S_DIR/kube-controller-manager" \
+    --kubeconfig "$cm" --authentication-kubeconfig "$cm" --authorization-kubeconfig "$cm" \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --use-service-account-credentials=true --leader-elect=false \
+    --bind-address 127.0.0.1 --secure-port 10357
+  start kube-scheduler "$K8S_DIR/kube-scheduler" \
+    --kubeconfig "$sched" --authentication-kubeconfig "$sched" --authorization-kubeconfig "$sched" \
+    --leader-elect=false --bind-address 127.0.0.1 --secure-port 10359
+  wait_for kube-controller-manager 60 curl -sfk https://127.0.0.1:10357/healthz
+  wait_for kube-scheduler 60 curl -sfk https://127.0.0.1:10359/healthz
+}
+
+start_kube_proxy() {
+  log "kube-proxy (iptables)"
+  cat >"$E2E_DIR/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $E2E_DIR/kube-proxy.kubeconfig
+mode: iptables
+clusterCIDR: $CLUSTER_CIDR
+hostnameOverride: node-container
+metricsBindAddress: 127.0.0.1:10349
+healthzBindAddress: 127.0.0.1:10356
+conntrack:
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+EOF
+  start kube-proxy "$K8S_DIR/kube-proxy" --config "$E2E_DIR/kube-proxy.yaml"
+  wait_for kube-proxy 30 curl -sf http://127.0.0.1:10356/healthz
+}
+
+# --- nodes -----------------------------------------------------------------------------------
+
+ctr_node() {
+  local node=$1
+  shift
+  ctr --address "$E2E_DIR/$node/containerd/containerd.sock" "$@"
+}
+
+containerd_config() {
+  local node=$1 dir=$E2E_DIR/$1/containerd
+  cat <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # No CAP_SYS_RESOURCE on our VMs: runc cannot lower oom_score_adj below containerd's own.
+  restrict_oom_score_adj = true
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  Root = "$dir/runc"
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "$E2E_DIR/$node/cni"
+
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "$E2E_DIR/$node/certs.d"
+EOF
+  if [ "${NODE_KIND[$node]}" = wasm ]; then
+    cat <<EOF
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
+  runtime_type = "io.containerd.spore.v1"
+  pod_annotations = ["spore.dev/*"]
+  container_annotations = ["spore.dev/*"]
+EOF
+  fi
+}
+
+cni_config() {
+  local node=$1
+  cat <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "spore-e2e-$node",
+  "plugins": [
+    {"type": "bridge", "bridge": "${NODE_BRIDGE[$node]}", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${NODE_SUBNET[$node]}"}]]}},
+    {"type": "loopback"}
+  ]
+}
+EOF
+}
+
+kubelet_config() {
+  local node=$1 dir=$E2E_DIR/$1
+  cat <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+address: ${NODE_IP[$node]}
+port: ${KUBELET_PORT[$node]}
+healthzBindAddress: 127.0.0.1
+healthzPort: ${KUBELET_HEALTHZ[$node]}
+readOnlyPort: 0
+containerRuntimeEndpoint: unix://$dir/containerd/containerd.sock
+podLogsDir: $dir/pod-logs
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+resolvConf: $E2E_DIR/resolv.conf
+clusterDomain: cluster.local
+evictionHard: {memory.available: 50Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 40
+EOF
+}
+
+start_node() {
+  local node=$1 dir=$E2E_DIR/$1
+  log "$node: containerd and kubelet (${NODE_IP[$node]}, pods ${NODE_SUBNET[$node]})"
+  mkdir -p "$dir/containerd" "$dir/cni" "$dir/kubelet" "$dir/pod-logs" "$dir/certs.d/$REGISTRY"
+  containerd_config "$node" >"$dir/containerd/config.toml"
+  cni_config "$node" >"$dir/cni/10-spore-e2e.conflist"
+  cat >"$dir/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
+  start "containerd-$node" env PATH="$SHIM_DIR:$PATH" SPORE_CACHE_DIR="$dir/code-cache" \
+    containerd --config "$dir/containerd/config.toml"
+  wait_for "containerd-$node" 30 ctr_node "$node" version
+  ctr_node "$node" -n k8s.io images import --all-platforms "$IMAGES/pause.tar" >/dev/null ||
+    fail "containerd-$node" "importing the pause image failed"
+
+  kubelet_config "$node" >"$dir/kubelet.yaml"
+  start "kubelet-$node" "$K8S_DIR/kubelet" --config "$dir/kubelet.yaml" \
+    --kubeconfig "$E2E_DIR/$node.kubeconfig" --hostname-override "$node" --node-ip "${NODE_IP[$node]}" \
+    --root-dir "$dir/kubelet" --cert-dir "$dir/kubelet/pki" \
+    --node-labels "spore.dev/node-kind=${NODE_KIND[$node]}"
+}
+
+wait_nodes_ready() {
+  for node in "${NODES[@]}"; do
+    wait_for "kubelet-$node" 120 kubectl_admin wait --for=condition=Ready "node/$node" --timeout=1s
+  done
+  wait_for kube-controller-manager 60 kubectl_admin get serviceaccount default
+}
+
+up() {
+  need K8S_DIR
+  need ETCD
+  need SHIM_DIR
+  need IMAGES
+  [ "$(id -u)" = 0 ] || { echo "e2e: cluster.sh needs root" >&2; exit 2; }
+  if [ -d "$E2E_DIR" ]; then
+    log "a previous cluster's state is in $E2E_DIR: tearing it down first"
+    down
+  fi
+  mkdir -p "$E2E_DIR" "$LOGS" "$PIDS"
+  : >"$E2E_DIR/resolv.conf"
+  make_pki
+  setup_network
+  start_registry
+  start_etcd
+  start_apiserver
+  start_controllers
+  start_kube_proxy
+  for node in "${NODES[@]}"; do
+    start_node "$node"
+  done
+  push_images
+  wait_nodes_ready
+  log "cluster up: export KUBECONFIG=$E2E_DIR/kubeconfig"
+  kubectl_admin get nodes -o wide
+}
+
+# --- teardown --------------------------------------------------------------------------------
+
+# stop NAME: TERM, then KILL after 10 s, of the process recorded in $PIDS/NAME.
+stop() {
+  local pidfile=$PIDS/$1 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+remove_pods() {
+  local node=$1 sock=$E2E_DIR/$1/containerd/containerd.sock
+  [ -S "$sock" ] || return 0
+  "${CRICTL:-crictl}" --runtime-endpoint "unix://$sock" --timeout 20s rmp --all --force >/dev/null 2>&1 || true
+}
+
+# Shims of our containerds (runc's and Spore's) outlive containerd: kill them by address.
+kill_shims() {
+  local pids
+  pids=$(pgrep -f -- "-address $E2E_DIR/" || true)
+  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+}
+
+down() {
+  [ -d "$E2E_DIR" ] || return 0
+  mkdir -p "$PIDS"
+  for node in "${NODES[@]}"; do stop "kubelet-$node"; done
+  for node in "${NODES[@]}"; do remove_pods "$node"; done
+  for node in "${NODES[@]}"; do stop "containerd-$node"; done
+  kill_shims
+  for name in kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd registry; do stop "$name"; done
+  if [ -n "${K8S_DIR:-}" ] && [ -x "$K8S_DIR/kube-proxy" ]; then
+    "$K8S_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  fi
+  # Mounts under the state dir (kubelet volumes, containerd snapshots, shm), deepest first.
+  awk -v d="$E2E_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  for node in "${NODES[@]}"; do
+    ip link delete "${NODE_BRIDGE[$node]}" 2>/dev/null || true
+    rm -rf "/var/lib/cni/networks/spore-e2e-$node"
+  done
+  ip link delete "$LINK" 2>/dev/null || true
+  ip route delete "$SERVICE_CIDR" 2>/dev/null || true
+  rm -rf "$E2E_DIR"
+  log "cluster down"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
