@@ -13,13 +13,12 @@
 # (containerd-shim-spore-v1), IMAGES (the image tars e2e-images wrote).
 #
 # Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
-# 198.18.0.1 and the nodes on .2/.3 of a dummy link; pods on bridges 198.18.16.0/24
+# 198.18.0.1 and the nodes on .2/.3 (on lo); pods on bridges 198.18.16.0/24
 # (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/24. No cluster DNS:
 # tests address Services by ClusterIP.
 set -euo pipefail
 
 E2E_DIR=${E2E_DIR:-/var/tmp/spore-e2e}
-LINK=spore-e2e
 HOST_IP=198.18.0.1
 CLUSTER_CIDR=198.18.16.0/23
 SERVICE_CIDR=198.19.0.0/24
@@ -140,18 +139,21 @@ make_pki() {
 
 # --- host network ----------------------------------------------------------------------------
 
+# The control plane's and the nodes' addresses live on loopback (this kernel has no dummy
+# links); a route keeps ClusterIP traffic on the machine even when no rule rewrites it.
 setup_network() {
-  log "network: $LINK with $HOST_IP and the node IPs; ip_forward and bridge netfilter on"
-  ip link add "$LINK" type dummy
-  ip link set "$LINK" up
-  ip addr add "$HOST_IP/32" dev "$LINK"
-  for node in "${NODES[@]}"; do
-    ip addr add "${NODE_IP[$node]}/32" dev "$LINK"
+  log "network: $HOST_IP and the node IPs on lo; ip_forward and bridge netfilter on"
+  for ip in $(host_ips); do
+    ip addr add "$ip/32" dev lo
   done
-  # Keeps ClusterIP traffic local even before kube-proxy's rules exist.
-  ip route add "$SERVICE_CIDR" dev "$LINK"
+  ip route add "$SERVICE_CIDR" dev lo
   sysctl -qw net.ipv4.ip_forward=1
   sysctl -qw net.bridge.bridge-nf-call-iptables=1
+}
+
+host_ips() {
+  echo "$HOST_IP"
+  for node in "${NODES[@]}"; do echo "${NODE_IP[$node]}"; done
 }
 
 # --- registry and images ---------------------------------------------------------------------
@@ -242,6 +244,7 @@ clientConnection:
 mode: iptables
 clusterCIDR: $CLUSTER_CIDR
 hostnameOverride: node-container
+nodePortAddresses: [primary]
 metricsBindAddress: 127.0.0.1:10349
 healthzBindAddress: 127.0.0.1:10356
 conntrack:
@@ -318,7 +321,7 @@ cni_config() {
   "cniVersion": "1.0.0",
   "name": "spore-e2e-$node",
   "plugins": [
-    {"type": "bridge", "bridge": "${NODE_BRIDGE[$node]}", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    {"type": "bridge", "bridge": "${NODE_BRIDGE[$node]}", "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "${NODE_SUBNET[$node]}"}]]}},
     {"type": "loopback"}
   ]
@@ -406,12 +409,13 @@ up() {
   start_etcd
   start_apiserver
   start_controllers
-  start_kube_proxy
   for node in "${NODES[@]}"; do
     start_node "$node"
   done
   push_images
   wait_nodes_ready
+  # After the nodes: kube-proxy waits for its Node object before it programs rules.
+  start_kube_proxy
   log "cluster up: export KUBECONFIG=$E2E_DIR/kubeconfig"
   kubectl_admin get nodes -o wide
 }
@@ -463,8 +467,8 @@ down() {
     ip link delete "${NODE_BRIDGE[$node]}" 2>/dev/null || true
     rm -rf "/var/lib/cni/networks/spore-e2e-$node"
   done
-  ip link delete "$LINK" 2>/dev/null || true
-  ip route delete "$SERVICE_CIDR" 2>/dev/null || true
+  for ip in $(host_ips); do ip addr delete "$ip/32" dev lo 2>/dev/null || true; done
+  ip route delete "$SERVICE_CIDR" dev lo 2>/dev/null || true
   rm -rf "$E2E_DIR"
   log "cluster down"
 }

@@ -295,9 +295,12 @@ spec:
 "#,
         ns = ns.0
     ));
-    let done =
-        kubectl(&["-n", &ns.0, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/client", "--timeout=120s"]);
-    assert!(done.status.success(), "the busybox client did not succeed:\n{}", ns.describe(&["pod/client"]));
+    let mut phase = String::new();
+    wait_until("the busybox client finished", Duration::from_secs(120), || {
+        phase = ns.jsonpath(&["get", "pod", "client"], "{.status.phase}");
+        phase == "Succeeded" || phase == "Failed"
+    });
+    assert_eq!(phase, "Succeeded", "the busybox client failed:\n{}", ns.describe(&["pod/client"]));
     assert_eq!(ns.jsonpath(&["get", "pod", "client"], "{.spec.nodeName}"), "node-container");
     assert_eq!(ns.kubectl_ok(&["logs", "client"]), HELLO);
 }
