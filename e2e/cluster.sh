@@ -403,6 +403,7 @@ up() {
   fi
   mkdir -p "$E2E_DIR" "$LOGS" "$PIDS"
   : >"$E2E_DIR/resolv.conf"
+  record_preexisting_iptables
   make_pki
   setup_network
   start_registry
@@ -441,6 +442,31 @@ remove_pods() {
   "${CRICTL:-crictl}" --runtime-endpoint "unix://$sock" --timeout 20s rmp --all --force >/dev/null 2>&1 || true
 }
 
+# The chains kubelets add (kube-proxy --cleanup removes kube-proxy's). Only when this
+# cluster added them: $E2E_DIR/iptables-preexisting records a host that had them before.
+KUBELET_CHAINS=(KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT)
+
+record_preexisting_iptables() {
+  if iptables -S KUBE-KUBELET-CANARY >/dev/null 2>&1; then
+    touch "$E2E_DIR/iptables-preexisting"
+  fi
+}
+
+remove_kubelet_iptables() {
+  [ ! -f "$E2E_DIR/iptables-preexisting" ] || return 0
+  local cmd table chain
+  for cmd in iptables ip6tables; do
+    for chain in INPUT OUTPUT; do
+      while $cmd -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    for table in filter nat mangle; do
+      for chain in "${KUBELET_CHAINS[@]}"; do
+        $cmd -t "$table" -F "$chain" 2>/dev/null && $cmd -t "$table" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
+}
+
 # Shims of our containerds (runc's and Spore's) outlive containerd: kill them by address.
 kill_shims() {
   local pids
@@ -459,6 +485,7 @@ down() {
   if [ -n "${K8S_DIR:-}" ] && [ -x "$K8S_DIR/kube-proxy" ]; then
     "$K8S_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
+  remove_kubelet_iptables
   # Mounts under the state dir (kubelet volumes, containerd snapshots, shm), deepest first.
   awk -v d="$E2E_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true

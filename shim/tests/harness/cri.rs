@@ -233,5 +233,6 @@ pub fn wait_for(url: &str) -> Option<String> {
 impl Drop for Cri {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "delete", self.bridge]).output();
+        let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/spore-test-{}", self.bridge));
     }
 }
