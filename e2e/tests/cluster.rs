@@ -201,9 +201,30 @@ spec:
     for node in pod_nodes(&ns, "app=busybox") {
         assert!(["node-container", "node-wasm"].contains(&node.as_str()), "unknown node {node}");
     }
-    // Container pods run under the default handler, runc, on either kind of node.
-    let runtime_class = ns.jsonpath(&["get", "pods", "-l", "app=busybox"], "{.items[*].spec.runtimeClassName}");
-    assert_eq!(runtime_class, "");
+    // Container pods run under the default handler, runc, on either kind of node: ask the
+    // node's containerd which runtime each container has.
+    let containers = ns.jsonpath(
+        &["get", "pods", "-l", "app=busybox"],
+        "{range .items[*]}{.spec.nodeName} {.status.containerStatuses[0].containerID}{'\\n'}{end}",
+    );
+    for line in containers.lines() {
+        let (node, id) = line.split_once(" containerd://").unwrap_or_else(|| panic!("unexpected status {line:?}"));
+        assert_eq!(runtime_of(node, id), "io.containerd.runc.v2", "{node} runs {id} with another runtime");
+    }
+}
+
+/// The runtime containerd on `node` runs container `id` with.
+fn runtime_of(node: &str, id: &str) -> String {
+    let socket = state_dir().join(node).join("containerd/containerd.sock");
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(&socket)
+        .args(["-n", "k8s.io", "containers", "info", id])
+        .output()
+        .expect("ctr runs");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ctr containers info {id} on {node}: {e}: {}", text(&out.stderr)));
+    info["Runtime"]["Name"].as_str().unwrap_or_default().to_string()
 }
 
 #[test]
@@ -211,6 +232,10 @@ fn a_wasm_deployment_lands_on_the_wasm_node_and_serves_its_service() {
     let ns = Namespace::new("e2e-hello");
     let cluster_ip = deploy_hello(&ns, 2);
     assert_eq!(pod_nodes(&ns, "app=hello"), ["node-wasm", "node-wasm"], "Wasm pods only on node-wasm");
+    let ids = ns.jsonpath(&["get", "pods", "-l", "app=hello"], "{.items[*].status.containerStatuses[0].containerID}");
+    for id in ids.split_whitespace() {
+        assert_eq!(runtime_of("node-wasm", id.trim_start_matches("containerd://")), "io.containerd.spore.v1");
+    }
 
     let url = format!("http://{cluster_ip}/");
     let mut body = None;
