@@ -23,6 +23,7 @@ K8S_COMMANDS    := kube-apiserver kube-controller-manager kube-scheduler kubelet
 K8S_BINARIES    := $(addprefix $(K8S_DIR)/,$(K8S_COMMANDS))
 ETCD            := $(TOOLS)/etcd-$(ETCD_VERSION)/etcd
 HELM            := $(TOOLS)/helm-$(HELM_VERSION)/helm
+COREDNS         := $(TOOLS)/coredns-$(COREDNS_VERSION)/coredns
 K8S_MINOR       := $(word 2,$(subst ., ,$(K8S_VERSION)))
 K8S_LDFLAGS     := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
                      -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
@@ -68,10 +69,10 @@ e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, tear
 	exit $$status
 
 .PHONY: e2e-images
-e2e-images: build guests
+e2e-images: build guests $(COREDNS)
 	mkdir -p $(E2E_IMAGES)
 	cc -O2 -static -o $(E2E_IMAGES)/pause tests/native/pause.c
-	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause
+	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause $(COREDNS)
 
 ##@ Building
 
@@ -107,7 +108,7 @@ $(CONTAINERD2):
 		-- "-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD2_VERSION)"
 
 .PHONY: cluster-tools
-cluster-tools: $(K8S_BINARIES) $(ETCD) $(HELM) $(CRICTL) ## Build Kubernetes, etcd, helm and crictl from the Go module proxy (cached)
+cluster-tools: $(K8S_BINARIES) $(ETCD) $(HELM) $(CRICTL) $(COREDNS) ## Build Kubernetes, etcd, helm, crictl, CoreDNS from the Go module proxy (cached)
 
 $(K8S_BINARIES):
 	$(GO_TOOL) $(K8S_DIR) k8s.io/kubernetes@$(K8S_VERSION) $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMMANDS)) \
@@ -117,6 +118,9 @@ $(ETCD):
 	$(GO_TOOL) $(dir $@) go.etcd.io/etcd/server/v3@$(ETCD_VERSION) go.etcd.io/etcd/server/v3 \
 		-- "-X go.etcd.io/etcd/api/v3/version.GitSHA=$(ETCD_VERSION)"
 	mv $(dir $@)/v3 $@
+
+$(COREDNS):
+	$(GO_TOOL) $(dir $@) github.com/coredns/coredns@$(COREDNS_VERSION) github.com/coredns/coredns
 
 $(HELM):
 	$(GO_TOOL) $(dir $@) helm.sh/helm/v3@$(HELM_VERSION) helm.sh/helm/v3/cmd/helm \

@@ -14,8 +14,8 @@
 #
 # Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
 # 198.18.0.1 and the nodes on .2/.3 (on lo); pods on bridges 198.18.16.0/24
-# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/24. No cluster DNS:
-# tests address Services by ClusterIP.
+# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/24, cluster DNS
+# (CoreDNS, cluster.local only) on 198.19.0.10.
 set -euo pipefail
 
 E2E_DIR=${E2E_DIR:-/var/tmp/spore-e2e}
@@ -23,6 +23,7 @@ HOST_IP=198.18.0.1
 CLUSTER_CIDR=198.18.16.0/23
 SERVICE_CIDR=198.19.0.0/24
 KUBERNETES_SVC_IP=198.19.0.1
+DNS_SVC_IP=198.19.0.10
 API_PORT=6443
 ETCD_PORT=23790
 REGISTRY_ADDR=127.0.0.1:5010
@@ -352,6 +353,7 @@ enforceNodeAllocatable: []
 failSwapOn: false
 resolvConf: $E2E_DIR/resolv.conf
 clusterDomain: cluster.local
+clusterDNS: [$DNS_SVC_IP]
 evictionHard: {memory.available: 50Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -382,6 +384,92 @@ EOF
     --kubeconfig "$E2E_DIR/$node.kubeconfig" --hostname-override "$node" --node-ip "${NODE_IP[$node]}" \
     --root-dir "$dir/kubelet" --cert-dir "$dir/kubelet/pki" \
     --node-labels "spore.dev/node-kind=${NODE_KIND[$node]}"
+}
+
+# CoreDNS for cluster.local on $DNS_SVC_IP (no upstream: nothing outside the cluster resolves).
+start_dns() {
+  log "CoreDNS on $DNS_SVC_IP"
+  dns_objects | kubectl_admin apply -f - >/dev/null || fail kube-apiserver "applying the CoreDNS objects failed"
+  if ! kubectl_admin -n kube-system rollout status deployment/coredns --timeout=90s >"$LOGS/coredns.log" 2>&1; then
+    kubectl_admin -n kube-system logs deployment/coredns >>"$LOGS/coredns.log" 2>&1 || true
+    kubectl_admin -n kube-system describe pods -l k8s-app=kube-dns >>"$LOGS/coredns.log" 2>&1 || true
+    fail coredns "not ready after 90s"
+  fi
+}
+
+dns_objects() {
+  cat <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health :8080
+        ready :8181
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            fallthrough in-addr.arpa ip6.arpa
+        }
+        cache 30
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      nodeSelector: {spore.dev/node-kind: container}
+      containers:
+      - name: coredns
+        image: $REGISTRY/spore/coredns:1
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        readinessProbe:
+          httpGet: {path: /ready, port: 8181}
+          periodSeconds: 1
+        volumeMounts: [{name: config, mountPath: /etc/coredns}]
+      volumes: [{name: config, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: $DNS_SVC_IP
+  selector: {k8s-app: kube-dns}
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+EOF
 }
 
 wait_nodes_ready() {
@@ -417,6 +505,7 @@ up() {
   wait_nodes_ready
   # After the nodes: kube-proxy waits for its Node object before it programs rules.
   start_kube_proxy
+  start_dns
   log "cluster up: export KUBECONFIG=$E2E_DIR/kubeconfig"
   kubectl_admin get nodes -o wide
 }

@@ -304,7 +304,9 @@ fn wasm_jobs_complete_or_fail_with_their_exit_code() {
 #[test]
 fn container_pods_reach_wasm_services_across_nodes() {
     let ns = Namespace::new("e2e-cross");
-    let cluster_ip = deploy_hello(&ns, 1);
+    deploy_hello(&ns, 1);
+    // By the Service's name, through cluster DNS.
+    let url = format!("http://hello.{}.svc.cluster.local/", ns.0);
     apply(&format!(
         r#"
 apiVersion: v1
@@ -316,7 +318,7 @@ spec:
   containers:
   - name: wget
     image: {REGISTRY}/spore/busybox:1
-    command: [/bin/busybox, wget, -q, -O, -, "http://{cluster_ip}/"]
+    command: [/bin/busybox, wget, -q, -O, -, "{url}"]
 "#,
         ns = ns.0
     ));

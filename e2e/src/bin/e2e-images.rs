@@ -1,9 +1,11 @@
 //! Writes the e2e cluster's images as OCI layout tars into a directory, built locally (no
-//! image is downloaded): the pause image, busybox (Debian's busybox-static) and the Wasm
-//! guests as plain images, whose entrypoint is the module (Debian's containerd 1.6 cannot
-//! unpack Wasm artifact layers).
+//! image is downloaded): the pause image, busybox (Debian's busybox-static), CoreDNS (built
+//! from the Go module proxy) and the Wasm guests as plain images, whose entrypoint is the
+//! module (Debian's containerd 1.6 cannot unpack Wasm artifact layers).
 //!
-//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY   (writes OUT_DIR/NAME.tar and images.txt)
+//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY
+//!
+//! It writes OUT_DIR/NAME.tar and OUT_DIR/images.txt.
 
 #[path = "../../../shim/tests/harness/image.rs"]
 #[allow(dead_code)]
@@ -18,8 +20,8 @@ const REGISTRY: &str = "localhost:5010";
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [out, guests, pause] = args.as_slice() else {
-        eprintln!("usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY");
+    let [out, guests, pause, coredns] = args.as_slice() else {
+        eprintln!("usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY");
         std::process::exit(2);
     };
     std::fs::create_dir_all(out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
@@ -35,6 +37,10 @@ fn main() {
             ImageBuilder::new(&format!("{REGISTRY}/spore/busybox:1"))
                 .file("/bin/busybox", read(Path::new("/bin/busybox")), 0o755)
                 .entrypoint(["/bin/busybox"]),
+        ),
+        (
+            "coredns",
+            ImageBuilder::new(&format!("{REGISTRY}/spore/coredns:1")).file("/coredns", read(coredns), 0o755).entrypoint(["/coredns"]),
         ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
