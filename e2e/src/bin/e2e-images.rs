@@ -40,7 +40,9 @@ fn main() {
         ),
         (
             "coredns",
-            ImageBuilder::new(&format!("{REGISTRY}/spore/coredns:1")).file("/coredns", read(coredns), 0o755).entrypoint(["/coredns"]),
+            ImageBuilder::new(&format!("{REGISTRY}/spore/coredns:1"))
+                .file("/coredns", read(coredns), 0o755)
+                .entrypoint(["/coredns"]),
         ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
