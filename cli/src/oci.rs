@@ -16,6 +16,7 @@ use crate::error::{CliError, Result};
 
 use spore_shim::image::WASM_LAYER_MEDIA_TYPES;
 pub use spore_shim::image::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, sha256_digest};
+use spore_shim::image::ARTIFACT_ENTRYPOINT;
 const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +90,10 @@ impl WasmImage {
             "architecture": "wasm",
             "os": os,
             "layerDigests": [sha256_digest(&wasm)],
+            // Not part of the Wasm config format: CRI reads any image config as an OCI one, and
+            // this entrypoint spares pods a `command`. The rootfs has no such file, so the shim
+            // runs the Wasm layer, with argv[0] "app.wasm".
+            "config": {"Entrypoint": [ARTIFACT_ENTRYPOINT]},
         });
         Self {
             layer: ImageLayer::new(wasm, WASM_LAYER_MEDIA_TYPE.to_string(), None),

@@ -12,6 +12,9 @@ pub const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
+/// The entrypoint `spore image build` records in an artifact's config for CRI's sake (CRI
+/// wants a command); no such file exists, so the shim falls back to the Wasm layer.
+pub const ARTIFACT_ENTRYPOINT: &str = "/app.wasm";
 const INDEX_MEDIA_TYPES: [&str; 2] =
     ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
 

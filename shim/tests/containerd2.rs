@@ -16,8 +16,7 @@ fn http_container(name: &str, image: &str, port: u16) -> serde_json::Value {
     serde_json::json!({
         "metadata": {"name": name},
         "image": {"image": image},
-        // An artifact has no entrypoint; CRI needs a command, and argv[0] names the guest.
-        "command": ["http"],
+        // No command: `spore image build` records an entrypoint CRI takes.
         "log_path": format!("{name}.log"),
         "annotations": {"spore.dev/capabilities": format!("{{\"network\":{{\"inbound\":[{{\"name\":\"http\",\"port\":{port}}}]}}}}")},
         "linux": {}
@@ -62,7 +61,7 @@ fn an_artifact_pulled_from_a_registry_runs_to_its_exit_code() {
         let id = cri.start_container(
             &pod,
             serde_json::json!({
-                "metadata": {"name": name}, "image": {"image": reference}, "command": ["probe"], "args": args,
+                "metadata": {"name": name}, "image": {"image": reference}, "args": args,
                 "log_path": format!("{name}.log"), "linux": {}
             }),
         );
