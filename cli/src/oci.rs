@@ -14,9 +14,8 @@ use oci_client::{Client, Reference};
 
 use crate::error::{CliError, Result};
 
-use spore_shim::image::WASM_LAYER_MEDIA_TYPES;
+use spore_shim::image::{ARTIFACT_ENTRYPOINT, WASM_LAYER_MEDIA_TYPES};
 pub use spore_shim::image::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, sha256_digest};
-use spore_shim::image::ARTIFACT_ENTRYPOINT;
 const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Subcommand)]
