@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::unix::pipe::Receiver;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 pub struct FifoReader {
     path: PathBuf,
@@ -20,7 +20,7 @@ pub struct FifoReader {
 
 enum State {
     Unopened,
-    Opening(JoinHandle<io::Result<std::fs::File>>),
+    Opening(oneshot::Receiver<io::Result<std::fs::File>>),
     Open(Receiver),
 }
 
@@ -35,11 +35,18 @@ impl AsyncRead for FifoReader {
         loop {
             match &mut self.state {
                 State::Unopened => {
+                    // A thread of its own, not tokio's blocking pool: an open that never
+                    // completes (the client closed stdin before we opened it) must not hold
+                    // up the runtime's shutdown, and so the shim's exit.
+                    let (done, opened) = oneshot::channel();
                     let path = self.path.clone();
-                    self.state = State::Opening(tokio::task::spawn_blocking(move || std::fs::File::open(path)));
+                    std::thread::Builder::new()
+                        .name("stdin-fifo".into())
+                        .spawn(move || done.send(std::fs::File::open(path)))?;
+                    self.state = State::Opening(opened);
                 }
-                State::Opening(open) => {
-                    let file = ready!(Pin::new(open).poll(cx)).map_err(io::Error::other)??;
+                State::Opening(opened) => {
+                    let file = ready!(Pin::new(opened).poll(cx)).map_err(io::Error::other)??;
                     self.state = State::Open(Receiver::from_file(file)?);
                 }
                 State::Open(fifo) => return Pin::new(fifo).poll_read(cx, buf),
@@ -49,7 +56,7 @@ impl AsyncRead for FifoReader {
 }
 
 impl Drop for FifoReader {
-    /// A pending open would hold its thread (and the runtime's shutdown) until some writer came.
+    /// A pending open would hold its thread until some writer came.
     fn drop(&mut self) {
         if let State::Opening(_) = self.state {
             end_pending_open(&self.path);
