@@ -8,20 +8,9 @@
 mod common;
 mod harness;
 
-use harness::cri::{Cri, get, wait_for};
+use harness::cri::{Cri, get, http_container, wait_for};
 use harness::registry::Registry;
 use harness::{OutputExt, Version, build_artifact};
-
-fn http_container(name: &str, image: &str, port: u16) -> serde_json::Value {
-    serde_json::json!({
-        "metadata": {"name": name},
-        "image": {"image": image},
-        // No command: `spore image build` records an entrypoint CRI takes.
-        "log_path": format!("{name}.log"),
-        "annotations": {"spore.dev/capabilities": format!("{{\"network\":{{\"inbound\":[{{\"name\":\"http\",\"port\":{port}}}]}}}}")},
-        "linux": {}
-    })
-}
 
 #[test]
 fn an_imported_artifact_serves_http_in_a_pod() {
@@ -29,6 +18,7 @@ fn an_imported_artifact_serves_http_in_a_pod() {
     let tar = build_artifact(cri.ctrd.dir(), "http.wasm", "localhost/spore/http-artifact:1");
     cri.ctrd.import(&tar);
     let pod = cri.run_pod("artifact");
+    // No command: `spore image build` records an entrypoint CRI takes.
     cri.start_container(&pod, http_container("http", "localhost/spore/http-artifact:1", 8080));
 
     let ip = cri.pod_ip(&pod.0);

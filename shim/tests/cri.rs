@@ -7,23 +7,15 @@ mod common;
 mod harness;
 
 use harness::OutputExt;
-use harness::cri::{Cri, get, wait_for};
+use harness::cri::{Cri, get, http_container, wait_for};
 
-fn http_container(name: &str, port: u16) -> serde_json::Value {
-    serde_json::json!({
-        "metadata": {"name": name},
-        "image": {"image": "localhost/spore/http:1"},
-        "log_path": format!("{name}.log"),
-        "annotations": {"spore.dev/capabilities": format!("{{\"network\":{{\"inbound\":[{{\"name\":\"http\",\"port\":{port}}}]}}}}")},
-        "linux": {}
-    })
-}
+const HTTP_IMAGE: &str = "localhost/spore/http:1";
 
 #[test]
 fn a_wasm_pod_serves_http_on_its_pod_ip() {
     let cri = Cri::start();
     let pod = cri.run_pod("hello");
-    let container_id = cri.start_container(&pod, http_container("http", 8080));
+    let container_id = cri.start_container(&pod, http_container("http", HTTP_IMAGE, 8080));
 
     let ip = cri.pod_ip(&pod.0);
     assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {}", cri.subnet());
@@ -37,7 +29,7 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
     assert!(logs.stderr_text().contains("trap requested"), "logs: {}{}", logs.stdout_text(), logs.stderr_text());
 
     // A second Wasm container in the pod joins the same shim process.
-    cri.start_container(&pod, http_container("echo", 8081));
+    cri.start_container(&pod, http_container("echo", HTTP_IMAGE, 8081));
     assert!(wait_for(&format!("http://{ip}:8081/")).is_some(), "the second container does not answer");
     assert_eq!(cri.ctrd.leftover_processes().len(), 1, "one shim per pod: {:?}", cri.ctrd.leftover_processes());
 

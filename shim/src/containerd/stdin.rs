@@ -1,5 +1,5 @@
 //! containerd's stdin FIFO as the guest's stdin. Opening a FIFO for reading blocks until a
-//! writer (ctr, CRI attach) opens it, so the open runs on a blocking thread at the first
+//! writer (ctr, CRI attach) opens it, so the open runs on a thread of its own at the first
 //! read: a guest reading stdin simply waits, and sees EOF when the writer closes.
 
 use std::future::Future;

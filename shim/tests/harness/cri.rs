@@ -199,6 +199,18 @@ fn conflist(bridge: &str, subnet: &str) -> String {
     .to_string()
 }
 
+/// The config of a container serving the HTTP guest `image` on `port` (declared inbound).
+pub fn http_container(name: &str, image: &str, port: u16) -> serde_json::Value {
+    let capabilities = serde_json::json!({"network": {"inbound": [{"name": "http", "port": port}]}});
+    serde_json::json!({
+        "metadata": {"name": name},
+        "image": {"image": image},
+        "log_path": format!("{name}.log"),
+        "annotations": {"spore.dev/capabilities": capabilities.to_string()},
+        "linux": {}
+    })
+}
+
 /// Whether `http://{ip}:{port}/` answers 200 right now (no subprocess: fit for tight polling).
 pub fn answers_200(ip: &str, port: u16) -> bool {
     use std::io::{Read, Write};
