@@ -35,7 +35,7 @@ export PATH    := $(PATH):/usr/local/go/bin
 .PHONY: run
 run: build guests ## Build, then serve examples/hello-http locally with `spore up`
 	@echo "spore: try  curl http://127.0.0.1:8080/  (Ctrl-C stops)"
-	$(SPORE) up -f examples/hello-http/wasmapp.yaml --module $(GUESTS)/http.wasm
+	$(SPORE) up -f examples/hello-http/app.yaml --module $(GUESTS)/http.wasm
 
 .PHONY: test
 test: build guests tools ## Run every test: unit, engine with real guests, CLI, CRDs, containerd, CRI, then e2e
@@ -47,7 +47,7 @@ test: build guests tools ## Run every test: unit, engine with real guests, CLI, 
 
 E2E_DIR     ?= /var/tmp/spore-e2e
 E2E_IMAGES  := target/e2e-images
-CLUSTER_ENV  = K8S_DIR=$(K8S_DIR) ETCD=$(ETCD) CRICTL=$(CRICTL) SHIM_DIR=$(CURDIR)/target/release \
+CLUSTER_ENV  = K8S_DIR=$(K8S_DIR) ETCD=$(ETCD) CRICTL=$(CRICTL) \
                IMAGES=$(CURDIR)/$(E2E_IMAGES) E2E_DIR=$(E2E_DIR)
 
 .PHONY: cluster-up
@@ -61,18 +61,20 @@ cluster-down: ## Stop the cluster and remove everything it created
 .PHONY: e2e
 e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, teardown (always)
 	@status=0; \
-	$(CLUSTER_ENV) e2e/cluster.sh up && \
-	KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) \
-		$(CARGO) test --release --locked -p spore-e2e -- --test-threads=1 || status=$$?; \
+	export KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) SPORE_HELM=$(HELM); \
+	{ $(CLUSTER_ENV) e2e/cluster.sh up && \
+	  $(CARGO) test --release --locked -p spore-e2e --lib --test cluster --test operator -- --test-threads=1 && \
+	  $(CARGO) test --release --locked -p spore-e2e --test uninstall; } || status=$$?; \
 	$(CLUSTER_ENV) e2e/cluster.sh down; \
 	if [ $$status -ne 0 ]; then echo "e2e: FAILED (exit $$status); see the test output above"; fi; \
 	exit $$status
 
 .PHONY: e2e-images
-e2e-images: build guests $(COREDNS)
+e2e-images: build guests $(COREDNS) $(CRICTL)
 	mkdir -p $(E2E_IMAGES)
 	cc -O2 -static -o $(E2E_IMAGES)/pause tests/native/pause.c
-	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause $(COREDNS)
+	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause $(COREDNS) \
+		$(CURDIR)/target/release $(CRICTL)
 
 ##@ Building
 
@@ -127,8 +129,9 @@ $(HELM):
 		-- "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
 
 .PHONY: crds
-crds: ## Regenerate crds/*.yaml from the Rust types
+crds: ## Regenerate crds/*.yaml and the Helm chart's copies from the Rust types
 	$(CARGO) run --release --locked -p spore-crds --bin crdgen
+	$(CARGO) run --release --locked -p spore-crds --bin crdgen helm/spore/crds
 
 ##@ Quality
 

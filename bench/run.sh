@@ -13,7 +13,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 runs=${BENCH_RUNS:-30}
 duration=${BENCH_SECONDS:-10}
-hello_app=examples/hello-c/wasmapp.yaml
+hello_app=examples/hello-c/app.yaml
 http_port=18080
 native_port=18090
 

@@ -9,8 +9,10 @@
 #   e2e/cluster.sh down    stops every process it started, removes its mounts, links, iptables
 #                          rules and state. Safe to run twice, and after a failed `up`.
 #
-# Needs root. `make cluster-up` passes the binaries: K8S_DIR (kube-*), ETCD, CRICTL, SHIM_DIR
-# (containerd-shim-spore-v1), IMAGES (the image tars e2e-images wrote).
+# Needs root. `make cluster-up` passes the binaries: K8S_DIR (kube-*), ETCD, CRICTL, and IMAGES
+# (the image tars e2e-images wrote). No node has Spore's runtime until a WasmRuntime installs
+# it (the e2e tests `helm install` the chart); each node's containerd runs under a restart loop
+# and imports drop-ins from its conf.d, as the installer expects of a real node.
 #
 # Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
 # 198.18.0.1 and the nodes on .2/.3 (on lo); pods on bridges 198.18.16.0/24
@@ -68,6 +70,16 @@ start() {
   shift
   setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name"
+}
+
+# supervise NAME COMMAND...: like start, but restarts COMMAND whenever it exits, as systemd
+# would: Spore's node installer restarts containerd by signalling it. TERM stops both.
+supervise() {
+  local name=$1
+  shift
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  start "$name" bash -c 'trap "kill -TERM \$child 2>/dev/null; wait \$child; exit 0" TERM INT
+    while :; do "$@" & child=$!; wait $child; echo "supervisor: $1 exited ($?); restarting"; sleep 0.5; done' supervise "$@"
 }
 
 # wait_for COMPONENT SECONDS COMMAND...: until COMMAND succeeds, failing with the component's
@@ -268,6 +280,8 @@ ctr_node() {
 containerd_config() {
   local node=$1 dir=$E2E_DIR/$1/containerd
   cat <<EOF
+# Drop-ins (Spore's installer writes one) are read from conf.d, as distributions set it up.
+imports = ["$dir/conf.d/*.toml"]
 version = 2
 root = "$dir/root"
 state = "$dir/state"
@@ -304,15 +318,6 @@ state = "$dir/state"
 [plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "$E2E_DIR/$node/certs.d"
 EOF
-  if [ "${NODE_KIND[$node]}" = wasm ]; then
-    cat <<EOF
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
-  runtime_type = "io.containerd.spore.v1"
-  pod_annotations = ["spore.dev/*"]
-  container_annotations = ["spore.dev/*"]
-EOF
-  fi
 }
 
 cni_config() {
@@ -366,14 +371,17 @@ start_node() {
   local node=$1 dir=$E2E_DIR/$1
   log "$node: containerd and kubelet (${NODE_IP[$node]}, pods ${NODE_SUBNET[$node]})"
   mkdir -p "$dir/containerd" "$dir/cni" "$dir/kubelet" "$dir/pod-logs" "$dir/certs.d/$REGISTRY"
+  mkdir -p "$dir/containerd/conf.d"
   containerd_config "$node" >"$dir/containerd/config.toml"
+  # What the tests compare against: the installer must never change the main config.
+  cp "$dir/containerd/config.toml" "$dir/containerd/config.toml.at-start"
   cni_config "$node" >"$dir/cni/10-spore-e2e.conflist"
   cat >"$dir/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-  start "containerd-$node" env PATH="$SHIM_DIR:$PATH" SPORE_CACHE_DIR="$dir/code-cache" \
+  supervise "containerd-$node" env SPORE_CACHE_DIR="$dir/code-cache" \
     containerd --config "$dir/containerd/config.toml"
   wait_for "containerd-$node" 30 ctr_node "$node" version
   ctr_node "$node" -n k8s.io images import --all-platforms "$IMAGES/pause.tar" >/dev/null ||
@@ -482,7 +490,6 @@ wait_nodes_ready() {
 up() {
   need K8S_DIR
   need ETCD
-  need SHIM_DIR
   need IMAGES
   [ "$(id -u)" = 0 ] || { echo "e2e: cluster.sh needs root" >&2; exit 2; }
   if [ -d "$E2E_DIR" ]; then

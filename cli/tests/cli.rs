@@ -78,7 +78,7 @@ fn assert_one_error(out: &Output, expected: &str) {
 #[test]
 fn validate_accepts_the_examples() {
     for example in ["hello-http", "hello-c", "files-and-env"] {
-        let path = format!("{}/../examples/{example}/wasmapp.yaml", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../examples/{example}/app.yaml", env!("CARGO_MANIFEST_DIR"));
         let out = spore(&["validate", "-f", &path]);
         assert_eq!(out.status.code(), Some(0), "{example}: {}", stderr(&out));
         assert!(stdout(&out).contains("is valid"));

@@ -41,6 +41,8 @@ pub const MAX_ENV: usize = 256;
     ),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
     printcolumn(name = "Module", type_ = "string", json_path = ".spec.module.image"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -84,6 +86,12 @@ pub struct WasmAppSpec {
     /// Where the pods may run, in addition to the nodes that have the Spore runtime.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scheduling: Scheduling,
+
+    /// RuntimeClass of the pods: the `runtimeClassName` of a `WasmRuntime`. Unset: the
+    /// operator's default (`spore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 55), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub runtime_class_name: Option<String>,
 
     /// Service account the pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,12 @@ use crate::units::{self, UnitError};
 /// Per-instance limits. Unset means the runtime default (see each field).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!has(self.maxConcurrency) || self.maxConcurrency >= 1").message("maxConcurrency must be at least 1"))]
+#[x_kube(
+    validation = Rule::new("!has(self.maxConcurrency) || self.maxConcurrency >= 1").message("maxConcurrency must be at least 1"),
+    validation = Rule::new("!has(self.memory) || isQuantity(string(self.memory))").message("memory must be a Kubernetes quantity such as 64Mi or 1Gi"),
+    validation = Rule::new("!has(self.cpu) || isQuantity(string(self.cpu))").message("cpu must be a Kubernetes quantity such as 500m or 2"),
+    validation = Rule::new("!has(self.timeout) || self.timeout.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')").message("timeout must be a duration such as 30s, 500ms, 2m or 1h30m"),
+)]
 pub struct Limits {
     /// Linear memory cap per instance, as a Kubernetes quantity (`64Mi`). Growth beyond it
     /// fails inside the guest. Unset: the pod's memory limit, else 4Gi (wasm32's maximum).

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
@@ -10,6 +11,23 @@ use serde::{Deserialize, Serialize};
 
 /// The default RuntimeClass name.
 pub const DEFAULT_RUNTIME_CLASS: &str = "spore";
+/// Prefix of the node label the installer sets once a node serves a runtime class:
+/// `runtime.spore.dev/<runtimeClassName>: ready`. The RuntimeClass selects nodes by it.
+pub const NODE_LABEL_PREFIX: &str = "runtime.spore.dev/";
+/// Value of the node label while the runtime is installed and answering.
+pub const NODE_READY: &str = "ready";
+
+/// The node label key for a runtime class, `runtime.spore.dev/<runtimeClassName>`.
+pub fn node_label(runtime_class: &str) -> String {
+    format!("{NODE_LABEL_PREFIX}{runtime_class}")
+}
+
+/// The node annotation holding the installed shim's version,
+/// `runtime.spore.dev/<runtimeClassName>.version`.
+pub fn node_version_annotation(runtime_class: &str) -> String {
+    format!("{NODE_LABEL_PREFIX}{runtime_class}.version")
+}
+
 /// The default containerd configuration file.
 pub const DEFAULT_CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 
@@ -37,10 +55,16 @@ pub struct WasmRuntimeSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
 
-    /// Name of the RuntimeClass to create. Defaults to `spore`.
+    /// Name of the RuntimeClass to create, a DNS label of at most 55 characters (it is also
+    /// part of the node label `runtime.spore.dev/<name>`). Defaults to `spore`.
     #[serde(default = "default_runtime_class_name")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 55), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub runtime_class_name: String,
+
+    /// Fixed resources each pod of the RuntimeClass costs beyond its containers (the
+    /// RuntimeClass `overhead.podFixed`), e.g. `{memory: 8Mi, cpu: 10m}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overhead: BTreeMap<String, Quantity>,
 
     /// The shim to install.
     pub shim: ShimSource,
@@ -59,16 +83,33 @@ fn default_runtime_class_name() -> String {
 }
 
 /// Where the shim binary comes from.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShimSource {
-    /// OCI image holding the `containerd-shim-spore-v1` binary.
+    /// OCI image holding the `containerd-shim-spore-v1` binary and Spore's node installer.
     #[schemars(length(min = 1))]
     pub image: String,
     /// Version expected from the installed shim; nodes reporting another version are
     /// reinstalled. Unset: the image's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Directory of the node the shim binary is copied to. Defaults to `/opt/spore/bin`.
+    #[serde(default = "default_install_dir")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("installDir must be an absolute path, e.g. /opt/spore/bin"))]
+    pub install_dir: String,
+}
+
+impl Default for ShimSource {
+    fn default() -> Self {
+        Self { image: String::new(), version: None, install_dir: default_install_dir() }
+    }
+}
+
+/// The default directory of the node the shim is installed to.
+pub const DEFAULT_INSTALL_DIR: &str = "/opt/spore/bin";
+
+fn default_install_dir() -> String {
+    DEFAULT_INSTALL_DIR.to_string()
 }
 
 /// containerd registration of the shim.
@@ -78,12 +119,21 @@ pub struct ContainerdConfig {
     /// containerd configuration file on the node. Defaults to `/etc/containerd/config.toml`.
     #[serde(default = "default_containerd_config_path")]
     pub config_path: String,
-    /// Runtime handler name registered with containerd. Unset: the RuntimeClass name.
+    /// Runtime handler name registered with containerd, a DNS label. Unset: the
+    /// RuntimeClass name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub runtime_handler: Option<String>,
     /// Restart containerd after changing its configuration. Defaults to true.
     #[serde(default = "default_true")]
     pub restart: bool,
+}
+
+impl WasmRuntimeSpec {
+    /// The CRI runtime handler: `containerd.runtimeHandler`, else the RuntimeClass name.
+    pub fn handler(&self) -> &str {
+        self.containerd.runtime_handler.as_deref().unwrap_or(&self.runtime_class_name)
+    }
 }
 
 impl Default for ContainerdConfig {

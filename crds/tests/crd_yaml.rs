@@ -7,15 +7,18 @@ use spore_crds::{WasmApp, WasmRuntime};
 
 #[test]
 fn committed_crd_yaml_matches_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (name, generated) in spore_crds::crd_yaml().unwrap() {
-        let path = dir.join(name);
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "{} is out of date with the Rust types; run `cargo run -p spore-crds --bin crdgen` and commit the result",
-            path.display()
-        );
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The Helm chart ships the same files (Helm installs `crds/` before the templates).
+    for dir in [crate_dir.to_path_buf(), crate_dir.join("../helm/spore/crds")] {
+        for (name, generated) in spore_crds::crd_yaml().unwrap() {
+            let path = dir.join(name);
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "{} is out of date with the Rust types; run `make crds` and commit the result",
+                path.display()
+            );
+        }
     }
 }
 
@@ -48,6 +51,8 @@ fn wasmapp_crd_has_scale_subresource_printer_columns_and_cel_rules() {
         [
             ("Ready", "string", r#".status.conditions[?(@.type=="Ready")].status"#),
             ("Replicas", "integer", ".status.replicas"),
+            ("Available", "integer", ".status.readyReplicas"),
+            ("Reason", "string", r#".status.conditions[?(@.type=="Ready")].reason"#),
             ("Module", "string", ".spec.module.image"),
             ("Age", "date", ".metadata.creationTimestamp"),
         ]

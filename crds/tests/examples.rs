@@ -35,8 +35,7 @@ fn every_example_manifest_parses_and_validates() {
 #[test]
 fn hello_http_example_is_what_the_docs_promise() {
     let yaml =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-http/wasmapp.yaml"))
-            .unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-http/app.yaml")).unwrap();
     let app = spore_crds::parse_manifest(&yaml).unwrap();
     assert_eq!(app.metadata.name.as_deref(), Some("hello-http"));
     assert_eq!(app.spec.module.image, "localhost:5000/spore/hello-http:latest");

@@ -191,12 +191,9 @@ fn invalid_apps() -> Vec<Invalid> {
             app().with_memory("64MB"),
             "spec.limits.memory",
             "invalid memory quantity \"64MB\"",
-        )
-        .not_in_cel(),
-        invalid("cpu that is not a quantity", app().with_cpu("lots"), "spec.limits.cpu", "invalid cpu quantity")
-            .not_in_cel(),
-        invalid("timeout without unit", app().with_timeout("30"), "spec.limits.timeout", "invalid duration \"30\"")
-            .not_in_cel(),
+        ),
+        invalid("cpu that is not a quantity", app().with_cpu("lots"), "spec.limits.cpu", "invalid cpu quantity"),
+        invalid("timeout without unit", app().with_timeout("30"), "spec.limits.timeout", "invalid duration \"30\""),
         invalid("maxConcurrency zero", app().with_max_concurrency(0), "spec.limits.maxConcurrency", "at least 1"),
         invalid(
             "http pattern with a path",

@@ -3,7 +3,10 @@
 //! from the Go module proxy) and the Wasm guests as plain images, whose entrypoint is the
 //! module (Debian's containerd 1.6 cannot unpack Wasm artifact layers).
 //!
-//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY
+//! Also Spore's own images: the operator, and the node installer (the shim, the installer and
+//! crictl), each with the shared libraries its binaries link (found by `ldd`).
+//!
+//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY
 //!
 //! It writes OUT_DIR/NAME.tar and OUT_DIR/images.txt.
 
@@ -20,8 +23,8 @@ const REGISTRY: &str = "localhost:5010";
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [out, guests, pause, coredns] = args.as_slice() else {
-        eprintln!("usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY");
+    let [out, guests, pause, coredns, release, crictl] = args.as_slice() else {
+        eprintln!("usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY");
         std::process::exit(2);
     };
     std::fs::create_dir_all(out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
@@ -44,8 +47,33 @@ fn main() {
                 .file("/coredns", read(coredns), 0o755)
                 .entrypoint(["/coredns"]),
         ),
+        (
+            "operator",
+            native_image("operator", &[("/spore-operator", release.join("spore-operator"))])
+                .entrypoint(["/spore-operator"]),
+        ),
+        (
+            "node-installer",
+            native_image(
+                "node-installer",
+                &[
+                    ("/spore/spore-node-installer", release.join("spore-node-installer")),
+                    ("/spore/containerd-shim-spore-v1", release.join("containerd-shim-spore-v1")),
+                    ("/spore/crictl", crictl.clone()),
+                ],
+            )
+            .entrypoint(["/spore/spore-node-installer"]),
+        ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
+        // A module that starts like Wasm and then is not: the engine must reject it.
+        (
+            "corrupt",
+            ImageBuilder::new(&format!("{REGISTRY}/spore/corrupt:1"))
+                .file("/app.wasm", b"\0asm\x01\0\0\0\x7fthis is not a section".to_vec(), 0o644)
+                .entrypoint(["/app.wasm"])
+                .wasm(),
+        ),
     ];
     // images.txt: one `NAME FILE` line per image, for cluster.sh to import and push.
     let mut index = String::new();
@@ -62,6 +90,32 @@ fn wasm_image(name: &str, module: &Path) -> ImageBuilder {
         .file("/app.wasm", read(module), 0o644)
         .entrypoint(["/app.wasm"])
         .wasm()
+}
+
+/// An image of native binaries (`(path in image, file)`) and the shared libraries they link.
+fn native_image(name: &str, binaries: &[(&str, PathBuf)]) -> ImageBuilder {
+    let mut image = ImageBuilder::new(&format!("{REGISTRY}/spore/{name}:1"));
+    let mut libraries = std::collections::BTreeSet::new();
+    for (dest, binary) in binaries {
+        image = image.file(dest, read(binary), 0o755);
+        libraries.extend(linked_libraries(binary));
+    }
+    for library in libraries {
+        image = image.file(&library, read(Path::new(&library)), 0o755);
+    }
+    image
+}
+
+/// The absolute paths `ldd` lists for `binary` (none for a static binary).
+fn linked_libraries(binary: &Path) -> Vec<String> {
+    let output = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run ldd on {}: {e}", binary.display())));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|word| word.starts_with('/')).map(str::to_string))
+        .collect()
 }
 
 fn read(path: &Path) -> Vec<u8> {

@@ -74,6 +74,13 @@ impl Guest for Component {
                 },
                 None => (400, b"bad request: need path=P\n".to_vec()),
             },
+            "/write" => match (param(&query, "path"), param(&query, "text")) {
+                (Some(p), Some(text)) => match std::fs::write(&p, text) {
+                    Ok(()) => (200, format!("wrote {p}\n").into_bytes()),
+                    Err(e) => (403, format!("error: write {p}: {e}\n").into_bytes()),
+                },
+                _ => (400, b"bad request: need path=P&text=T\n".to_vec()),
+            },
             "/trap" => panic!("trap requested"),
             "/echo" => {
                 if !matches!(method, Method::Post) {

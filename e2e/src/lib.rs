@@ -1,0 +1,206 @@
+//! Helpers of the e2e tests: kubectl and helm against the cluster `e2e/cluster.sh up`
+//! started, per-test namespaces, waiting, and installing Spore with its Helm chart.
+//!
+//! Needs `KUBECONFIG`, `SPORE_E2E_DIR` (the cluster's state directory) and `SPORE_HELM`
+//! from `make e2e`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// The registry both nodes pull from.
+pub const REGISTRY: &str = "localhost:5010";
+/// What the hello HTTP component answers on `/`.
+pub const HELLO: &str = "hello from spore\n";
+/// Namespace and release name of the Helm install.
+pub const SPORE_NAMESPACE: &str = "spore-system";
+pub const RELEASE: &str = "spore";
+
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("SPORE_E2E_DIR").expect("SPORE_E2E_DIR is set by `make e2e`"))
+}
+
+/// The repository's root (for the chart and the examples).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn kubectl(args: &[&str]) -> Output {
+    assert!(std::env::var_os("KUBECONFIG").is_some(), "KUBECONFIG is set by `make e2e`");
+    Command::new("kubectl").args(args).output().expect("kubectl runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn kubectl_ok(args: &[&str]) -> String {
+    let out = kubectl(args);
+    assert!(out.status.success(), "kubectl {} failed:\n{}{}", args.join(" "), text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// `kubectl apply -f -` with `yaml`; the output, or the error text.
+pub fn try_apply(yaml: &str) -> Result<String, String> {
+    let mut child = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write manifest");
+    let out = child.wait_with_output().expect("kubectl apply finishes");
+    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
+}
+
+pub fn apply(yaml: &str) {
+    if let Err(e) = try_apply(yaml) {
+        panic!("kubectl apply failed: {e}\n{yaml}");
+    }
+}
+
+/// A namespace for one test, deleted (with everything in it) when the test ends.
+pub struct Namespace(pub String);
+
+impl Namespace {
+    pub fn new(name: &str) -> Self {
+        let _ = kubectl(&["delete", "namespace", name, "--wait=true", "--timeout=120s", "--ignore-not-found"]);
+        kubectl_ok(&["create", "namespace", name]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !kubectl(&["-n", name, "get", "serviceaccount", "default"]).status.success() {
+            assert!(Instant::now() < deadline, "namespace {name} got no default ServiceAccount");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self(name.to_string())
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl(&[&["-n", self.0.as_str()], args].concat())
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        kubectl_ok(&[&["-n", self.0.as_str()], args].concat())
+    }
+
+    pub fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let output = format!("jsonpath={path}");
+        self.kubectl_ok(&[args, &["-o", &output]].concat())
+    }
+
+    /// What `kubectl describe` says, for failure messages.
+    pub fn describe(&self, what: &[&str]) -> String {
+        text(&self.kubectl(&[&["describe"], what].concat()).stdout)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.0, "--wait=true", "--timeout=120s"]);
+    }
+}
+
+pub fn pod_nodes(ns: &Namespace, selector: &str) -> Vec<String> {
+    let nodes = ns.jsonpath(&["get", "pods", "-l", selector], "{.items[*].spec.nodeName}");
+    nodes.split_whitespace().map(str::to_string).collect()
+}
+
+/// The body of a 2xx answer from `url`, or `None`.
+pub fn curl(url: &str) -> Option<String> {
+    let out = Command::new("curl").args(["-s", "-f", "--max-time", "3", url]).output().ok()?;
+    out.status.success().then(|| text(&out.stdout))
+}
+
+/// Status code and body of `url`, whatever the status.
+pub fn curl_status(url: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl").args(["-s", "--max-time", "5", "-w", "\n%{http_code}", url]).output().ok()?;
+    let body = text(&out.stdout);
+    let (body, code) = body.rsplit_once('\n')?;
+    Some((code.parse().ok()?, body.to_string()))
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Spore shim processes serving node-wasm's containerd.
+pub fn spore_shims() -> Vec<u32> {
+    let address = state_dir().join("node-wasm/containerd/containerd.sock");
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("containerd-shim-spore-v1 .*-address {}", address.display())])
+        .output()
+        .expect("pgrep runs");
+    text(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+pub fn helm(args: &[&str]) -> Output {
+    let helm = std::env::var_os("SPORE_HELM").expect("SPORE_HELM is set by `make e2e`");
+    Command::new(helm).args(args).output().expect("helm runs")
+}
+
+/// Where the WasmRuntime installs the shim on node-wasm (inside the cluster's state dir,
+/// so nothing lands in the machine's /opt).
+pub fn install_dir() -> PathBuf {
+    state_dir().join("node-wasm/spore-bin")
+}
+
+/// The chart's values for this cluster: the locally built images, and a WasmRuntime for
+/// node-wasm with its containerd config path.
+pub fn helm_values() -> Vec<String> {
+    let config = state_dir().join("node-wasm/containerd/config.toml");
+    [
+        format!("image.operator.repository={REGISTRY}/spore/operator"),
+        "image.operator.tag=1".to_string(),
+        format!("image.installer.repository={REGISTRY}/spore/node-installer"),
+        "image.installer.tag=1".to_string(),
+        "operator.logFormat=text".to_string(),
+        "runtime.nodeSelector.spore\\.dev/node-kind=wasm".to_string(),
+        format!("runtime.containerd.configPath={}", config.display()),
+        format!("runtime.installDir={}", install_dir().display()),
+    ]
+    .into_iter()
+    .flat_map(|v| ["--set-string".to_string(), v])
+    .collect()
+}
+
+/// `helm install` Spore once per test process (tests that need the runtime call this
+/// first), then waits until the WasmRuntime reports every selected node ready.
+pub fn ensure_spore_installed() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        if !helm(&["status", RELEASE, "-n", SPORE_NAMESPACE]).status.success() {
+            let chart = repo_root().join("helm/spore");
+            let chart = chart.to_str().expect("utf-8 path");
+            let mut args = vec![
+                "install",
+                RELEASE,
+                chart,
+                "-n",
+                SPORE_NAMESPACE,
+                "--create-namespace",
+                "--wait",
+                "--timeout=180s",
+            ];
+            let values = helm_values();
+            args.extend(values.iter().map(String::as_str));
+            let out = helm(&args);
+            assert!(out.status.success(), "helm install failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        }
+        let ready = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=180s"]);
+        assert!(
+            ready.status.success(),
+            "the WasmRuntime did not become Ready:\n{}\n{}",
+            text(&kubectl(&["describe", "wasmruntime", "spore"]).stdout),
+            text(
+                &kubectl(&["-n", SPORE_NAMESPACE, "logs", "-l", "app.kubernetes.io/component=operator", "--tail=50"])
+                    .stdout
+            )
+        );
+    });
+}

@@ -1,0 +1,334 @@
+//! The product path on the two-node cluster: `helm install` the chart, the WasmRuntime puts
+//! the shim on node-wasm only, then WasmApps: the example serves, scales and autoscales,
+//! capabilities hold, bad manifests are rejected, a corrupt module is reported, and the
+//! operator recovers from being killed. (`helm uninstall` is in uninstall.rs, run last.)
+
+use std::time::Duration;
+
+use spore_e2e::*;
+
+fn node_config(node: &str) -> std::path::PathBuf {
+    state_dir().join(node).join("containerd")
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn drop_ins(node: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(node_config(node).join("conf.d"))
+        .map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn helm_install_puts_the_shim_on_the_wasm_node_only() {
+    ensure_spore_installed();
+    let labels = kubectl_ok(&[
+        "get",
+        "nodes",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.runtime\.spore\.dev/spore} {end}"#,
+    ]);
+    assert_eq!(labels.trim(), "node-container= node-wasm=ready");
+    for node in ["node-container", "node-wasm"] {
+        let dir = node_config(node);
+        assert_eq!(
+            read(&dir.join("config.toml")),
+            read(&dir.join("config.toml.at-start")),
+            "{node}'s main config changed"
+        );
+    }
+    assert_eq!(drop_ins("node-container"), Vec::<String>::new(), "node-container got a drop-in");
+    assert_eq!(drop_ins("node-wasm"), ["spore-spore.toml"]);
+    let drop_in = read(&node_config("node-wasm").join("conf.d/spore-spore.toml"));
+    assert!(drop_in.contains("io.containerd.spore.v1"), "{drop_in}");
+    assert!(install_dir().join("containerd-shim-spore-v1").is_file(), "no shim in {}", install_dir().display());
+
+    let class = kubectl_ok(&["get", "runtimeclass", "spore", "-o", "jsonpath={.handler} {.scheduling.nodeSelector}"]);
+    assert_eq!(class, r#"spore {"runtime.spore.dev/spore":"ready"}"#);
+    let nodes = kubectl_ok(&[
+        "get",
+        "wasmruntime",
+        "spore",
+        "-o",
+        "jsonpath={range .status.nodes[*]}{.name}={.state},{.shimVersion} {end}",
+    ]);
+    assert_eq!(nodes.trim(), "node-wasm=Ready,0.1.0");
+    let table = kubectl_ok(&["get", "wasmruntimes"]);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        (&rows[0][..], &rows[1][..3]),
+        (&["NAME", "RUNTIMECLASS", "READY", "AGE"][..], &["spore", "spore", "True"][..])
+    );
+}
+
+/// The hello-http example as a user applies it, with the e2e registry's image.
+fn hello_example(ns: &Namespace) -> String {
+    let yaml = read(&repo_root().join("examples/hello-http/app.yaml"));
+    assert!(yaml.contains("localhost:5000/spore/hello-http:latest") && yaml.contains("  name: hello-http\n"));
+    yaml.replace("localhost:5000/spore/hello-http:latest", &format!("{REGISTRY}/spore/hello-http:1"))
+        .replace("  name: hello-http\n", &format!("  name: hello-http\n  namespace: {}\n", ns.0))
+}
+
+fn wait_ready(ns: &Namespace, app: &str) {
+    let out = ns.kubectl(&["wait", "--for=condition=Ready", &format!("wasmapp/{app}"), "--timeout=120s"]);
+    assert!(
+        out.status.success(),
+        "WasmApp {app} not Ready:\n{}\n{}",
+        ns.describe(&["wasmapp", app]),
+        ns.describe(&["pods", "-l", &format!("spore.dev/app={app}")])
+    );
+}
+
+fn field(ns: &Namespace, what: &str, path: &str) -> String {
+    ns.jsonpath(&["get", what], path)
+}
+
+#[test]
+fn the_hello_example_serves_from_the_wasm_node_and_scales() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-example");
+    apply(&hello_example(&ns));
+    wait_ready(&ns, "hello-http");
+    assert_eq!(pod_nodes(&ns, "spore.dev/app=hello-http"), ["node-wasm", "node-wasm"]);
+    let ip = field(&ns, "service/hello-http", "{.spec.clusterIP}");
+    let mut body = None;
+    wait_until("the Service answers", Duration::from_secs(30), || {
+        body = curl(&format!("http://{ip}:8080/"));
+        body.is_some()
+    });
+    assert_eq!(body.as_deref(), Some(HELLO));
+
+    let table = ns.kubectl_ok(&["get", "wasmapps"]);
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "REPLICAS", "AVAILABLE", "REASON", "MODULE", "AGE"], "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(
+        row[..6],
+        ["hello-http", "True", "2", "2", "ReplicasReady", "localhost:5010/spore/hello-http:1"],
+        "{table}"
+    );
+
+    for replicas in ["3", "1"] {
+        ns.kubectl_ok(&["scale", "wasmapp/hello-http", &format!("--replicas={replicas}")]);
+        wait_until(&format!("{replicas} replicas ready"), Duration::from_secs(120), || {
+            field(&ns, "wasmapp/hello-http", "{.status.replicas}/{.status.readyReplicas}")
+                == format!("{replicas}/{replicas}")
+        });
+        assert_eq!(field(&ns, "deployment/hello-http", "{.spec.replicas}"), replicas);
+    }
+    let events = ns.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector=involvedObject.kind=WasmApp",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("Ready"), "no Ready event on the WasmApp: {events}");
+}
+
+#[test]
+fn an_autoscaled_app_gets_an_hpa_and_loses_it_when_fixed() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-autoscale");
+    let app = |scaling: &str| {
+        format!(
+            "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: auto, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n  limits: {{cpu: 100m, memory: 32Mi}}\n  scaling: {scaling}\n",
+            ns.0
+        )
+    };
+    apply(&app("{autoscale: {minReplicas: 1, maxReplicas: 4, targetCpuUtilization: 50}}"));
+    wait_until("the HPA exists", Duration::from_secs(60), || ns.kubectl(&["get", "hpa", "auto"]).status.success());
+    assert_eq!(
+        field(
+            &ns,
+            "hpa/auto",
+            "{.spec.scaleTargetRef.kind}/{.spec.scaleTargetRef.name} {.spec.minReplicas}-{.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}"
+        ),
+        "Deployment/auto 1-4 50"
+    );
+    wait_ready(&ns, "auto");
+    let refused = ns.kubectl(&["scale", "wasmapp/auto", "--replicas=3"]);
+    assert!(
+        !refused.status.success() && text(&refused.stderr).contains("set either replicas or autoscale, not both"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    apply(&app("{replicas: 2}"));
+    wait_until("the HPA is gone", Duration::from_secs(60), || !ns.kubectl(&["get", "hpa", "auto"]).status.success());
+    wait_until("2 replicas", Duration::from_secs(120), || field(&ns, "wasmapp/auto", "{.status.readyReplicas}") == "2");
+}
+
+/// A plain hello app listening on 8080; its ClusterIP.
+fn hello_app(ns: &Namespace, name: &str) -> String {
+    apply(&format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n",
+        ns.0
+    ));
+    wait_ready(ns, name);
+    field(ns, &format!("service/{name}"), "{.spec.clusterIP}")
+}
+
+#[test]
+fn capabilities_hold_as_seen_from_outside_the_pod() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-caps");
+    let allowed = hello_app(&ns, "allowed");
+    let denied = hello_app(&ns, "denied");
+    ns.kubectl_ok(&["create", "configmap", "greeting", "--from-literal=greeting=hello from a ConfigMap"]);
+    apply(&format!(
+        r#"apiVersion: spore.dev/v1alpha1
+kind: WasmApp
+metadata: {{name: caps, namespace: {ns}}}
+spec:
+  module: {{image: {REGISTRY}/spore/hello-http:1}}
+  volumes:
+  - {{name: config, configMap: {{name: greeting}}}}
+  capabilities:
+    filesystem:
+    - {{volume: config, guestPath: /config}}
+    network:
+      inbound: [{{name: http, port: 8080}}]
+      outbound:
+        http: ["{allowed}:8080"]
+"#,
+        ns = ns.0
+    ));
+    wait_ready(&ns, "caps");
+    let base = format!("http://{}:8080", field(&ns, "service/caps", "{.spec.clusterIP}"));
+    let get = |path: &str| curl_status(&format!("{base}{path}")).unwrap_or_else(|| panic!("no answer for {path}"));
+
+    assert_eq!(get("/read?path=/config/greeting"), (200, "hello from a ConfigMap".to_string()));
+    let (status, body) = get("/write?path=/config/greeting&text=changed");
+    assert!(status == 403 && body.starts_with("error: write /config/greeting"), "write allowed: {status} {body}");
+    assert_eq!(get("/read?path=/config/greeting").1, "hello from a ConfigMap");
+    let (status, body) = get("/read?path=/etc/hostname");
+    assert_eq!(status, 403, "a path outside the declared volumes is readable: {body}");
+
+    assert_eq!(get(&format!("/fetch?url=http://{allowed}:8080/")), (200, format!("upstream 200: {HELLO}")));
+    let (status, body) = get(&format!("/fetch?url=http://{denied}:8080/"));
+    assert_eq!(
+        (status, body.trim()),
+        (502, "fetch failed: HttpRequestDenied"),
+        "a host outside outbound.http was reached"
+    );
+}
+
+#[test]
+fn bad_manifests_are_rejected_by_kubectl_apply() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-invalid");
+    let app = |spec: &str| {
+        format!(
+            "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: bad, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n{spec}",
+            ns.0
+        )
+    };
+    let cases = [
+        (
+            "  scaling: {replicas: 2, autoscale: {maxReplicas: 3, targetConcurrency: 5}}\n",
+            "set either replicas or autoscale, not both",
+        ),
+        (
+            "  volumes: [{name: data, emptyDir: {}}]\n  capabilities: {filesystem: [{volume: data, guestPath: data}]}\n",
+            "guestPath must be an absolute path",
+        ),
+        (
+            "  capabilities: {filesystem: [{volume: nope, guestPath: /data}]}\n",
+            "every capabilities.filesystem[].volume must name an entry in spec.volumes",
+        ),
+        ("  limits: {memory: 64MB}\n", "memory must be a Kubernetes quantity"),
+        ("  limits: {timeout: soon}\n", "timeout must be a duration"),
+        ("  replicas: 3\n", "unknown field \"spec.replicas\""),
+        ("  capabilities: {network: {inbound: [{port: 70000}]}}\n", "port must be between 1 and 65535"),
+        ("  capabilities: {network: {outbound: {tcp: [{cidr: 10.0.0.0/33}]}}}\n", "cidr must be an IPv4 or IPv6 CIDR"),
+        (
+            "  scaling: {autoscale: {minReplicas: 5, maxReplicas: 2, targetConcurrency: 5}}\n",
+            "minReplicas must not be greater than maxReplicas",
+        ),
+        (
+            "  env: [{name: A, value: x, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n",
+            "set exactly one of value or valueFrom",
+        ),
+        ("  volumes: [{name: data, emptyDir: {}, configMap: {name: c}}]\n", "set exactly one volume source"),
+        ("  healthChecks: {readiness: {path: healthz}}\n", "path must start with /"),
+        ("  runtimeClassName: Not_A_Label\n", "spec.runtimeClassName"),
+    ];
+    for (spec, expected) in cases {
+        match try_apply(&app(spec)) {
+            Ok(out) => panic!("accepted:\n{spec}{out}"),
+            Err(err) => assert!(err.contains(expected), "{spec}: expected {expected:?} in:\n{err}"),
+        }
+    }
+    let missing_image = format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: bad, namespace: {}}}\nspec:\n  module: {{}}\n",
+        ns.0
+    );
+    let err = try_apply(&missing_image).expect_err("a WasmApp without an image was accepted");
+    assert!(err.contains("spec.module.image: Required value"), "{err}");
+    assert!(!ns.kubectl(&["get", "wasmapp", "bad"]).status.success(), "a bad WasmApp was stored");
+}
+
+#[test]
+fn a_corrupt_module_degrades_the_app_with_the_engines_message() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-corrupt");
+    apply(&format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: corrupt, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/corrupt:1}}\n",
+        ns.0
+    ));
+    let mut reason = String::new();
+    wait_until("the app is Degraded", Duration::from_secs(120), || {
+        reason = field(&ns, "wasmapp/corrupt", r#"{.status.conditions[?(@.type=="Degraded")].reason}"#);
+        reason == "ModuleInvalid"
+    });
+    let message = field(&ns, "wasmapp/corrupt", r#"{.status.conditions[?(@.type=="Degraded")].message}"#);
+    assert!(message.contains("invalid WebAssembly"), "the engine's message is missing: {message}");
+    let events = ns.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=corrupt,reason=ModuleInvalid"]);
+    assert!(events.contains("ModuleInvalid"), "no ModuleInvalid event:\n{events}");
+}
+
+fn operator_pods() -> Vec<String> {
+    let names = kubectl_ok(&[
+        "-n",
+        SPORE_NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=operator",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    names.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn a_killed_operator_leaves_no_duplicates_and_deleting_the_app_cleans_up() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-restart");
+    apply(&hello_example(&ns));
+    // Kill the operator while it works on the new app.
+    for pod in operator_pods() {
+        kubectl_ok(&["-n", SPORE_NAMESPACE, "delete", "pod", &pod, "--grace-period=0", "--force"]);
+    }
+    let rollout = kubectl(&["-n", SPORE_NAMESPACE, "rollout", "status", "deployment/spore-operator", "--timeout=120s"]);
+    assert!(rollout.status.success(), "the operator did not come back: {}", text(&rollout.stderr));
+    wait_ready(&ns, "hello-http");
+    let owned = |kind: &str| ns.jsonpath(&["get", kind, "-l", "spore.dev/app=hello-http"], "{.items[*].metadata.name}");
+    assert_eq!(owned("deployments"), "hello-http");
+    assert_eq!(owned("services"), "hello-http");
+    assert_eq!(
+        owned("replicasets").split_whitespace().count(),
+        1,
+        "more than one ReplicaSet: the template changed across restarts"
+    );
+
+    ns.kubectl_ok(&["delete", "wasmapp", "hello-http", "--wait=true"]);
+    wait_until("everything the app had is gone", Duration::from_secs(90), || {
+        owned("deployments").is_empty() && owned("services").is_empty() && owned("pods").is_empty()
+    });
+}

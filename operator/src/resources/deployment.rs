@@ -1,0 +1,419 @@
+//! The Deployment that runs a WasmApp's pods with Spore's RuntimeClass.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use spore_crds::{HttpCheck, InboundPort, Protocol, WasmApp};
+
+use super::{app_labels, app_selector, name_of, namespace_of, owner_ref};
+use crate::error::{Error, Result};
+
+/// The pod annotations the shim reads (see `shim/src/containerd/spec.rs`).
+pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
+pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
+pub const ENV_ANNOTATION: &str = "spore.dev/env";
+/// The app's one container.
+pub const CONTAINER_NAME: &str = "app";
+
+const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 5;
+
+/// The Deployment for `app`, running with `runtime_class`. Replicas are left to the HPA
+/// when the app autoscales.
+pub fn desired_deployment(app: &WasmApp, runtime_class: &str) -> Result<Deployment> {
+    let name = name_of(app, "WasmApp")?;
+    let spec = &app.spec;
+    let replicas = spec.scaling.autoscale.is_none().then(|| spec.scaling.fixed_replicas());
+    Ok(Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace_of(app, "WasmApp")?),
+            labels: Some(app_labels(&name)),
+            owner_references: Some(vec![owner_ref(app, "WasmApp")?]),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector { match_labels: Some(app_selector(&name)), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(spec.pod_labels.clone().into_iter().chain(app_labels(&name)).collect()),
+                    annotations: Some(pod_annotations(app)?),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(app, runtime_class)),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// The user's annotations plus the sandbox the shim enforces: capabilities, limits and the
+/// names of the declared environment variables, as JSON.
+fn pod_annotations(app: &WasmApp) -> Result<BTreeMap<String, String>> {
+    let spec = &app.spec;
+    let env_names: Vec<&str> = spec.env.iter().map(|e| e.name.as_str()).collect();
+    let mut annotations = spec.pod_annotations.clone();
+    annotations.insert(CAPABILITIES_ANNOTATION.into(), json("capabilities", &spec.capabilities)?);
+    annotations.insert(LIMITS_ANNOTATION.into(), json("limits", &spec.limits)?);
+    annotations.insert(ENV_ANNOTATION.into(), json("env names", &env_names)?);
+    Ok(annotations)
+}
+
+fn json(what: &'static str, value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| Error::Encode { what, source })
+}
+
+fn pod_spec(app: &WasmApp, runtime_class: &str) -> PodSpec {
+    let spec = &app.spec;
+    PodSpec {
+        runtime_class_name: Some(runtime_class.to_string()),
+        containers: vec![container(app)],
+        volumes: non_empty(spec.volumes.iter().map(volume).collect()),
+        node_selector: non_empty_map(spec.scheduling.node_selector.clone()),
+        tolerations: non_empty(spec.scheduling.tolerations.clone()),
+        affinity: spec.scheduling.affinity.clone(),
+        service_account_name: spec.service_account_name.clone(),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        // The guest sees only declared volumes; a token mount would be work for nothing.
+        automount_service_account_token: Some(false),
+        // Service links would be filtered out by the shim anyway (only declared env passes).
+        enable_service_links: Some(false),
+        ..Default::default()
+    }
+}
+
+fn container(app: &WasmApp) -> Container {
+    let spec = &app.spec;
+    let http_port = http_port(&spec.capabilities.network.inbound);
+    let checks = spec.health_checks.clone().unwrap_or_default();
+    Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(spec.module.image.clone()),
+        // No command: plain images run their entrypoint (the .wasm file), Wasm artifacts
+        // the entrypoint `spore image build` records.
+        args: non_empty(spec.args.clone()),
+        env: non_empty(spec.env.iter().map(env_var).collect()),
+        ports: non_empty(spec.capabilities.network.inbound.iter().map(container_port).collect()),
+        volume_mounts: non_empty(
+            spec.capabilities
+                .filesystem
+                .iter()
+                .map(|m| VolumeMount {
+                    name: m.volume.clone(),
+                    mount_path: m.guest_path.clone(),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        resources: resources(app),
+        readiness_probe: match (&checks.readiness, http_port) {
+            (Some(check), _) => Some(http_probe(check, http_port)),
+            (None, Some(port)) => Some(tcp_probe(port)),
+            (None, None) => None,
+        },
+        liveness_probe: checks.liveness.as_ref().map(|check| http_probe(check, http_port)),
+        // A guest that fails before writing a termination message still explains itself.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+/// The port HTTP components are served on: the one named `http`, else the first TCP port
+/// (the shim's rule).
+pub fn http_port(inbound: &[InboundPort]) -> Option<i32> {
+    let tcp = || inbound.iter().filter(|p| p.protocol == Protocol::Tcp);
+    tcp().find(|p| p.name.as_deref() == Some("http")).or_else(|| tcp().next()).map(|p| p.port)
+}
+
+fn container_port(port: &InboundPort) -> ContainerPort {
+    ContainerPort {
+        container_port: port.port,
+        name: port.name.clone().filter(|n| is_port_name(n)),
+        protocol: Some(protocol(port.protocol).into()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn protocol(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+    }
+}
+
+/// Kubernetes port names are IANA service names: at most 15 lowercase letters, digits and
+/// dashes, with a letter. Other names still name the port for Spore, not for Kubernetes.
+pub(crate) fn is_port_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+fn env_var(var: &spore_crds::EnvVar) -> EnvVar {
+    EnvVar {
+        name: var.name.clone(),
+        value: var.value.clone(),
+        value_from: var.value_from.as_ref().map(|from| EnvVarSource {
+            config_map_key_ref: from.config_map_key_ref.clone(),
+            secret_key_ref: from.secret_key_ref.clone(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn volume(v: &spore_crds::Volume) -> Volume {
+    Volume {
+        name: v.name.clone(),
+        config_map: v.config_map.clone(),
+        secret: v.secret.clone(),
+        empty_dir: v.empty_dir.clone(),
+        persistent_volume_claim: v.persistent_volume_claim.clone(),
+        host_path: v.host_path.clone(),
+        ..Default::default()
+    }
+}
+
+/// `limits.memory` and `limits.cpu` become the pod's requests and limits, so the scheduler
+/// packs Wasm pods by what they may use.
+fn resources(app: &WasmApp) -> Option<ResourceRequirements> {
+    let limits = &app.spec.limits;
+    let quantities: BTreeMap<String, Quantity> = [("memory", &limits.memory), ("cpu", &limits.cpu)]
+        .into_iter()
+        .filter_map(|(k, q)| q.clone().map(|q| (k.to_string(), q)))
+        .collect();
+    (!quantities.is_empty()).then(|| ResourceRequirements {
+        limits: Some(quantities.clone()),
+        requests: Some(quantities),
+        ..Default::default()
+    })
+}
+
+fn http_probe(check: &HttpCheck, http_port: Option<i32>) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(check.path.clone()),
+            port: IntOrString::Int(check.port.or(http_port).unwrap_or(80)),
+            ..Default::default()
+        }),
+        period_seconds: Some(check.period_seconds.unwrap_or(10)),
+        initial_delay_seconds: check.initial_delay_seconds,
+        failure_threshold: Some(check.failure_threshold.unwrap_or(3)),
+        ..Default::default()
+    }
+}
+
+/// Without a declared readiness check an HTTP app is ready once it accepts connections.
+fn tcp_probe(port: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), ..Default::default() }),
+        period_seconds: Some(DEFAULT_PROBE_PERIOD_SECONDS),
+        ..Default::default()
+    }
+}
+
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+fn non_empty_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::app;
+
+    fn pod(app: &WasmApp) -> PodSpec {
+        desired_deployment(app, "spore").unwrap().spec.unwrap().template.spec.unwrap()
+    }
+
+    fn annotations(app: &WasmApp) -> BTreeMap<String, String> {
+        desired_deployment(app, "spore").unwrap().spec.unwrap().template.metadata.unwrap().annotations.unwrap()
+    }
+
+    #[test]
+    fn minimal_app_runs_one_replica_with_the_runtime_class_and_deny_all_annotations() {
+        let d = desired_deployment(&app(""), "spore").unwrap();
+        assert_eq!(d.metadata.name.as_deref(), Some("hello"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("apps"));
+        let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("WasmApp", Some(true)));
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.selector.match_labels, Some(app_selector("hello")));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.runtime_class_name.as_deref(), Some("spore"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("localhost:5010/spore/hello-http:1"));
+        assert_eq!((c.command.as_ref(), c.args.as_ref(), c.readiness_probe.as_ref()), (None, None, None));
+        let annotations = spec.template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations[CAPABILITIES_ANNOTATION], "{}");
+        assert_eq!(annotations[LIMITS_ANNOTATION], "{}");
+        assert_eq!(annotations[ENV_ANNOTATION], "[]");
+    }
+
+    #[test]
+    fn replicas_follow_the_scaling_mode() {
+        let cases = [
+            ("", Some(1)),
+            ("  scaling: {replicas: 3}\n", Some(3)),
+            ("  scaling: {replicas: 0}\n", Some(0)),
+            ("  scaling: {autoscale: {maxReplicas: 5, targetConcurrency: 10}}\n", None),
+        ];
+        for (extra, replicas) in cases {
+            let d = desired_deployment(&app(extra), "spore").unwrap();
+            assert_eq!(d.spec.unwrap().replicas, replicas, "{extra}");
+        }
+    }
+
+    #[test]
+    fn args_env_and_mounts_reach_the_container() {
+        let app = app(concat!(
+            "  args: [serve, --fast]\n",
+            "  env:\n  - {name: MODE, value: prod}\n  - name: TOKEN\n    valueFrom: {secretKeyRef: {name: s, key: token}}\n",
+            "  volumes:\n  - {name: config, configMap: {name: cfg}}\n  - {name: scratch, emptyDir: {}}\n",
+            "  capabilities:\n    filesystem:\n    - {volume: config, guestPath: /config}\n",
+            "    - {volume: scratch, guestPath: /tmp, readOnly: false}\n",
+        ));
+        let pod = pod(&app);
+        let c = &pod.containers[0];
+        assert_eq!(c.args, Some(vec!["serve".to_string(), "--fast".into()]));
+        let env = c.env.as_ref().unwrap();
+        assert_eq!((env[0].name.as_str(), env[0].value.as_deref()), ("MODE", Some("prod")));
+        assert_eq!(env[1].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "token");
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(mounts, [("config", "/config", Some(true)), ("scratch", "/tmp", Some(false))]);
+        let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| (v.name, v.config_map.is_some())).collect();
+        assert_eq!(volumes, [("config".to_string(), true), ("scratch".into(), false)]);
+        assert_eq!(annotations(&app)[ENV_ANNOTATION], r#"["MODE","TOKEN"]"#);
+    }
+
+    #[test]
+    fn capabilities_and_limits_become_the_shims_annotations() {
+        let app = app(concat!(
+            "  capabilities:\n    network:\n      inbound: [{name: http, port: 8080}]\n",
+            "      outbound: {http: [api.example.com], dns: true}\n",
+            "  limits: {memory: 64Mi, timeout: 30s, cpu: 500m}\n",
+        ));
+        let annotations = annotations(&app);
+        let caps: spore_crds::Capabilities = serde_json::from_str(&annotations[CAPABILITIES_ANNOTATION]).unwrap();
+        assert_eq!(caps, app.spec.capabilities);
+        let limits: spore_crds::Limits = serde_json::from_str(&annotations[LIMITS_ANNOTATION]).unwrap();
+        assert_eq!(limits, app.spec.limits);
+        let resources = pod(&app).containers[0].resources.clone().unwrap();
+        let expected =
+            BTreeMap::from([("cpu".to_string(), Quantity("500m".into())), ("memory".into(), Quantity("64Mi".into()))]);
+        assert_eq!((resources.limits.as_ref(), resources.requests.as_ref()), (Some(&expected), Some(&expected)));
+    }
+
+    #[test]
+    fn probes_follow_health_checks_or_default_to_the_http_port() {
+        let http =
+            "  capabilities:\n    network:\n      inbound: [{name: admin, port: 9000}, {name: http, port: 8080}]\n";
+        let cases: [(String, Option<(&str, i32)>, Option<(&str, i32)>); 4] = [
+            (String::new(), None, None),
+            (http.to_string(), Some(("tcp", 8080)), None),
+            (
+                format!(
+                    "{http}  healthChecks: {{readiness: {{path: /ready}}, liveness: {{path: /live, port: 9000}}}}\n"
+                ),
+                Some(("/ready", 8080)),
+                Some(("/live", 9000)),
+            ),
+            ("  healthChecks: {readiness: {path: /ready, port: 7000}}\n".to_string(), Some(("/ready", 7000)), None),
+        ];
+        for (extra, readiness, liveness) in cases {
+            let c = pod(&app(&extra)).containers.remove(0);
+            let describe = |p: Option<Probe>| {
+                p.map(|p| match (p.http_get, p.tcp_socket) {
+                    (Some(get), _) => (get.path.unwrap().leak() as &str, int(get.port)),
+                    (None, Some(tcp)) => ("tcp", int(tcp.port)),
+                    _ => panic!("probe without action"),
+                })
+            };
+            assert_eq!(describe(c.readiness_probe), readiness, "{extra}");
+            assert_eq!(describe(c.liveness_probe), liveness, "{extra}");
+        }
+    }
+
+    fn int(port: IntOrString) -> i32 {
+        match port {
+            IntOrString::Int(p) => p,
+            IntOrString::String(s) => panic!("named port {s}"),
+        }
+    }
+
+    #[test]
+    fn scheduling_and_pod_metadata_pass_through() {
+        let app = app(concat!(
+            "  scheduling:\n    nodeSelector: {zone: a}\n    tolerations: [{key: wasm, operator: Exists}]\n",
+            "  podLabels: {team: web}\n  podAnnotations: {note: hi}\n  serviceAccountName: runner\n",
+            "  imagePullSecrets: [{name: regcred}]\n",
+        ));
+        let d = desired_deployment(&app, "spore").unwrap();
+        let template = d.spec.unwrap().template;
+        let meta = template.metadata.unwrap();
+        assert_eq!(meta.labels.unwrap()["team"], "web");
+        assert_eq!(meta.annotations.unwrap()["note"], "hi");
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["zone"], "a");
+        assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("wasm"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("runner"));
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+    }
+
+    #[test]
+    fn user_labels_cannot_override_the_selector_label() {
+        let app = app("  podLabels: {spore.dev/app: other}\n");
+        let d = desired_deployment(&app, "spore").unwrap();
+        assert_eq!(d.spec.unwrap().template.metadata.unwrap().labels.unwrap()["spore.dev/app"], "hello");
+    }
+
+    #[test]
+    fn port_names_outside_kubernetes_rules_are_dropped_from_the_pod() {
+        for (name, ok) in [
+            ("http", true),
+            ("metrics-2", true),
+            ("HTTP", false),
+            ("a-very-long-port-name", false),
+            ("123", false),
+            ("-x", false),
+        ] {
+            assert_eq!(is_port_name(name), ok, "{name}");
+        }
+    }
+
+    #[test]
+    fn http_port_prefers_the_port_named_http() {
+        let port = |name: Option<&str>, port, protocol| InboundPort { name: name.map(Into::into), port, protocol };
+        let cases = [
+            (vec![], None),
+            (vec![port(Some("dns"), 53, Protocol::Udp)], None),
+            (vec![port(None, 9000, Protocol::Tcp), port(Some("http"), 8080, Protocol::Tcp)], Some(8080)),
+            (vec![port(None, 9000, Protocol::Tcp)], Some(9000)),
+        ];
+        for (inbound, expected) in cases {
+            assert_eq!(http_port(&inbound), expected, "{inbound:?}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Pure desired-state builders: each turns a custom resource into the Kubernetes objects
+//! that should exist for it, with no API call, so they are table-tested without a cluster.
+
+pub mod daemonset;
+pub mod deployment;
+pub mod hpa;
+pub mod runtime_class;
+pub mod service;
+pub mod uninstall_job;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::error::{Error, Result};
+
+/// The one field manager of every server-side apply the operator does.
+pub const FIELD_MANAGER: &str = "spore-operator";
+/// Label on every object made for a WasmApp, and the selector of its pods.
+pub const APP_LABEL: &str = "spore.dev/app";
+/// Label on every object made for a WasmRuntime (installer pods, uninstall Jobs).
+pub const RUNTIME_LABEL: &str = "spore.dev/runtime";
+/// Label on installer pods and Jobs saying which step they run: `install` or `uninstall`.
+pub const INSTALLER_ROLE_LABEL: &str = "spore.dev/installer";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const MANAGER: &str = "spore-operator";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+
+/// Labels every object of an app carries; `selector` is the part that selects its pods.
+pub fn app_labels(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (APP_LABEL.to_string(), app.to_string()),
+        (NAME_LABEL.to_string(), app.to_string()),
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+    ])
+}
+
+/// The label selector of an app's pods.
+pub fn app_selector(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(APP_LABEL.to_string(), app.to_string())])
+}
+
+/// `key=value,...` form of a selector, as the scale subresource and HPA want it.
+pub fn selector_string(selector: &BTreeMap<String, String>) -> String {
+    selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// Labels every object of a runtime carries.
+pub fn runtime_labels(runtime: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(RUNTIME_LABEL.to_string(), runtime.to_string()), (MANAGED_BY.to_string(), MANAGER.to_string())])
+}
+
+/// The controller owner reference to `owner`, so garbage collection removes what we made.
+pub fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, kind: &'static str) -> Result<OwnerReference> {
+    owner.controller_owner_ref(&()).ok_or(Error::MissingField { kind, field: "metadata.uid" })
+}
+
+/// `metadata.name`, or the error every builder returns without it.
+pub fn name_of<K: Resource>(obj: &K, kind: &'static str) -> Result<String> {
+    obj.meta().name.clone().ok_or(Error::MissingField { kind, field: "metadata.name" })
+}
+
+/// `metadata.namespace`, or the error every builder returns without it.
+pub fn namespace_of<K: Resource>(obj: &K, kind: &'static str) -> Result<String> {
+    obj.meta().namespace.clone().ok_or(Error::MissingField { kind, field: "metadata.namespace" })
+}

@@ -1,0 +1,294 @@
+//! The WasmRuntime controller: publishes the RuntimeClass, runs the installer DaemonSet on
+//! the selected nodes, reports each node's state, and on deletion uninstalls from every
+//! node (one Job per node) before letting the WasmRuntime go.
+
+pub mod status;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use spore_crds::runtime::{NODE_LABEL_PREFIX, node_state};
+use spore_crds::{NodeStatus, WasmRuntime, WasmRuntimeStatus};
+use tracing::{info, instrument, warn};
+
+use self::status::{node_statuses, ready_condition};
+use crate::apply::apply;
+use crate::conditions::{to_conditions, truncate};
+use crate::context::Context;
+use crate::error::{Error, Result, kube_err};
+use crate::resources::daemonset::{daemonset_name, desired_daemonset, installer_labels};
+use crate::resources::runtime_class::desired_runtime_class;
+use crate::resources::uninstall_job::{desired_uninstall_job, uninstall_job_name};
+use crate::resources::{RUNTIME_LABEL, name_of, selector_string};
+
+pub const CONTROLLER: &str = "wasmruntime";
+/// Holds a WasmRuntime until every node it was installed on is cleaned up.
+pub const FINALIZER: &str = "spore.dev/uninstall";
+const REQUEUE_SETTLED: Duration = Duration::from_secs(300);
+const REQUEUE_PENDING: Duration = Duration::from_secs(10);
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let namespace = ctx.settings.installer.namespace.clone();
+    let by_runtime_label = |obj: &dyn ResourceLabels| obj.runtime().map(|rt| ObjectRef::<WasmRuntime>::new(&rt));
+    let controller =
+        Controller::new(Api::<WasmRuntime>::all(client.clone()), watcher::Config::default().any_semantic())
+            .owns(
+                Api::<DaemonSet>::namespaced(client.clone(), &namespace),
+                watcher::Config::default().labels(RUNTIME_LABEL),
+            )
+            .owns(Api::<RuntimeClass>::all(client.clone()), watcher::Config::default().labels(RUNTIME_LABEL))
+            .watches(
+                Api::<Pod>::namespaced(client.clone(), &namespace),
+                watcher::Config::default().labels(RUNTIME_LABEL),
+                move |p: Pod| by_runtime_label(&p),
+            )
+            .watches(
+                Api::<Job>::namespaced(client, &namespace),
+                watcher::Config::default().labels(RUNTIME_LABEL),
+                move |j: Job| by_runtime_label(&j),
+            )
+            .graceful_shutdown_on(shutdown);
+    let store = controller.store();
+    let metrics = ctx.metrics.clone();
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            metrics.set_managed(CONTROLLER, store.len());
+            if let Err(e) = result {
+                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// The runtime a labelled object belongs to.
+trait ResourceLabels {
+    fn runtime(&self) -> Option<String>;
+}
+
+impl<K: ResourceExt> ResourceLabels for K {
+    fn runtime(&self) -> Option<String> {
+        self.labels().get(RUNTIME_LABEL).cloned()
+    }
+}
+
+#[instrument(skip_all, fields(runtime = %rt.name_any()))]
+pub async fn reconcile(rt: Arc<WasmRuntime>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let api = Api::<WasmRuntime>::all(ctx.client.clone());
+    let action = finalizer(&api, FINALIZER, rt, |event| async {
+        match event {
+            Finalizer::Apply(rt) => install(&rt, &ctx).await,
+            Finalizer::Cleanup(rt) => uninstall(&rt, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(Box::new(other)),
+    })?;
+    Ok(action)
+}
+
+async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
+    let name = name_of(rt, "WasmRuntime")?;
+    let settings = &ctx.settings.installer;
+    apply(&Api::<RuntimeClass>::all(ctx.client.clone()), &desired_runtime_class(rt)?).await?;
+    apply(&Api::<DaemonSet>::namespaced(ctx.client.clone(), &settings.namespace), &desired_daemonset(rt, settings)?)
+        .await?;
+
+    let nodes = selected_nodes(ctx, rt).await?;
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &settings.namespace)
+        .list(&ListParams::default().labels(&selector_string(&installer_labels(&name, "install"))))
+        .await
+        .map_err(kube_err(format!("list installer pods of WasmRuntime {name}")))?;
+    let nodes = node_statuses(&rt.spec.runtime_class_name, &nodes, &pods.items);
+    let ready = ready_condition(&nodes);
+    let previous = rt.status.clone().unwrap_or_default();
+    for node in changed_nodes(&nodes, &previous.nodes) {
+        publish_node_event(ctx, rt, node).await;
+    }
+    let settled = ready.status;
+    let status = WasmRuntimeStatus {
+        conditions: to_conditions(&[ready], &previous.conditions, rt.metadata.generation, Time(jiff::Timestamp::now())),
+        observed_generation: rt.metadata.generation,
+        nodes,
+    };
+    if status.nodes != previous.nodes
+        || status.observed_generation != previous.observed_generation
+        || conditions_differ(&status, &previous)
+    {
+        Api::<WasmRuntime>::all(ctx.client.clone())
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
+            .await
+            .map_err(kube_err(format!("update status of WasmRuntime {name}")))?;
+    }
+    ctx.succeeded(&name);
+    Ok(Action::requeue(if settled { REQUEUE_SETTLED } else { REQUEUE_PENDING }))
+}
+
+fn conditions_differ(a: &WasmRuntimeStatus, b: &WasmRuntimeStatus) -> bool {
+    let key = |s: &WasmRuntimeStatus| {
+        s.conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    key(a) != key(b)
+}
+
+/// Nodes the runtime's node selector picks.
+async fn selected_nodes(ctx: &Context, rt: &WasmRuntime) -> Result<Vec<Node>> {
+    let selector = selector_string(&rt.spec.node_selector);
+    Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .map_err(kube_err(format!("list nodes matching {selector:?}")))
+}
+
+fn changed_nodes<'a>(nodes: &'a [NodeStatus], previous: &[NodeStatus]) -> impl Iterator<Item = &'a NodeStatus> {
+    nodes.iter().filter(move |n| !previous.iter().any(|p| p.name == n.name && p.state == n.state))
+}
+
+async fn publish_node_event(ctx: &Context, rt: &WasmRuntime, node: &NodeStatus) {
+    let (type_, reason) = match node.state.as_str() {
+        node_state::READY => (EventType::Normal, "Installed"),
+        node_state::FAILED => (EventType::Warning, "InstallFailed"),
+        node_state::INSTALLING => (EventType::Normal, "Installing"),
+        _ => return,
+    };
+    let note = match &node.message {
+        Some(m) => format!("node {}: {m}", node.name),
+        None => format!("node {}", node.name),
+    };
+    publish(ctx, rt, type_, reason, note).await;
+}
+
+async fn publish(ctx: &Context, rt: &WasmRuntime, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate(&note, 1000)),
+        action: "Install".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &rt.object_ref(&())).await {
+        warn!(error = %e, "publishing an event failed");
+    }
+}
+
+/// Stops installing, then runs an uninstall Job on every node that may have the runtime;
+/// the finalizer stays until all of them succeeded.
+async fn uninstall(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
+    let name = name_of(rt, "WasmRuntime")?;
+    let settings = &ctx.settings.installer;
+    let daemonsets = Api::<DaemonSet>::namespaced(ctx.client.clone(), &settings.namespace);
+    ignore_missing(daemonsets.delete(&daemonset_name(&name), &DeleteParams::foreground()).await)
+        .map_err(kube_err(format!("delete the installer DaemonSet of {name}")))?;
+
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &settings.namespace);
+    let mut pending = Vec::new();
+    let mut failed = Vec::new();
+    for node in nodes_to_clean(ctx, rt).await? {
+        let job_name = uninstall_job_name(&name, &node);
+        match jobs.get_opt(&job_name).await.map_err(kube_err(format!("get Job {job_name}")))? {
+            None => {
+                apply(&jobs, &desired_uninstall_job(rt, &node, settings)?).await?;
+                pending.push(node);
+            }
+            Some(job) => match job_outcome(&job) {
+                Some(true) => {}
+                Some(false) => failed.push(format!("{node} (kubectl -n {} logs job/{job_name})", settings.namespace)),
+                None => pending.push(node),
+            },
+        }
+    }
+    if !failed.is_empty() {
+        let message = format!(
+            "uninstall failed on {}; fix the node and delete the Job to retry, or remove the finalizer {FINALIZER} to give up",
+            failed.join(", ")
+        );
+        publish(ctx, rt, EventType::Warning, "UninstallFailed", message.clone()).await;
+        return Err(Error::UninstallPending(message));
+    }
+    if !pending.is_empty() {
+        return Err(Error::UninstallPending(format!("waiting for uninstall on {}", pending.join(", "))));
+    }
+    let labels = selector_string(&installer_labels(&name, "uninstall"));
+    jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&labels))
+        .await
+        .map_err(kube_err(format!("delete the uninstall Jobs of {name}")))?;
+    info!(runtime = %name, "uninstalled from every node");
+    Ok(Action::await_change())
+}
+
+/// Nodes the runtime may be installed on: those it selects and those labelled for it.
+/// Nodes that are not Ready cannot run a Job and are skipped.
+async fn nodes_to_clean(ctx: &Context, rt: &WasmRuntime) -> Result<BTreeSet<String>> {
+    let label = format!("{NODE_LABEL_PREFIX}{}", rt.spec.runtime_class_name);
+    let nodes = Api::<Node>::all(ctx.client.clone());
+    let labelled = nodes.list(&ListParams::default().labels(&label)).await.map_err(kube_err("list labelled nodes"))?;
+    let selected = selected_nodes(ctx, rt).await?;
+    Ok(labelled
+        .items
+        .iter()
+        .chain(&selected)
+        .filter(|n| node_is_ready(n))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
+}
+
+fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `Some(true)` once the Job succeeded, `Some(false)` once it gave up, else `None`.
+fn job_outcome(job: &Job) -> Option<bool> {
+    let status = job.status.as_ref()?;
+    if status.succeeded.unwrap_or(0) > 0 {
+        return Some(true);
+    }
+    let failed = status.conditions.iter().flatten().any(|c| c.type_ == "Failed" && c.status == "True");
+    failed.then_some(false)
+}
+
+fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Retries with per-runtime backoff; a pending uninstall is polled, not backed off.
+pub fn error_policy(rt: Arc<WasmRuntime>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(CONTROLLER, error.reason());
+    if let Error::UninstallPending(message) = error {
+        info!(runtime = %rt.name_any(), %message, "uninstall in progress");
+        return Action::requeue(Duration::from_secs(3));
+    }
+    let delay = ctx.next_backoff(&rt.name_any());
+    warn!(runtime = %rt.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
