@@ -39,7 +39,7 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 
 .PHONY: test
 test: build guests tools ## Run every test: unit, engine with real guests, CLI, CRDs, containerd, CRI, then e2e
-	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
+	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) SPORE_HELM=$(HELM) \
 		$(CARGO) test --release --workspace --exclude spore-e2e --locked
 	$(MAKE) e2e
 
@@ -98,7 +98,7 @@ guests: deps ## Build the Wasm test guests into target/guests
 	tests/guests/build.sh $(GUESTS)
 
 .PHONY: tools
-tools: $(CRICTL) $(CONTAINERD2) ## Build crictl and containerd 2.x from the Go module proxy (cached in ~/.cache/spore-tools)
+tools: $(CRICTL) $(CONTAINERD2) $(HELM) ## Build crictl, containerd 2.x and helm from the Go module proxy (cached in ~/.cache/spore-tools)
 
 $(CRICTL):
 	$(GO_TOOL) $(dir $@) sigs.k8s.io/cri-tools@$(CRICTL_VERSION) sigs.k8s.io/cri-tools/cmd/crictl \

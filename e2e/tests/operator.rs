@@ -44,7 +44,7 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
     assert_eq!(drop_ins("node-container"), Vec::<String>::new(), "node-container got a drop-in");
     assert_eq!(drop_ins("node-wasm"), ["spore-spore.toml"]);
     let drop_in = read(&node_config("node-wasm").join("conf.d/spore-spore.toml"));
-    assert!(drop_in.contains("io.containerd.spore.v1"), "{drop_in}");
+    assert!(drop_in.contains("containerd-shim-spore-v1"), "{drop_in}");
     assert!(install_dir().join("containerd-shim-spore-v1").is_file(), "no shim in {}", install_dir().display());
 
     let class = kubectl_ok(&["get", "runtimeclass", "spore", "-o", "jsonpath={.handler} {.scheduling.nodeSelector}"]);
@@ -57,6 +57,18 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
         "jsonpath={range .status.nodes[*]}{.name}={.state},{.shimVersion} {end}",
     ]);
     assert_eq!(nodes.trim(), "node-wasm=Ready,0.1.0");
+    let metrics_ip = kubectl_ok(&[
+        "-n",
+        SPORE_NAMESPACE,
+        "get",
+        "service",
+        "spore-operator-metrics",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let metrics = curl(&format!("http://{metrics_ip}:8080/metrics")).expect("the operator serves /metrics");
+    assert!(metrics.contains(r#"spore_operator_reconciles_total{controller="wasmruntime"}"#), "{metrics}");
+    assert_eq!(curl(&format!("http://{metrics_ip}:8080/readyz")).as_deref(), Some("ok\n"));
     let table = kubectl_ok(&["get", "wasmruntimes"]);
     let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(
@@ -331,4 +343,60 @@ fn a_killed_operator_leaves_no_duplicates_and_deleting_the_app_cleans_up() {
     wait_until("everything the app had is gone", Duration::from_secs(90), || {
         owned("deployments").is_empty() && owned("services").is_empty() && owned("pods").is_empty()
     });
+}
+
+#[test]
+fn a_node_that_cannot_install_is_reported_and_left_as_it_was() {
+    ensure_spore_installed();
+    let node = state_dir().join("node-container");
+    let missing = node.join("containerd/missing.toml");
+    apply(&format!(
+        r#"apiVersion: spore.dev/v1alpha1
+kind: WasmRuntime
+metadata: {{name: broken}}
+spec:
+  runtimeClassName: broken
+  nodeSelector: {{spore.dev/node-kind: container}}
+  shim: {{image: {REGISTRY}/spore/node-installer:1, installDir: {bin}}}
+  containerd: {{configPath: {missing}}}
+"#,
+        bin = node.join("spore-bin").display(),
+        missing = missing.display()
+    ));
+    let mut nodes = String::new();
+    wait_until("node-container is reported Failed", Duration::from_secs(120), || {
+        nodes = kubectl_ok(&[
+            "get",
+            "wasmruntime",
+            "broken",
+            "-o",
+            "jsonpath={range .status.nodes[*]}{.name}={.state}: {.message}{end}",
+        ]);
+        nodes.starts_with("node-container=Failed")
+    });
+    assert!(nodes.contains("missing.toml"), "the message does not name the config: {nodes}");
+    let ready = kubectl_ok(&[
+        "get",
+        "wasmruntime",
+        "broken",
+        "-o",
+        r#"jsonpath={.status.conditions[?(@.type=="Ready")].reason}"#,
+    ]);
+    assert_eq!(ready, "InstallFailed");
+    let labels = kubectl_ok(&["get", "node", "node-container", "-o", "jsonpath={.metadata.labels}"]);
+    assert!(!labels.contains("runtime.spore.dev/broken"), "{labels}");
+    assert_eq!(drop_ins("node-container"), Vec::<String>::new());
+    assert_eq!(
+        read(&node_config("node-container").join("config.toml")),
+        read(&node_config("node-container").join("config.toml.at-start"))
+    );
+
+    let deleted = kubectl(&["delete", "wasmruntime", "broken", "--wait=true", "--timeout=120s"]);
+    assert!(
+        deleted.status.success(),
+        "deleting the broken runtime hung: {}\n{}",
+        text(&deleted.stderr),
+        text(&kubectl(&["describe", "wasmruntime", "broken"]).stdout)
+    );
+    assert!(!kubectl(&["get", "runtimeclass", "broken"]).status.success(), "the RuntimeClass outlived its WasmRuntime");
 }

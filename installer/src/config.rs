@@ -166,17 +166,18 @@ pub fn cri_section(table: &Table, version: ConfigVersion) -> Option<&Table> {
     table.get("plugins")?.get(version.cri_plugin())?.as_table()
 }
 
-/// Whether a runtime in the CRI section of a parsed config file runs the binary at
-/// `runtime_path`.
-pub fn uses_runtime_path(table: &Table, version: ConfigVersion, runtime_path: &Path) -> bool {
+/// Whether a runtime in the CRI section of a parsed config file runs the binary at host path
+/// `shim`: names it by its `runtime_path` (how version 3 drop-ins do) or by an absolute
+/// `runtime_type` (how version 2 drop-ins do, as containerd 1.6 ignores `runtime_path`:
+/// containerd#8207). Either form counts whatever the version.
+pub fn runs_shim(table: &Table, version: ConfigVersion, shim: &Path) -> bool {
     let runtimes = cri_section(table, version).and_then(|cri| cri.get("containerd")?.get("runtimes")?.as_table());
+    let names_shim = |runtime: &toml::Value, key: &str| {
+        let path = runtime.get(key).and_then(toml::Value::as_str).map(Path::new);
+        path.is_some_and(|path| path.is_absolute() && path == shim)
+    };
     runtimes.is_some_and(|runtimes| {
-        runtimes.values().any(|runtime| {
-            runtime
-                .get("runtime_path")
-                .and_then(toml::Value::as_str)
-                .is_some_and(|path| Path::new(path) == runtime_path)
-        })
+        runtimes.values().any(|runtime| names_shim(runtime, "runtime_path") || names_shim(runtime, "runtime_type"))
     })
 }
 
@@ -328,13 +329,24 @@ imports = ["/etc/containerd/conf.d/*.toml"]
     }
 
     #[test]
-    fn finds_runtimes_by_their_runtime_path() {
-        let text = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.fast]\nruntime_path = \"/opt/spore/bin/shim\"\n";
+    fn finds_runtimes_running_the_shim_by_runtime_path() {
+        let text = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.fast]\nruntime_type = \"io.containerd.spore.v1\"\nruntime_path = \"/opt/spore/bin/shim\"\n";
         let v3 = ConfigVersion::V3;
-        assert!(uses_runtime_path(&table(text), v3, Path::new("/opt/spore/bin/shim")));
-        assert!(!uses_runtime_path(&table(text), v3, Path::new("/opt/other/shim")));
-        assert!(!uses_runtime_path(&table(text), ConfigVersion::V2, Path::new("/opt/spore/bin/shim")));
-        assert!(!uses_runtime_path(&table("version = 3"), v3, Path::new("/opt/spore/bin/shim")));
+        assert!(runs_shim(&table(text), v3, Path::new("/opt/spore/bin/shim")));
+        assert!(!runs_shim(&table(text), v3, Path::new("/opt/other/shim")));
+        assert!(!runs_shim(&table(text), ConfigVersion::V2, Path::new("/opt/spore/bin/shim")));
+        assert!(!runs_shim(&table("version = 3"), v3, Path::new("/opt/spore/bin/shim")));
+    }
+
+    #[test]
+    fn finds_runtimes_running_the_shim_by_an_absolute_runtime_type() {
+        let text = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.spore]\nruntime_type = \"/opt/spore/bin/shim\"\n";
+        let v2 = ConfigVersion::V2;
+        assert!(runs_shim(&table(text), v2, Path::new("/opt/spore/bin/shim")));
+        assert!(!runs_shim(&table(text), v2, Path::new("/opt/other/shim")));
+        assert!(!runs_shim(&table(text), ConfigVersion::V3, Path::new("/opt/spore/bin/shim")));
+        let by_name = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n";
+        assert!(!runs_shim(&table(by_name), v2, Path::new("io.containerd.runc.v2")), "names are no paths");
     }
 
     #[test]

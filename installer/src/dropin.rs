@@ -5,8 +5,11 @@
 //! just the runtime table. containerd 1.x (version 2) lets an imported plugin section replace
 //! the node's whole CRI section (CNI dirs, sandbox image, runc options...), so there the
 //! drop-in repeats the CRI section it would otherwise hide and adds the runtime to it.
+//!
+//! The shim is not on containerd's PATH (it lives in the install dir): each version names it
+//! by its host path in the way that version honours, see [`ShimRuntime`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
@@ -33,13 +36,38 @@ pub fn file_name(handler: &str) -> String {
     format!("spore-{handler}.toml")
 }
 
+/// How a runtime handler leads containerd to the shim binary at a host path: the drop-in's
+/// `runtime_type` and `runtime_path`, and what `crictl info` reports back for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShimRuntime {
+    pub runtime_type: String,
+    /// `None`: the drop-in sets no `runtime_path` (`crictl info` reports it empty).
+    pub runtime_path: Option<PathBuf>,
+}
+
+impl ShimRuntime {
+    /// Version 2 (containerd 1.6/1.7): the shim's absolute path as the runtime type, and no
+    /// `runtime_path`. containerd 1.6 ignores the CRI `runtime_path` and looks
+    /// `containerd-shim-spore-v1` up on its PATH (containerd#8207, fixed only later); its shim
+    /// manager runs an absolute runtime type as the binary itself.
+    ///
+    /// Version 3 (containerd 2.x): the type [`RUNTIME_TYPE`] with `runtime_path`, which 2.x
+    /// honours (the installer's tests start a pod this way on containerd 2.1.4).
+    pub fn new(version: ConfigVersion, shim: &Path) -> ShimRuntime {
+        match version {
+            ConfigVersion::V2 => ShimRuntime { runtime_type: shim.display().to_string(), runtime_path: None },
+            ConfigVersion::V3 => ShimRuntime { runtime_type: RUNTIME_TYPE.into(), runtime_path: Some(shim.into()) },
+        }
+    }
+}
+
 /// The drop-in for one runtime handler.
 #[derive(Clone, Debug)]
 pub struct DropIn<'a> {
     pub version: ConfigVersion,
     pub handler: &'a str,
-    /// Host path of the shim binary (so containerd's PATH does not matter).
-    pub runtime_path: &'a Path,
+    /// Host path of the installed shim binary.
+    pub shim: &'a Path,
     /// Version 2 only: the CRI section the drop-in replaces, and the file it comes from
     /// (`None`: no file sets one, containerd's defaults apply).
     pub replaced_cri_section: Option<(&'a Path, &'a Table)>,
@@ -67,10 +95,13 @@ impl DropIn<'_> {
     }
 
     fn runtime_table(&self) -> Table {
+        let ShimRuntime { runtime_type, runtime_path } = ShimRuntime::new(self.version, self.shim);
         let annotations = Value::Array(vec![ANNOTATIONS.into()]);
         let mut runtime = Table::new();
-        runtime.insert("runtime_type".into(), RUNTIME_TYPE.into());
-        runtime.insert("runtime_path".into(), self.runtime_path.display().to_string().into());
+        runtime.insert("runtime_type".into(), runtime_type.into());
+        if let Some(path) = runtime_path {
+            runtime.insert("runtime_path".into(), path.display().to_string().into());
+        }
         runtime.insert("pod_annotations".into(), annotations.clone());
         runtime.insert("container_annotations".into(), annotations);
         runtime
@@ -89,7 +120,8 @@ impl DropIn<'_> {
             };
             header.push_str(&format!(
                 "# containerd 1.x keeps only the last imported section of a plugin, so this file repeats\n\
-                 # {source}; after changing them, run the installer again.\n"
+                 # {source}; after changing them, run the installer again.\n\
+                 # The runtime type is the shim's path: containerd 1.6 ignores runtime_path (containerd#8207).\n"
             ));
         }
         header
@@ -126,14 +158,14 @@ fn table_at<'t>(table: &'t mut Table, keys: &[&str]) -> &'t mut Table {
 mod tests {
     use super::*;
 
-    const RUNTIME_PATH: &str = "/opt/spore/bin/containerd-shim-spore-v1";
+    const SHIM: &str = "/opt/spore/bin/containerd-shim-spore-v1";
 
     fn render(version: ConfigVersion, replaced: Option<(&str, &str)>) -> String {
         let replaced = replaced.map(|(path, text)| (Path::new(path), text.parse::<Table>().unwrap()));
         DropIn {
             version,
             handler: "spore",
-            runtime_path: Path::new(RUNTIME_PATH),
+            shim: Path::new(SHIM),
             replaced_cri_section: replaced.as_ref().map(|(p, t)| (*p, t)),
         }
         .render()
@@ -162,14 +194,14 @@ container_annotations = ["spore.dev/*"]
 # "spore". Rewritten on install and removed on uninstall; do not edit.
 # containerd 1.x keeps only the last imported section of a plugin, so this file repeats
 # containerd's default CRI settings; after changing them, run the installer again.
+# The runtime type is the shim's path: containerd 1.6 ignores runtime_path (containerd#8207).
 version = 2
 
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
 runtime_type = "io.containerd.runc.v2"
 
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
-runtime_type = "io.containerd.spore.v1"
-runtime_path = "/opt/spore/bin/containerd-shim-spore-v1"
+runtime_type = "/opt/spore/bin/containerd-shim-spore-v1"
 pod_annotations = ["spore.dev/*"]
 container_annotations = ["spore.dev/*"]
 "#;
@@ -195,6 +227,7 @@ runtime_type = "io.containerd.old.v1"
 # "spore". Rewritten on install and removed on uninstall; do not edit.
 # containerd 1.x keeps only the last imported section of a plugin, so this file repeats
 # the CRI settings of /etc/containerd/config.toml; after changing them, run the installer again.
+# The runtime type is the shim's path: containerd 1.6 ignores runtime_path (containerd#8207).
 version = 2
 
 [plugins."io.containerd.grpc.v1.cri"]
@@ -213,8 +246,7 @@ runtime_type = "io.containerd.runc.v2"
 SystemdCgroup = true
 
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spore]
-runtime_type = "io.containerd.spore.v1"
-runtime_path = "/opt/spore/bin/containerd-shim-spore-v1"
+runtime_type = "/opt/spore/bin/containerd-shim-spore-v1"
 pod_annotations = ["spore.dev/*"]
 container_annotations = ["spore.dev/*"]
 "#;
@@ -231,12 +263,26 @@ container_annotations = ["spore.dev/*"]
     }
 
     #[test]
+    fn version_2_names_the_shim_by_path_as_its_runtime_type() {
+        let runtime = ShimRuntime::new(ConfigVersion::V2, Path::new(SHIM));
+        assert_eq!(runtime, ShimRuntime { runtime_type: SHIM.into(), runtime_path: None });
+    }
+
+    #[test]
+    fn version_3_names_the_runtime_type_and_its_path() {
+        let runtime = ShimRuntime::new(ConfigVersion::V3, Path::new(SHIM));
+        assert_eq!(runtime, ShimRuntime { runtime_type: RUNTIME_TYPE.into(), runtime_path: Some(SHIM.into()) });
+    }
+
+    #[test]
     fn rendered_drop_ins_parse_back() {
         for version in [ConfigVersion::V2, ConfigVersion::V3] {
             let table: Table = render(version, None).parse().unwrap();
             let runtime = &table["plugins"][version.cri_plugin()]["containerd"]["runtimes"]["spore"];
-            assert_eq!(runtime["runtime_type"].as_str(), Some(RUNTIME_TYPE));
-            assert_eq!(runtime["runtime_path"].as_str(), Some(RUNTIME_PATH));
+            let expected = ShimRuntime::new(version, Path::new(SHIM));
+            assert_eq!(runtime["runtime_type"].as_str(), Some(expected.runtime_type.as_str()));
+            let path = expected.runtime_path.as_ref().map(|p| p.to_str().unwrap());
+            assert_eq!(runtime.get("runtime_path").and_then(Value::as_str), path);
             assert_eq!(table["version"].as_integer(), Some(version.number()));
         }
     }

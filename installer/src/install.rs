@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::cli::NodeOptions;
 use crate::config::{self, MainConfig};
-use crate::dropin::{self, DropIn};
+use crate::dropin::{self, DropIn, ShimRuntime};
 use crate::error::{Error, Result};
 use crate::files::{self, Replacement};
 use crate::host::HostRoot;
@@ -19,16 +19,18 @@ use crate::node;
 use crate::process::Containerd;
 use crate::verify;
 
-/// The shim's file name: containerd derives it from the runtime type `io.containerd.spore.v1`.
+/// The shim's file name: containerd derives it from the runtime type `io.containerd.spore.v1`
+/// (containerd 2.x; 1.x drop-ins name the file by its path, see [`ShimRuntime`]).
 pub const SHIM_NAME: &str = "containerd-shim-spore-v1";
 const SHIM_MODE: u32 = 0o755;
 const DROPIN_MODE: u32 = 0o644;
 
 pub fn install(options: &NodeOptions) -> Result<()> {
-    check_names(options)?;
+    check_options(options)?;
     let setup = Setup::observe(options)?;
     let dropin_path = setup.config.dropin_dir()?.join(dropin::file_name(&options.handler));
-    let runtime_path = options.install_dir.join(SHIM_NAME);
+    let shim_path = options.install_dir.join(SHIM_NAME);
+    let shim_runtime = ShimRuntime::new(setup.config.version, &shim_path);
 
     let replaced = if setup.config.version.imports_replace_plugin_sections() {
         setup.refuse_second_handler(&dropin_path)?;
@@ -39,21 +41,21 @@ pub fn install(options: &NodeOptions) -> Result<()> {
     let dropin = DropIn {
         version: setup.config.version,
         handler: &options.handler,
-        runtime_path: &runtime_path,
+        shim: &shim_path,
         replaced_cri_section: replaced.as_ref().map(|(path, section)| (path.as_path(), section)),
     }
     .render();
     let shim = fs::read(&options.shim).map_err(Error::io("read the shim binary", &options.shim))?;
 
-    let shim_change = Replacement::plan(&setup.host.path(&runtime_path), &shim, SHIM_MODE)?;
-    log_plan("shim", &runtime_path, shim_change.as_ref(), &format!(" (sha256 {})", files::sha256_hex(&shim)));
+    let shim_change = Replacement::plan(&setup.host.path(&shim_path), &shim, SHIM_MODE)?;
+    log_plan("shim", &shim_path, shim_change.as_ref(), &format!(" (sha256 {})", files::sha256_hex(&shim)));
     let dropin_change = Replacement::plan(&setup.host.path(&dropin_path), dropin.as_bytes(), DROPIN_MODE)?;
     log_plan("drop-in", &dropin_path, dropin_change.as_ref(), "");
     let changes: Vec<Replacement> = [shim_change, dropin_change].into_iter().flatten().collect();
 
     if changes.is_empty() {
         info!("nothing changed: containerd not restarted");
-        setup.verify(&runtime_path)?;
+        setup.verify(&shim_runtime)?;
     } else {
         if options.restart {
             setup.containerd.find()?; // fail before touching anything
@@ -69,7 +71,7 @@ pub fn install(options: &NodeOptions) -> Result<()> {
             );
             return Ok(());
         }
-        if let Err(failure) = setup.containerd.restart().and_then(|()| setup.verify(&runtime_path)) {
+        if let Err(failure) = setup.containerd.restart().and_then(|()| setup.verify(&shim_runtime)) {
             return Err(setup.roll_back(failure, &changes));
         }
     }
@@ -83,11 +85,21 @@ pub fn install(options: &NodeOptions) -> Result<()> {
 }
 
 pub fn uninstall(options: &NodeOptions) -> Result<()> {
-    check_names(options)?;
+    check_options(options)?;
     // First, so nothing new is scheduled here while the handler goes away.
     if let Some(name) = &options.node_name {
         node::patch_node(name, "unlabel", &node::removal_patch(options.runtime_class()))?;
         info!("node {name}: removed label {}", labels::ready_label(options.runtime_class()));
+    }
+    let host = HostRoot::new(&options.host_root);
+    if !host.path(&options.config_path).exists() {
+        // Install cannot have succeeded without it: there is no drop-in, and no containerd
+        // that could still use the shim.
+        info!("containerd config {}: does not exist; no drop-in to remove", options.config_path.display());
+        let shim = options.install_dir.join(SHIM_NAME);
+        let removed = files::remove_if_present(&host.path(&shim))?;
+        info!("shim {}: {}", shim.display(), if removed { "removed" } else { "not present" });
+        return Ok(());
     }
     let setup = Setup::observe(options)?;
     match setup.config.dropin_dir() {
@@ -119,13 +131,20 @@ pub fn uninstall(options: &NodeOptions) -> Result<()> {
     Ok(())
 }
 
-fn check_names(options: &NodeOptions) -> Result<()> {
+/// The names must be valid labels, the install dir absolute: containerd 1.x runs a runtime
+/// type as the shim's path only when it is absolute (see [`ShimRuntime`]).
+fn check_options(options: &NodeOptions) -> Result<()> {
     let invalid = |what: &'static str, name: &str| {
         let name = name.to_string();
         move |reason| Error::InvalidName { what, name, reason }
     };
     labels::check_handler(&options.handler).map_err(invalid("handler", &options.handler))?;
-    labels::check_runtime_class(options.runtime_class()).map_err(invalid("runtime class", options.runtime_class()))
+    labels::check_runtime_class(options.runtime_class()).map_err(invalid("runtime class", options.runtime_class()))?;
+    if !options.install_dir.is_absolute() {
+        let dir = options.install_dir.to_string_lossy();
+        return Err(invalid("install dir", &dir)("not an absolute host path".into()));
+    }
+    Ok(())
 }
 
 fn log_plan(what: &str, path: &Path, change: Option<&Replacement>, detail: &str) {
@@ -207,9 +226,9 @@ impl<'a> Setup<'a> {
         Ok(Setup { options, host, config, containerd, _lock: lock })
     }
 
-    fn verify(&self, runtime_path: &Path) -> Result<()> {
+    fn verify(&self, shim: &ShimRuntime) -> Result<()> {
         let socket = self.host.path(&self.config.grpc_address);
-        verify::verify(&self.options.crictl, &socket, &self.options.handler, runtime_path)?;
+        verify::verify(&self.options.crictl, &socket, &self.options.handler, shim)?;
         info!("handler {}: verified, `crictl info` lists it with its runtime type and path", self.options.handler);
         Ok(())
     }
@@ -259,7 +278,7 @@ impl<'a> Setup<'a> {
     /// Config files (the main one and what it imports) whose runtimes still run `shim`.
     fn shim_users(&self, shim: &Path) -> Result<Vec<PathBuf>> {
         let files = self.config_files(None)?;
-        let uses = |table: &Table| config::uses_runtime_path(table, self.config.version, shim);
+        let uses = |table: &Table| config::runs_shim(table, self.config.version, shim);
         Ok(files.into_iter().filter(|(_, table)| uses(table)).map(|(path, _)| path).collect())
     }
 

@@ -2,7 +2,9 @@
 //! Their keys are part of Spore's API (the RuntimeClass selects ready nodes by the label),
 //! so they come from `spore_crds`; this module adds the name checks.
 
-pub use spore_crds::runtime::{NODE_READY as READY, node_label as ready_label, node_version_annotation as version_annotation};
+pub use spore_crds::runtime::{
+    NODE_READY as READY, node_label as ready_label, node_version_annotation as version_annotation,
+};
 
 /// Suffix of the version annotation's name, after the runtime class.
 const VERSION_SUFFIX: &str = ".version";

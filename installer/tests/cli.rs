@@ -75,6 +75,16 @@ fn invalid_handler_is_refused() {
 }
 
 #[test]
+fn relative_install_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = install(dir.path(), "version = 2\n");
+    cmd.args(["--install-dir", "opt/spore/bin"]);
+    let out = run(cmd).assert_failure();
+    let expected = "invalid install dir \"opt/spore/bin\": not an absolute host path";
+    assert!(out.stderr_text().contains(expected), "{}", out.stderr_text());
+}
+
+#[test]
 fn chroot_exec_runs_the_command_inside_the_new_root() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join("bin")).unwrap();
@@ -118,4 +128,22 @@ fn wait_exits_zero_on_sigterm() {
     line.clear();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("received SIGTERM"), "{line}");
+}
+
+#[test]
+fn uninstall_without_a_containerd_config_removes_only_the_shim() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    write_executable(&dir.path().join("bin/containerd-shim-spore-v1"), "#!/bin/sh\n");
+    let mut cmd = installer();
+    cmd.args(["uninstall", "--host-root", "/", "--handler", "spore"])
+        .arg("--config-path")
+        .arg(dir.path().join("missing.toml"))
+        .arg("--install-dir")
+        .arg(dir.path().join("bin"));
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), out.stderr_text());
+    assert!(log.contains("does not exist; no drop-in to remove"), "{log}");
+    assert!(!dir.path().join("bin/containerd-shim-spore-v1").exists());
 }

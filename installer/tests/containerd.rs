@@ -1,11 +1,16 @@
 //! The installer against real containerd 1.6 (config version 2) and 2.x (version 3), each
 //! restarted by a supervisor loop the way a node's init system would.
+//!
+//! Most tests install a stand-in shim script: they check files, restarts, rollbacks and what
+//! `crictl info` lists, never start the shim. `cri_runs_a_pod_on_the_installed_shim_*` install
+//! the real one and run a pod on it through CRI.
 
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
 
-use support::{FakeApiServer, HANDLER, OutputExt, TestNode, Version, run, write_executable};
+use support::{FakeApiServer, HANDLER, OutputExt, TestNode, Version, run, shim_on_containerd_path, write_executable};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -37,12 +42,18 @@ fn install_reinstall_uninstall(version: Version) {
     assert_eq!(label.content_type, "application/merge-patch+json");
     assert_eq!(label.body["metadata"]["labels"]["runtime.spore.dev/spore"], "ready");
     assert_eq!(label.body["metadata"]["annotations"]["runtime.spore.dev/spore.version"], env!("CARGO_PKG_VERSION"));
+    let shim = node.installed_shim().display().to_string();
+    // containerd 1.6 ignores runtime_path (containerd#8207): the type is the shim's path there.
+    let (runtime_type, runtime_path) = match version {
+        Version::Debian => (shim.as_str(), ""),
+        Version::Containerd2 => ("io.containerd.spore.v1", shim.as_str()),
+    };
     let handler = node.handler_info().expect("crictl info lists the handler");
-    assert_eq!(handler["runtimeType"], "io.containerd.spore.v1");
-    assert_eq!(handler["runtimePath"], node.installed_shim().display().to_string());
+    assert_eq!(handler["runtimeType"], runtime_type);
+    assert_eq!(handler["runtimePath"], runtime_path);
     let dump = node.config_dump();
     assert!(dump.contains(&format!("runtimes.{HANDLER}]")), "{dump}");
-    assert!(dump.contains(&node.installed_shim().display().to_string()), "runtime_path in dump:\n{dump}");
+    assert!(dump.contains(&shim), "the shim's path in dump:\n{dump}");
     assert!(dump.contains(&node.cni_conf_dir()), "the node's CNI conf_dir survives the drop-in:\n{dump}");
     assert!(dump.contains("runtimes.runc]"), "runc is still there:\n{dump}");
     assert_eq!(std::fs::read(node.config_path()).unwrap(), main_config, "main config untouched");
@@ -257,4 +268,41 @@ fn containerd_2_serves_two_handlers_sharing_the_shim() {
 
     run(node.installer("uninstall")).assert_success();
     assert!(!node.installed_shim().exists(), "the last handler takes the shim along");
+}
+
+/// After install, CRI starts pods on the handler with the real shim: a host-network pod
+/// sandbox (no CNI) becomes ready, held by the installed shim binary, which is not on
+/// containerd's PATH; stopping and removing the pod ends the shim.
+fn cri_runs_a_pod_on_the_installed_shim(version: Version) {
+    let Some(node) = TestNode::configure(version).with_real_shim().start() else { return };
+    assert_eq!(shim_on_containerd_path(), None, "containerd could find a shim on its PATH: the test proves nothing");
+    run(node.installer("install")).assert_success();
+    node.import_sandbox_image();
+
+    let out = node.run_pod("hello");
+    assert!(out.status.success(), "crictl runp failed: {}", out.stderr_text());
+    let pod = out.stdout_text().trim().to_string();
+    let inspect = node.crictl_with_timeout("30s", &["inspectp", &pod]).assert_success();
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("inspectp prints JSON");
+    assert_eq!(inspect["status"]["state"], "SANDBOX_READY", "{inspect}");
+    assert_eq!(inspect["status"]["runtimeHandler"], HANDLER, "{inspect}");
+    assert!(!node.shim_pids().is_empty(), "no process runs {}", node.installed_shim().display());
+
+    node.crictl_with_timeout("60s", &["stopp", &pod]).assert_success();
+    node.crictl_with_timeout("60s", &["rmp", &pod]).assert_success();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.shim_pids().is_empty() {
+        assert!(Instant::now() < deadline, "the shim still runs 10s after rmp: pids {:?}", node.shim_pids());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cri_runs_a_pod_on_the_installed_shim_on_containerd_1_6() {
+    cri_runs_a_pod_on_the_installed_shim(Version::Debian);
+}
+
+#[test]
+fn cri_runs_a_pod_on_the_installed_shim_on_containerd_2() {
+    cri_runs_a_pod_on_the_installed_shim(Version::Containerd2);
 }

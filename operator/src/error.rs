@@ -5,7 +5,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kubernetes API call failed.
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", api_message(source))]
     Kube {
         action: String,
         #[source]
@@ -30,6 +30,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The apiserver's own message for API errors (kube's Display adds the whole Status).
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.reason),
+        other => other.to_string(),
+    }
+}
 
 impl Error {
     /// A short label for metrics and logs.

@@ -12,7 +12,17 @@
 //! touched (NRI is disabled, it would take `/var/run/nri/nri.sock`), so tests run in
 //! parallel. The installer runs with host root `/` and these absolute paths. Needs root,
 //! Debian's containerd 1.6 and `make tools` (crictl, containerd 2.x).
+//!
+//! The "image" shim the installer copies is a stand-in script unless the node is configured
+//! [`with_real_shim`](NodeConfig::with_real_shim) (`target/release/containerd-shim-spore-v1`),
+//! which pods can run on: [`TestNode::run_pod`] starts a host-network pod sandbox through
+//! CRI (no CNI needed) on the node's sandbox image, [`SANDBOX_IMAGE`], imported by
+//! [`TestNode::import_sandbox_image`]. Running a shim, containerd puts its socket in
+//! `/run/containerd/s`, named by a hash of the node's socket, pod namespace and id.
 #![allow(dead_code)]
+
+#[path = "../../../shim/tests/harness/image.rs"]
+mod image;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -21,12 +31,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use image::ImageBuilder;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use spore_node_installer::process::containerd_pids;
 
 pub const HANDLER: &str = "spore";
+/// The sandbox ("pause") image every node's CRI config names; imported on demand.
+pub const SANDBOX_IMAGE: &str = "localhost/spore/pause:1";
+/// containerd's PATH, as a node's init system would set it: without Spore's shim on it, so
+/// only the drop-in can lead containerd to the shim.
+const CONTAINERD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// What Kubernetes' pause does: sleep until told to stop.
+const PAUSE_SOURCE: &str = include_str!("../../../tests/native/pause.c");
 
 /// Which containerd the node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +57,14 @@ pub enum Version {
 
 impl Version {
     fn binary(self) -> PathBuf {
+        self.tool("containerd")
+    }
+
+    /// `containerd` or `ctr` of this version.
+    fn tool(self, name: &str) -> PathBuf {
         match self {
-            Version::Debian => PathBuf::from("/usr/bin/containerd"),
-            Version::Containerd2 => tools_dir("SPORE_CONTAINERD2_DIR", "containerd-v2.1.4").join("containerd"),
+            Version::Debian => Path::new("/usr/bin").join(name),
+            Version::Containerd2 => tools_dir("SPORE_CONTAINERD2_DIR", "containerd-v2.1.4").join(name),
         }
     }
 }
@@ -62,15 +85,35 @@ pub fn crictl() -> PathBuf {
     path
 }
 
+/// The `containerd-shim-spore-v1` containerd would find on its PATH, if any.
+pub fn shim_on_containerd_path() -> Option<PathBuf> {
+    CONTAINERD_PATH.split(':').map(|dir| Path::new(dir).join("containerd-shim-spore-v1")).find(|path| path.exists())
+}
+
+/// Spore's real shim, `target/release/containerd-shim-spore-v1`; panics with how to build it
+/// when it is missing.
+pub fn real_shim() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/containerd-shim-spore-v1");
+    assert!(path.is_file(), "{} missing: build it with `cargo build --release -p spore-shim`", path.display());
+    path
+}
+
 pub struct NodeConfig {
     version: Version,
     imports: bool,
+    real_shim: bool,
 }
 
 impl NodeConfig {
     /// A main config without `imports` (the installer must refuse it).
     pub fn without_imports(mut self) -> Self {
         self.imports = false;
+        self
+    }
+
+    /// The installer copies Spore's real shim ([`real_shim`]) instead of a stand-in script.
+    pub fn with_real_shim(mut self) -> Self {
+        self.real_shim = true;
         self
     }
 
@@ -88,15 +131,22 @@ impl NodeConfig {
             std::fs::create_dir_all(dir.join(sub)).expect("create node dirs");
         }
         std::fs::write(dir.join("config.toml"), main_config(self.version, &dir, self.imports)).expect("config");
-        write_executable(&dir.join("image/containerd-shim-spore-v1"), "#!/bin/sh\n# a stand-in shim\nexit 0\n");
-        let mut node = TestNode { version: self.version, dir, supervisor: None };
+        let image_shim = if self.real_shim {
+            real_shim()
+        } else {
+            let stand_in = dir.join("image/containerd-shim-spore-v1");
+            write_executable(&stand_in, "#!/bin/sh\n# a stand-in shim\nexit 0\n");
+            stand_in
+        };
+        let mut node = TestNode { version: self.version, dir, image_shim, supervisor: None };
         node.supervisor = Some(node.spawn_supervisor());
         node.wait_until_serving();
         Some(node)
     }
 }
 
-/// containerd's main config for the node in `dir`, in the version's layout, with CRI on.
+/// containerd's main config for the node in `dir`, in the version's layout, with CRI on and
+/// the sandbox image [`SANDBOX_IMAGE`].
 fn main_config(version: Version, dir: &Path, imports: bool) -> String {
     let dir = dir.display();
     let imports = if imports { format!("imports = [\"{dir}/conf.d/*.toml\"]\n") } else { String::new() };
@@ -120,6 +170,7 @@ state = "{dir}/state"
             r#"version = 2
 {common}
 [plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{SANDBOX_IMAGE}"
   stream_server_port = "0"
   restrict_oom_score_adj = true
 
@@ -134,6 +185,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 {common}
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_port = "0"
+
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = "{SANDBOX_IMAGE}"
 
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
@@ -155,12 +209,14 @@ pub fn write_executable(path: &Path, text: &str) {
 pub struct TestNode {
     pub version: Version,
     dir: PathBuf,
+    /// The shim the installer copies (`--shim`).
+    image_shim: PathBuf,
     supervisor: Option<Child>,
 }
 
 impl TestNode {
     pub fn configure(version: Version) -> NodeConfig {
-        NodeConfig { version, imports: true }
+        NodeConfig { version, imports: true, real_shim: false }
     }
 
     pub fn dir(&self) -> &Path {
@@ -186,7 +242,7 @@ impl TestNode {
 
     /// The shim in the "image", which the installer copies.
     pub fn image_shim(&self) -> PathBuf {
-        self.dir.join("image/containerd-shim-spore-v1")
+        self.image_shim.clone()
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -220,6 +276,7 @@ impl TestNode {
             .arg(self.version.binary())
             .arg(self.config_path())
             .arg(self.log_path())
+            .env("PATH", CONTAINERD_PATH)
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()
@@ -296,6 +353,57 @@ impl TestNode {
         cmd
     }
 
+    /// Builds the sandbox image [`SANDBOX_IMAGE`] (a static pause, compiled with `cc`) and
+    /// imports it with this version's `ctr` into CRI's namespace.
+    pub fn import_sandbox_image(&self) {
+        let pause = ImageBuilder::new(SANDBOX_IMAGE)
+            .file("/pause", static_binary(&self.dir, "pause", PAUSE_SOURCE), 0o755)
+            .entrypoint(["/pause"]);
+        let tar = pause.write(self.dir.join("pause.tar"));
+        let out = run({
+            let mut ctr = Command::new(self.version.tool("ctr"));
+            ctr.arg("--address").arg(self.socket()).args(["--namespace", "k8s.io", "images", "import"]).arg(tar);
+            ctr
+        });
+        out.assert_success();
+    }
+
+    /// `crictl runp --runtime HANDLER` of a host-network pod named `name` (no CNI involved);
+    /// returns crictl's output, the pod id on stdout when it worked.
+    pub fn run_pod(&self, name: &str) -> Output {
+        let config = serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "attempt": 1},
+            "log_directory": self.dir.join("logs").join(name).display().to_string(),
+            "linux": {"security_context": {"namespace_options": {"network": 2}}},
+        });
+        let path = self.dir.join(format!("pod-{name}.json"));
+        std::fs::write(&path, config.to_string()).expect("write the pod config");
+        let path = path.display().to_string();
+        self.crictl_with_timeout("60s", &["runp", "--runtime", HANDLER, &path])
+    }
+
+    /// crictl with a longer timeout than [`crictl`](Self::crictl)'s 5s, for pod operations.
+    pub fn crictl_with_timeout(&self, timeout: &str, args: &[&str]) -> Output {
+        let endpoint = format!("unix://{}", self.socket().display());
+        Command::new(crictl())
+            .args(["--runtime-endpoint", &endpoint, "--image-endpoint", &endpoint, "--timeout", timeout])
+            .args(args)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("crictl runs")
+    }
+
+    /// The pids of processes running the installed shim (as `/proc/PID/exe` names it).
+    pub fn shim_pids(&self) -> Vec<u32> {
+        let shim = self.installed_shim();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .filter(|pid: &u32| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == shim))
+            .collect()
+    }
+
     /// The termination message the last failing installer run left.
     pub fn termination_message(&self) -> String {
         std::fs::read_to_string(self.dir.join("termination-log")).unwrap_or_default()
@@ -308,6 +416,15 @@ impl Drop for TestNode {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
             eprintln!("containerd's log ends with:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        // A test that failed with a pod running: remove it through CRI, so containerd stops
+        // the shim, unmounts the pod's rootfs and removes the shim's socket.
+        if !self.shim_pids().is_empty() {
+            let pods = self.crictl_with_timeout("10s", &["pods", "--quiet"]);
+            for pod in String::from_utf8_lossy(&pods.stdout).split_whitespace() {
+                let _ = self.crictl_with_timeout("30s", &["stopp", pod]);
+                let _ = self.crictl_with_timeout("30s", &["rmp", "--force", pod]);
+            }
         }
         if let Some(mut supervisor) = self.supervisor.take() {
             let group = Pid::from_raw(supervisor.id() as i32);
@@ -326,10 +443,38 @@ impl Drop for TestNode {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // What CRI could not clean up: shims (in process groups of their own) and mounts.
+        for pid in self.shim_pids() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        for mount in mounts_under(&self.dir) {
+            let _ = Command::new("umount").arg("--lazy").arg(&mount).output();
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("warning: could not remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// Mount points below `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(PathBuf::from))
+        .filter(|mount| mount.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|mount| std::cmp::Reverse(mount.components().count()));
+    mounts
+}
+
+/// `source` (C) compiled with `cc -static` in `dir`; the binary's bytes.
+fn static_binary(dir: &Path, name: &str, source: &str) -> Vec<u8> {
+    let (src, bin) = (dir.join(format!("{name}.c")), dir.join(name));
+    std::fs::write(&src, source).expect("write C source");
+    let out = Command::new("cc").args(["-O2", "-static", "-o"]).arg(&bin).arg(&src).output().expect("cc (make deps)");
+    assert!(out.status.success(), "cc -static failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&bin).expect("read the binary")
 }
 
 /// Readable views of a command's output.

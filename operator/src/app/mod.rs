@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_READY, node_label};
 use spore_crds::{WasmApp, WasmAppStatus};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::status::{Observed, summarize};
 use crate::apply::{apply, delete_owned};
@@ -57,8 +57,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             metrics.set_managed(CONTROLLER, store.len());
-            if let Err(e) = result {
-                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
+            match result {
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    debug!(controller = CONTROLLER, object = %obj, "deleted before its reconcile")
+                }
+                Err(e) => warn!(controller = CONTROLLER, error = %e, "reconcile failed"),
+                Ok(_) => {}
             }
             futures::future::ready(())
         })
@@ -68,6 +72,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
 #[instrument(skip_all, fields(app = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if app.metadata.deletion_timestamp.is_some() {
+        // Garbage collection removes what the app owns; writing now would only race it.
+        return Ok(Action::await_change());
+    }
     let (namespace, name) = (namespace_of(&*app, "WasmApp")?, name_of(&*app, "WasmApp")?);
     let uid = app.uid().ok_or(Error::MissingField { kind: "WasmApp", field: "metadata.uid" })?;
     let runtime_class = runtime_class_of(&app, &ctx);
@@ -105,8 +113,9 @@ pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
         ready_replicas: summary.ready_replicas,
         selector: Some(selector_string(&app_selector(&name))),
     };
+    let was_degraded = previous.conditions.iter().any(|c| c.type_ == status::DEGRADED && c.status == "True");
     for cond in changed(&summary.conditions, &previous.conditions) {
-        publish(&ctx, &app, cond).await;
+        publish(&ctx, &app, cond, was_degraded).await;
     }
     if without_times(&status) != without_times(&previous) {
         let api = Api::<WasmApp>::namespaced(ctx.client.clone(), &namespace);
@@ -158,11 +167,13 @@ fn without_times(status: &WasmAppStatus) -> WasmAppStatus {
     s
 }
 
-async fn publish(ctx: &Context, app: &WasmApp, cond: &crate::conditions::Cond) {
+/// One Event per state change worth telling: ready, degraded (with its reason), recovered,
+/// rolling out.
+async fn publish(ctx: &Context, app: &WasmApp, cond: &crate::conditions::Cond, was_degraded: bool) {
     let (type_, reason) = match (cond.type_, cond.status) {
         (status::READY, true) => (EventType::Normal, "Ready".to_string()),
         (status::DEGRADED, true) => (EventType::Warning, cond.reason.clone()),
-        (status::DEGRADED, false) => (EventType::Normal, "Recovered".to_string()),
+        (status::DEGRADED, false) if was_degraded => (EventType::Normal, "Recovered".to_string()),
         (status::PROGRESSING, true) => (EventType::Normal, "RollingOut".to_string()),
         _ => return,
     };
@@ -191,4 +202,133 @@ pub fn error_policy(app: Arc<WasmApp>, error: &Error, ctx: Arc<Context>) -> Acti
         let _ = ctx.recorder.publish(&event, &reference).await;
     });
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fixtures::{app, call, mock_context, not_found};
+
+    const NS: &str = "/apis/apps/v1/namespaces/apps";
+
+    fn runtime_and_nodes() -> Vec<crate::fixtures::Call> {
+        vec![
+            call(
+                "GET",
+                "/apis/node.k8s.io/v1/runtimeclasses/spore",
+                serde_json::json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "spore"}, "handler": "spore"}),
+            ),
+            call(
+                "GET",
+                "/api/v1/nodes",
+                serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [{"metadata": {"name": "node-wasm"}}]}),
+            ),
+        ]
+    }
+
+    fn echo_deployment() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "namespace": "apps", "generation": 1},
+            "spec": {"replicas": 1, "selector": {}, "template": {}}, "status": {"observedGeneration": 1}})
+    }
+
+    async fn run(app: WasmApp, calls: Vec<crate::fixtures::Call>) -> (Action, Vec<serde_json::Value>) {
+        let (ctx, verifier) = mock_context(calls);
+        let action = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(app), ctx))
+            .await
+            .expect("reconcile finished (a hang means a call nobody expected)")
+            .expect("reconcile succeeded");
+        (action, tokio::time::timeout(Duration::from_secs(5), verifier).await.unwrap().unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_http_app_gets_its_deployment_and_service_then_a_status() {
+        let app = app("  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n");
+        let mut calls = vec![
+            call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
+            call(
+                "PATCH",
+                "/api/v1/namespaces/apps/services/hello",
+                serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}}),
+            ),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+            call(
+                "GET",
+                "/api/v1/namespaces/apps/pods",
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+            ),
+        ];
+        calls.extend(runtime_and_nodes());
+        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
+        calls.push(call(
+            "PATCH",
+            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
+            serde_json::to_value(&app).unwrap(),
+        ));
+        let (action, bodies) = run(app, calls).await;
+        assert_eq!(action, Action::requeue(REQUEUE_PENDING));
+        assert_eq!(bodies[0]["spec"]["template"]["spec"]["runtimeClassName"], "spore");
+        assert_eq!(bodies[4 + 2]["reason"], "RollingOut", "the event: {}", bodies[6]);
+        let status = &bodies[7]["status"];
+        assert_eq!(status["selector"], "spore.dev/app=hello");
+        assert_eq!(status["observedGeneration"], 2);
+        assert_eq!(status["conditions"][0]["reason"], "ReplicasNotReady");
+    }
+
+    #[tokio::test]
+    async fn an_autoscaled_worker_gets_an_hpa_and_loses_a_service_it_no_longer_needs() {
+        let app = app("  scaling: {autoscale: {maxReplicas: 3, targetConcurrency: 5}}\n");
+        let owned_service = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello",
+            "ownerReferences": [{"apiVersion": "spore.dev/v1alpha1", "kind": "WasmApp", "name": "hello", "uid": "u-1", "controller": true}]}});
+        let mut calls = vec![
+            call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
+            call("GET", "/api/v1/namespaces/apps/services/hello", owned_service.clone()),
+            call("DELETE", "/api/v1/namespaces/apps/services/hello", owned_service),
+            call(
+                "PATCH",
+                "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello",
+                serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "hello"}}}),
+            ),
+            call(
+                "GET",
+                "/api/v1/namespaces/apps/pods",
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+            ),
+        ];
+        calls.extend(runtime_and_nodes());
+        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
+        calls.push(call(
+            "PATCH",
+            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
+            serde_json::to_value(&app).unwrap(),
+        ));
+        let (_, bodies) = run(app, calls).await;
+        assert_eq!(bodies[0]["spec"].get("replicas"), None, "the HPA owns the replica count");
+        assert_eq!(bodies[3]["spec"]["maxReplicas"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_service_someone_else_owns_is_left_alone() {
+        let app = app("");
+        let foreign = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}});
+        let mut calls = vec![
+            call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
+            call("GET", "/api/v1/namespaces/apps/services/hello", foreign),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+            call(
+                "GET",
+                "/api/v1/namespaces/apps/pods",
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+            ),
+        ];
+        calls.extend(runtime_and_nodes());
+        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
+        calls.push(call(
+            "PATCH",
+            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
+            serde_json::to_value(&app).unwrap(),
+        ));
+        run(app, calls).await;
+    }
 }

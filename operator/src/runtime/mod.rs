@@ -23,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_LABEL_PREFIX, node_state};
 use spore_crds::{NodeStatus, WasmRuntime, WasmRuntimeStatus};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::status::{node_statuses, ready_condition};
 use crate::apply::apply;
@@ -70,8 +70,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             metrics.set_managed(CONTROLLER, store.len());
-            if let Err(e) = result {
-                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
+            match result {
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    debug!(controller = CONTROLLER, object = %obj, "deleted before its reconcile")
+                }
+                Err(e) => warn!(controller = CONTROLLER, error = %e, "reconcile failed"),
+                Ok(_) => {}
             }
             futures::future::ready(())
         })
@@ -291,4 +295,132 @@ pub fn error_policy(rt: Arc<WasmRuntime>, error: &Error, ctx: Arc<Context>) -> A
     let delay = ctx.next_backoff(&rt.name_any());
     warn!(runtime = %rt.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fixtures::{call, mock_context, not_found, runtime};
+
+    const NS: &str = "/apis/apps/v1/namespaces/spore-system";
+
+    async fn run(rt: WasmRuntime, calls: Vec<crate::fixtures::Call>) -> (Result<Action>, Vec<serde_json::Value>) {
+        let (ctx, verifier) = mock_context(calls);
+        let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rt), ctx))
+            .await
+            .expect("reconcile finished (a hang means a call nobody expected)");
+        (result, tokio::time::timeout(Duration::from_secs(5), verifier).await.unwrap().unwrap())
+    }
+
+    fn with_finalizer(mut rt: WasmRuntime) -> WasmRuntime {
+        rt.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        rt
+    }
+
+    fn node_list(labelled: bool) -> serde_json::Value {
+        let labels =
+            if labelled { serde_json::json!({"runtime.spore.dev/spore": "ready"}) } else { serde_json::json!({}) };
+        serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [{"metadata": {"name": "node-wasm", "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}]})
+    }
+
+    #[tokio::test]
+    async fn a_new_runtime_gets_its_finalizer_before_anything_else() {
+        let rt = runtime("");
+        let (result, bodies) = run(
+            rt.clone(),
+            vec![call(
+                "PATCH",
+                "/apis/spore.dev/v1alpha1/wasmruntimes/spore",
+                serde_json::to_value(with_finalizer(rt)).unwrap(),
+            )],
+        )
+        .await;
+        assert_eq!(result.unwrap(), Action::await_change());
+        assert!(bodies[0].to_string().contains(FINALIZER), "{}", bodies[0]);
+    }
+
+    #[tokio::test]
+    async fn an_installed_node_makes_the_runtime_ready() {
+        let rt = with_finalizer(runtime("  nodeSelector: {spore.dev/node-kind: wasm}\n"));
+        let calls = vec![
+            call(
+                "PATCH",
+                "/apis/node.k8s.io/v1/runtimeclasses/spore",
+                serde_json::json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "spore"}, "handler": "spore"}),
+            ),
+            call(
+                "PATCH",
+                &format!("{NS}/daemonsets/spore-installer-spore"),
+                serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "spore-installer-spore"}}),
+            ),
+            call("GET", "/api/v1/nodes", node_list(true)),
+            call(
+                "GET",
+                "/api/v1/namespaces/spore-system/pods",
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+            ),
+            call(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/default/events",
+                serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+            ),
+            call("PATCH", "/apis/spore.dev/v1alpha1/wasmruntimes/spore/status", serde_json::to_value(&rt).unwrap()),
+        ];
+        let (result, bodies) = run(rt, calls).await;
+        assert_eq!(result.unwrap(), Action::requeue(REQUEUE_SETTLED));
+        assert_eq!(bodies[4]["reason"], "Installed");
+        let status = &bodies[5]["status"];
+        assert_eq!(status["conditions"][0]["reason"], "AllNodesReady");
+        assert_eq!(status["nodes"][0]["state"], "Ready");
+    }
+
+    #[tokio::test]
+    async fn deleting_a_runtime_waits_for_the_uninstall_job_of_each_node() {
+        let mut rt = with_finalizer(runtime(""));
+        rt.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        let calls = vec![
+            not_found("DELETE", &format!("{NS}/daemonsets/spore-installer-spore")),
+            call("GET", "/api/v1/nodes", node_list(true)),
+            call("GET", "/api/v1/nodes", node_list(true)),
+            not_found("GET", "/apis/batch/v1/namespaces/spore-system/jobs/spore-uninstall-node-wasm"),
+            call(
+                "PATCH",
+                "/apis/batch/v1/namespaces/spore-system/jobs/spore-uninstall-node-wasm",
+                serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "spore-uninstall-node-wasm"}}),
+            ),
+        ];
+        let (result, bodies) = run(rt, calls).await;
+        match result {
+            Err(Error::UninstallPending(message)) => assert_eq!(message, "waiting for uninstall on node-wasm"),
+            other => panic!("expected a pending uninstall, got {other:?}"),
+        }
+        assert_eq!(bodies[4]["spec"]["template"]["spec"]["nodeName"], "node-wasm");
+    }
+
+    #[tokio::test]
+    async fn once_every_node_is_clean_the_finalizer_goes() {
+        let mut rt = with_finalizer(runtime(""));
+        rt.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        let done = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "spore-uninstall-node-wasm"}, "status": {"succeeded": 1}});
+        let calls = vec![
+            not_found("DELETE", &format!("{NS}/daemonsets/spore-installer-spore")),
+            call("GET", "/api/v1/nodes", node_list(false)),
+            call("GET", "/api/v1/nodes", node_list(false)),
+            call("GET", "/apis/batch/v1/namespaces/spore-system/jobs/spore-uninstall-node-wasm", done),
+            call(
+                "DELETE",
+                "/apis/batch/v1/namespaces/spore-system/jobs",
+                serde_json::json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
+            ),
+            call("PATCH", "/apis/spore.dev/v1alpha1/wasmruntimes/spore", serde_json::to_value(runtime("")).unwrap()),
+        ];
+        let (result, bodies) = run(rt, calls).await;
+        assert_eq!(result.unwrap(), Action::await_change());
+        assert!(bodies[5].to_string().contains("remove"), "the finalizer is removed: {}", bodies[5]);
+    }
 }
