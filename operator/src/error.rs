@@ -60,3 +60,18 @@ pub fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error 
     let action = action.into();
     move |source| Error::Kube { action, source }
 }
+
+/// Logs one reconcile's outcome as the controller stream reports it: objects deleted before
+/// their turn are normal (debug), anything else failed (warn).
+pub fn log_outcome<T, E: std::fmt::Display>(
+    controller: &str,
+    result: &Result<T, kube::runtime::controller::Error<E, kube::runtime::watcher::Error>>,
+) {
+    match result {
+        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(controller, object = %obj, "deleted before its reconcile")
+        }
+        Err(e) => tracing::warn!(controller, error = %e, "reconcile failed"),
+        Ok(_) => {}
+    }
+}

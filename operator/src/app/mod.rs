@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_READY, node_label};
 use spore_crds::{WasmApp, WasmAppStatus};
-use tracing::{debug, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
 use self::status::{Observed, summarize};
 use crate::apply::{apply, delete_owned};
@@ -57,13 +57,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             metrics.set_managed(CONTROLLER, store.len());
-            match result {
-                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                    debug!(controller = CONTROLLER, object = %obj, "deleted before its reconcile")
-                }
-                Err(e) => warn!(controller = CONTROLLER, error = %e, "reconcile failed"),
-                Ok(_) => {}
-            }
+            crate::error::log_outcome(CONTROLLER, &result);
             futures::future::ready(())
         })
         .await;
@@ -213,8 +207,12 @@ mod tests {
 
     const NS: &str = "/apis/apps/v1/namespaces/apps";
 
-    fn runtime_and_nodes() -> Vec<crate::fixtures::Call> {
+    /// What every reconcile ends with: observe pods, RuntimeClass and nodes, tell the
+    /// rollout Event, write the status.
+    fn observe_and_report(app: &WasmApp) -> Vec<crate::fixtures::Call> {
+        let empty = |kind: &str| serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
         vec![
+            call("GET", "/api/v1/namespaces/apps/pods", empty("PodList")),
             call(
                 "GET",
                 "/apis/node.k8s.io/v1/runtimeclasses/spore",
@@ -224,6 +222,16 @@ mod tests {
                 "GET",
                 "/api/v1/nodes",
                 serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [{"metadata": {"name": "node-wasm"}}]}),
+            ),
+            call(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/apps/events",
+                serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+            ),
+            call(
+                "PATCH",
+                "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
+                serde_json::to_value(app).unwrap(),
             ),
         ]
     }
@@ -253,23 +261,12 @@ mod tests {
                 serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}}),
             ),
             not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
-            call(
-                "GET",
-                "/api/v1/namespaces/apps/pods",
-                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-            ),
         ];
-        calls.extend(runtime_and_nodes());
-        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
-        calls.push(call(
-            "PATCH",
-            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
-            serde_json::to_value(&app).unwrap(),
-        ));
+        calls.extend(observe_and_report(&app));
         let (action, bodies) = run(app, calls).await;
         assert_eq!(action, Action::requeue(REQUEUE_PENDING));
         assert_eq!(bodies[0]["spec"]["template"]["spec"]["runtimeClassName"], "spore");
-        assert_eq!(bodies[4 + 2]["reason"], "RollingOut", "the event: {}", bodies[6]);
+        assert_eq!(bodies[6]["reason"], "RollingOut", "the event: {}", bodies[6]);
         let status = &bodies[7]["status"];
         assert_eq!(status["selector"], "spore.dev/app=hello");
         assert_eq!(status["observedGeneration"], 2);
@@ -290,19 +287,8 @@ mod tests {
                 "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello",
                 serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "hello"}}}),
             ),
-            call(
-                "GET",
-                "/api/v1/namespaces/apps/pods",
-                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-            ),
         ];
-        calls.extend(runtime_and_nodes());
-        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
-        calls.push(call(
-            "PATCH",
-            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
-            serde_json::to_value(&app).unwrap(),
-        ));
+        calls.extend(observe_and_report(&app));
         let (_, bodies) = run(app, calls).await;
         assert_eq!(bodies[0]["spec"].get("replicas"), None, "the HPA owns the replica count");
         assert_eq!(bodies[3]["spec"]["maxReplicas"], 3);
@@ -316,19 +302,8 @@ mod tests {
             call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
             call("GET", "/api/v1/namespaces/apps/services/hello", foreign),
             not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
-            call(
-                "GET",
-                "/api/v1/namespaces/apps/pods",
-                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-            ),
         ];
-        calls.extend(runtime_and_nodes());
-        calls.push(call("POST", "/apis/events.k8s.io/v1/namespaces/apps/events", serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null})));
-        calls.push(call(
-            "PATCH",
-            "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
-            serde_json::to_value(&app).unwrap(),
-        ));
+        calls.extend(observe_and_report(&app));
         run(app, calls).await;
     }
 }

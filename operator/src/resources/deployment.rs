@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use spore_crds::{HttpCheck, InboundPort, Protocol, WasmApp};
 
-use super::{app_labels, app_selector, name_of, namespace_of, owner_ref};
+use super::{app_labels, app_object_meta, app_selector, name_of};
 use crate::error::{Error, Result};
 
 /// The pod annotations the shim reads (see `shim/src/containerd/spec.rs`).
@@ -31,13 +31,7 @@ pub fn desired_deployment(app: &WasmApp, runtime_class: &str) -> Result<Deployme
     let spec = &app.spec;
     let replicas = spec.scaling.autoscale.is_none().then(|| spec.scaling.fixed_replicas());
     Ok(Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace_of(app, "WasmApp")?),
-            labels: Some(app_labels(&name)),
-            owner_references: Some(vec![owner_ref(app, "WasmApp")?]),
-            ..Default::default()
-        },
+        metadata: app_object_meta(app)?,
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector { match_labels: Some(app_selector(&name)), ..Default::default() },

@@ -5,10 +5,9 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use spore_crds::{Autoscale, WasmApp};
 
-use super::{app_labels, name_of, namespace_of, owner_ref};
+use super::{app_object_meta, name_of};
 use crate::error::Result;
 
 /// The per-pod metric `targetConcurrency` scales on: in-flight HTTP requests, served to the
@@ -21,13 +20,7 @@ pub fn desired_hpa(app: &WasmApp) -> Result<Option<HorizontalPodAutoscaler>> {
     let Some(autoscale) = &app.spec.scaling.autoscale else { return Ok(None) };
     let name = name_of(app, "WasmApp")?;
     Ok(Some(HorizontalPodAutoscaler {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace_of(app, "WasmApp")?),
-            labels: Some(app_labels(&name)),
-            owner_references: Some(vec![owner_ref(app, "WasmApp")?]),
-            ..Default::default()
-        },
+        metadata: app_object_meta(app)?,
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),

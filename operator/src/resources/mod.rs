@@ -51,6 +51,20 @@ pub fn runtime_labels(runtime: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(RUNTIME_LABEL.to_string(), runtime.to_string()), (MANAGED_BY.to_string(), MANAGER.to_string())])
 }
 
+/// Name, namespace, labels and owner of an object made for `app`: every app object has them.
+pub fn app_object_meta(
+    app: &spore_crds::WasmApp,
+) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
+    let name = name_of(app, "WasmApp")?;
+    Ok(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        labels: Some(app_labels(&name)),
+        name: Some(name),
+        namespace: Some(namespace_of(app, "WasmApp")?),
+        owner_references: Some(vec![owner_ref(app, "WasmApp")?]),
+        ..Default::default()
+    })
+}
+
 /// The controller owner reference to `owner`, so garbage collection removes what we made.
 pub fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, kind: &'static str) -> Result<OwnerReference> {
     owner.controller_owner_ref(&()).ok_or(Error::MissingField { kind, field: "metadata.uid" })

@@ -1,12 +1,11 @@
 //! The Service in front of a WasmApp's pods: one port per declared inbound port.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use spore_crds::{InboundPort, WasmApp};
 
 use super::deployment::{is_port_name, protocol};
-use super::{app_labels, app_selector, name_of, namespace_of, owner_ref};
+use super::{app_object_meta, app_selector, name_of};
 use crate::error::Result;
 
 /// The Service for `app`, or `None` when it listens on no port.
@@ -17,13 +16,7 @@ pub fn desired_service(app: &WasmApp) -> Result<Option<Service>> {
     }
     let name = name_of(app, "WasmApp")?;
     Ok(Some(Service {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace_of(app, "WasmApp")?),
-            labels: Some(app_labels(&name)),
-            owner_references: Some(vec![owner_ref(app, "WasmApp")?]),
-            ..Default::default()
-        },
+        metadata: app_object_meta(app)?,
         spec: Some(ServiceSpec {
             selector: Some(app_selector(&name)),
             ports: Some(inbound.iter().map(service_port).collect()),

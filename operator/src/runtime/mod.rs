@@ -23,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_LABEL_PREFIX, node_state};
 use spore_crds::{NodeStatus, WasmRuntime, WasmRuntimeStatus};
-use tracing::{debug, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
 use self::status::{node_statuses, ready_condition};
 use crate::apply::apply;
@@ -70,13 +70,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             metrics.set_managed(CONTROLLER, store.len());
-            match result {
-                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                    debug!(controller = CONTROLLER, object = %obj, "deleted before its reconcile")
-                }
-                Err(e) => warn!(controller = CONTROLLER, error = %e, "reconcile failed"),
-                Ok(_) => {}
-            }
+            crate::error::log_outcome(CONTROLLER, &result);
             futures::future::ready(())
         })
         .await;
