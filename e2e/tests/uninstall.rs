@@ -9,7 +9,13 @@ use spore_e2e::*;
 fn helm_uninstall_removes_spore_and_restores_the_wasm_node() {
     ensure_spore_installed();
     let out = helm(&["uninstall", RELEASE, "-n", SPORE_NAMESPACE, "--wait", "--timeout=300s"]);
-    assert!(out.status.success(), "helm uninstall failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm uninstall failed:\n{}{}\nthe cleanup hook says:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        text(&kubectl(&["-n", SPORE_NAMESPACE, "logs", "job/spore-cleanup", "--tail=20"]).stdout)
+    );
 
     let left = |args: &[&str]| text(&kubectl(args).stdout).trim().to_string();
     wait_until("the operator's pods are gone", Duration::from_secs(60), || {

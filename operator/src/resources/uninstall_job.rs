@@ -46,6 +46,8 @@ pub fn desired_uninstall_job(rt: &WasmRuntime, node: &str, settings: &InstallerS
         },
         spec: Some(JobSpec {
             backoff_limit: Some(3),
+            // The operator deletes them once every node is clean; this catches any it missed.
+            ttl_seconds_after_finished: Some(600),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                 spec: Some(pod),

@@ -91,6 +91,11 @@ impl<K: ResourceExt> ResourceLabels for K {
 pub async fn reconcile(rt: Arc<WasmRuntime>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let api = Api::<WasmRuntime>::all(ctx.client.clone());
+    if rt.metadata.deletion_timestamp.is_some() && !still_finalizing(&api, &rt).await? {
+        // The cache lags behind our own finalizer removal: cleaning up again would start
+        // uninstall Jobs for a runtime that is already gone.
+        return Ok(Action::await_change());
+    }
     let action = finalizer(&api, FINALIZER, rt, |event| async {
         match event {
             Finalizer::Apply(rt) => install(&rt, &ctx).await,
@@ -103,6 +108,13 @@ pub async fn reconcile(rt: Arc<WasmRuntime>, ctx: Arc<Context>) -> Result<Action
         other => Error::Finalizer(Box::new(other)),
     })?;
     Ok(action)
+}
+
+/// Whether the API server (not the cache) still holds `rt` with our finalizer.
+async fn still_finalizing(api: &Api<WasmRuntime>, rt: &WasmRuntime) -> Result<bool> {
+    let name = rt.name_any();
+    let fresh = api.get_opt(&name).await.map_err(kube_err(format!("get WasmRuntime {name}")))?;
+    Ok(fresh.is_some_and(|f| f.finalizers().iter().any(|f| f == FINALIZER)))
 }
 
 async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
@@ -377,6 +389,7 @@ mod tests {
         rt.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
         let calls = vec![
+            call("GET", "/apis/spore.dev/v1alpha1/wasmruntimes/spore", serde_json::to_value(&rt).unwrap()),
             not_found("DELETE", &format!("{NS}/daemonsets/spore-installer-spore")),
             call("GET", "/api/v1/nodes", node_list(true)),
             call("GET", "/api/v1/nodes", node_list(true)),
@@ -392,7 +405,7 @@ mod tests {
             Err(Error::UninstallPending(message)) => assert_eq!(message, "waiting for uninstall on node-wasm"),
             other => panic!("expected a pending uninstall, got {other:?}"),
         }
-        assert_eq!(bodies[4]["spec"]["template"]["spec"]["nodeName"], "node-wasm");
+        assert_eq!(bodies[5]["spec"]["template"]["spec"]["nodeName"], "node-wasm");
     }
 
     #[tokio::test]
@@ -402,6 +415,7 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
         let done = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "spore-uninstall-node-wasm"}, "status": {"succeeded": 1}});
         let calls = vec![
+            call("GET", "/apis/spore.dev/v1alpha1/wasmruntimes/spore", serde_json::to_value(&rt).unwrap()),
             not_found("DELETE", &format!("{NS}/daemonsets/spore-installer-spore")),
             call("GET", "/api/v1/nodes", node_list(false)),
             call("GET", "/api/v1/nodes", node_list(false)),
@@ -415,6 +429,18 @@ mod tests {
         ];
         let (result, bodies) = run(rt, calls).await;
         assert_eq!(result.unwrap(), Action::await_change());
-        assert!(bodies[5].to_string().contains("remove"), "the finalizer is removed: {}", bodies[5]);
+        assert!(bodies[6].to_string().contains("remove"), "the finalizer is removed: {}", bodies[6]);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_already_gone_is_not_cleaned_up_again() {
+        let mut rt = runtime("");
+        rt.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        rt.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        let (ctx, verifier) = mock_context(vec![not_found("GET", "/apis/spore.dev/v1alpha1/wasmruntimes/spore")]);
+        let action = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rt), ctx)).await.unwrap().unwrap();
+        assert_eq!(action, Action::await_change());
+        verifier.await.unwrap();
     }
 }
