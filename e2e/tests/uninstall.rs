@@ -22,7 +22,9 @@ fn helm_uninstall_removes_spore_and_restores_the_wasm_node() {
         left(&["-n", SPORE_NAMESPACE, "get", "pods", "-o", "name"]).is_empty()
     });
     assert_eq!(left(&["get", "wasmruntimes", "-o", "name"]), "");
-    assert_eq!(left(&["get", "runtimeclass", "-o", "name"]), "");
+    wait_until("the RuntimeClass is gone", Duration::from_secs(30), || {
+        left(&["get", "runtimeclass", "-o", "name"]).is_empty()
+    });
     for kind in ["deployments", "daemonsets", "jobs", "serviceaccounts", "roles", "rolebindings", "services"] {
         let names = left(&["-n", SPORE_NAMESPACE, "get", kind, "-o", "name"]);
         let ours: Vec<&str> = names.lines().filter(|n| n.contains("spore")).collect();

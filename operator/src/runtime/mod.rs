@@ -246,6 +246,11 @@ async fn uninstall(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
     jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&labels))
         .await
         .map_err(kube_err(format!("delete the uninstall Jobs of {name}")))?;
+    // Garbage collection would remove it too, but later: nothing should schedule onto a
+    // runtime that is gone.
+    let classes = Api::<RuntimeClass>::all(ctx.client.clone());
+    ignore_missing(classes.delete(&rt.spec.runtime_class_name, &DeleteParams::background()).await)
+        .map_err(kube_err(format!("delete RuntimeClass {}", rt.spec.runtime_class_name)))?;
     info!(runtime = %name, "uninstalled from every node");
     Ok(Action::await_change())
 }
@@ -425,11 +430,12 @@ mod tests {
                 "/apis/batch/v1/namespaces/spore-system/jobs",
                 serde_json::json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
             ),
+            not_found("DELETE", "/apis/node.k8s.io/v1/runtimeclasses/spore"),
             call("PATCH", "/apis/spore.dev/v1alpha1/wasmruntimes/spore", serde_json::to_value(runtime("")).unwrap()),
         ];
         let (result, bodies) = run(rt, calls).await;
         assert_eq!(result.unwrap(), Action::await_change());
-        assert!(bodies[6].to_string().contains("remove"), "the finalizer is removed: {}", bodies[6]);
+        assert!(bodies[7].to_string().contains("remove"), "the finalizer is removed: {}", bodies[7]);
     }
 
     #[tokio::test]
