@@ -324,7 +324,9 @@ mod tests {
     fn probes_follow_health_checks_or_default_to_the_http_port() {
         let http =
             "  capabilities:\n    network:\n      inbound: [{name: admin, port: 9000}, {name: http, port: 8080}]\n";
-        let cases: [(String, Option<(&str, i32)>, Option<(&str, i32)>); 4] = [
+        // (spec lines, readiness, liveness): a probe as (HTTP path or "tcp", port).
+        type Expected = Option<(&'static str, i32)>;
+        let cases: [(String, Expected, Expected); 4] = [
             (String::new(), None, None),
             (http.to_string(), Some(("tcp", 8080)), None),
             (
