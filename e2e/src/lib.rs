@@ -160,12 +160,14 @@ pub fn helm_values() -> Vec<String> {
         format!("image.installer.repository={REGISTRY}/spore/node-installer"),
         "image.installer.tag=1".to_string(),
         "operator.logFormat=text".to_string(),
+        // Two replicas: leader election is part of what the tests check.
+        "operator.replicas=2".to_string(),
         "runtime.nodeSelector.spore\\.dev/node-kind=wasm".to_string(),
         format!("runtime.containerd.configPath={}", config.display()),
         format!("runtime.installDir={}", install_dir().display()),
     ]
     .into_iter()
-    .flat_map(|v| ["--set-string".to_string(), v])
+    .flat_map(|v| [if v.starts_with("operator.replicas") { "--set" } else { "--set-string" }.to_string(), v])
     .collect()
 }
 

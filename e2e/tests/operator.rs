@@ -57,21 +57,12 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
         "jsonpath={range .status.nodes[*]}{.name}={.state},{.shimVersion} {end}",
     ]);
     assert_eq!(nodes.trim(), "node-wasm=Ready,0.1.0");
-    let metrics_ip = kubectl_ok(&[
-        "-n",
-        SPORE_NAMESPACE,
-        "get",
-        "service",
-        "spore-operator-metrics",
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    let metrics = curl(&format!("http://{metrics_ip}:8080/metrics")).expect("the operator serves /metrics");
-    assert!(metrics.contains(r#"spore_operator_reconciles_total{controller="wasmruntime"}"#), "{metrics}");
-    assert_eq!(curl(&format!("http://{metrics_ip}:8080/readyz")).as_deref(), Some("ok\n"));
-    let holder =
-        kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease", "spore-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let holder = lease_holder();
     assert!(operator_pods().contains(&holder), "the leader lease is held by {holder:?}, not an operator pod");
+    let leader_ip = kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "pod", &holder, "-o", "jsonpath={.status.podIP}"]);
+    let metrics = curl(&format!("http://{leader_ip}:8080/metrics")).expect("the operator serves /metrics");
+    assert!(metrics.contains(r#"spore_operator_reconciles_total{controller="wasmruntime"}"#), "{metrics}");
+    assert_eq!(curl(&format!("http://{leader_ip}:8080/readyz")).as_deref(), Some("ok\n"));
     let table = kubectl_ok(&["get", "wasmruntimes"]);
     let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(
@@ -306,6 +297,10 @@ fn a_corrupt_module_degrades_the_app_with_the_engines_message() {
     assert!(events.contains("ModuleInvalid"), "no ModuleInvalid event:\n{events}");
 }
 
+fn lease_holder() -> String {
+    kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease", "spore-operator", "-o", "jsonpath={.spec.holderIdentity}"])
+}
+
 fn operator_pods() -> Vec<String> {
     let names = kubectl_ok(&[
         "-n",
@@ -418,4 +413,24 @@ fn an_app_for_a_runtime_that_does_not_exist_says_so() {
     });
     let message = field(&ns, "wasmapp/lost", r#"{.status.conditions[?(@.type=="Ready")].message}"#);
     assert!(message.contains("create a WasmRuntime with runtimeClassName: fast"), "{message}");
+}
+
+#[test]
+fn leadership_passes_to_the_standby_when_the_leader_stops() {
+    ensure_spore_installed();
+    let rollout = kubectl(&["-n", SPORE_NAMESPACE, "rollout", "status", "deployment/spore-operator", "--timeout=120s"]);
+    assert!(rollout.status.success(), "{}", text(&rollout.stderr));
+    let pods = operator_pods();
+    assert_eq!(pods.len(), 2, "two operator replicas: {pods:?}");
+    let leader = lease_holder();
+    let standby = pods.iter().find(|p| **p != leader).expect("a standby").clone();
+    let waiting = kubectl_ok(&["-n", SPORE_NAMESPACE, "logs", &standby]);
+    assert!(!waiting.contains("became leader"), "both replicas lead:\n{waiting}");
+
+    // A graceful stop releases the Lease, so the standby takes over without waiting for expiry.
+    kubectl_ok(&["-n", SPORE_NAMESPACE, "delete", "pod", &leader, "--wait=false"]);
+    wait_until("the standby holds the lease", Duration::from_secs(30), || lease_holder() == standby);
+    wait_until("the new leader reconciles", Duration::from_secs(30), || {
+        kubectl_ok(&["-n", SPORE_NAMESPACE, "logs", &standby]).contains("became leader")
+    });
 }
