@@ -53,6 +53,11 @@ pub fn changed<'a>(conds: &'a [Cond], previous: &[Condition]) -> Vec<&'a Cond> {
         .collect()
 }
 
+/// `conds` with their transition times blanked: equal lists mean no status write is due.
+pub fn without_times(conds: &[Condition]) -> Vec<Condition> {
+    conds.iter().map(|c| Condition { last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH), ..c.clone() }).collect()
+}
+
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();

@@ -24,7 +24,7 @@ use tracing::{info, instrument, warn};
 
 use self::status::{Observed, summarize};
 use crate::apply::{apply, delete_owned};
-use crate::conditions::{changed, to_conditions};
+use crate::conditions::{changed, to_conditions, without_times};
 use crate::context::Context;
 use crate::error::{Error, Result, kube_err};
 use crate::resources::deployment::desired_deployment;
@@ -111,7 +111,8 @@ pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
     for cond in changed(&summary.conditions, &previous.conditions) {
         publish(&ctx, &app, cond, was_degraded).await;
     }
-    if without_times(&status) != without_times(&previous) {
+    let unchanged = |s: &WasmAppStatus| WasmAppStatus { conditions: without_times(&s.conditions), ..s.clone() };
+    if unchanged(&status) != unchanged(&previous) {
         let api = Api::<WasmApp>::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({"status": status});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -150,15 +151,6 @@ async fn observe(
         .items
         .len();
     Ok(Observed { deployment: Some(deployment), pods: pods.items, runtime_class_exists, ready_nodes })
-}
-
-/// Status equality that ignores timestamps, so an unchanged app costs no write.
-fn without_times(status: &WasmAppStatus) -> WasmAppStatus {
-    let mut s = status.clone();
-    for c in &mut s.conditions {
-        c.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
-    }
-    s
 }
 
 /// One Event per state change worth telling: ready, degraded (with its reason), recovered,

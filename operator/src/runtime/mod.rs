@@ -27,7 +27,7 @@ use tracing::{info, instrument, warn};
 
 use self::status::{node_statuses, ready_condition};
 use crate::apply::apply;
-use crate::conditions::{to_conditions, truncate};
+use crate::conditions::{to_conditions, truncate, without_times};
 use crate::context::Context;
 use crate::error::{Error, Result, kube_err};
 use crate::resources::daemonset::{daemonset_name, desired_daemonset, installer_labels};
@@ -45,7 +45,6 @@ const REQUEUE_PENDING: Duration = Duration::from_secs(10);
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let namespace = ctx.settings.installer.namespace.clone();
-    let by_runtime_label = |obj: &dyn ResourceLabels| obj.runtime().map(|rt| ObjectRef::<WasmRuntime>::new(&rt));
     let controller =
         Controller::new(Api::<WasmRuntime>::all(client.clone()), watcher::Config::default().any_semantic())
             .owns(
@@ -56,12 +55,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             .watches(
                 Api::<Pod>::namespaced(client.clone(), &namespace),
                 watcher::Config::default().labels(RUNTIME_LABEL),
-                move |p: Pod| by_runtime_label(&p),
+                |p: Pod| owning_runtime(&p),
             )
             .watches(
                 Api::<Job>::namespaced(client, &namespace),
                 watcher::Config::default().labels(RUNTIME_LABEL),
-                move |j: Job| by_runtime_label(&j),
+                |j: Job| owning_runtime(&j),
             )
             .graceful_shutdown_on(shutdown);
     let store = controller.store();
@@ -76,15 +75,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .await;
 }
 
-/// The runtime a labelled object belongs to.
-trait ResourceLabels {
-    fn runtime(&self) -> Option<String>;
-}
-
-impl<K: ResourceExt> ResourceLabels for K {
-    fn runtime(&self) -> Option<String> {
-        self.labels().get(RUNTIME_LABEL).cloned()
-    }
+/// The runtime a labelled object (installer pod, uninstall Job) belongs to.
+fn owning_runtime<K: ResourceExt>(obj: &K) -> Option<ObjectRef<WasmRuntime>> {
+    obj.labels().get(RUNTIME_LABEL).map(|rt| ObjectRef::new(rt))
 }
 
 #[instrument(skip_all, fields(runtime = %rt.name_any()))]
@@ -143,7 +136,7 @@ async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
     };
     if status.nodes != previous.nodes
         || status.observed_generation != previous.observed_generation
-        || conditions_differ(&status, &previous)
+        || without_times(&status.conditions) != without_times(&previous.conditions)
     {
         Api::<WasmRuntime>::all(ctx.client.clone())
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
@@ -152,16 +145,6 @@ async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
     }
     ctx.succeeded(&name);
     Ok(Action::requeue(if settled { REQUEUE_SETTLED } else { REQUEUE_PENDING }))
-}
-
-fn conditions_differ(a: &WasmRuntimeStatus, b: &WasmRuntimeStatus) -> bool {
-    let key = |s: &WasmRuntimeStatus| {
-        s.conditions
-            .iter()
-            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()))
-            .collect::<Vec<_>>()
-    };
-    key(a) != key(b)
 }
 
 /// Nodes the runtime's node selector picks.
