@@ -13,10 +13,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::Reporter;
 use kube::{Api, Client};
 use spore_crds::WasmRuntime;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::context::{Context, Settings};
-use crate::leader::LeaderElection;
+use crate::leader::{LEASE_DURATION, LeaderElection};
 use crate::metrics::Metrics;
 use crate::server::{Readiness, serve};
 use crate::{app, runtime};
@@ -74,15 +74,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(client, reporter, metrics, options.settings.clone()));
     let controllers =
         futures::future::join(app::run(ctx.clone(), shutdown.clone()), runtime::run(ctx, shutdown.clone()));
-    let lost = async {
-        match &election {
-            Some(election) => election.hold().await,
-            None => futures::future::pending().await,
-        }
-    };
+    tokio::pin!(controllers);
     let outcome = tokio::select! {
-        _ = controllers => Ok(()),
-        _ = lost => Err(anyhow::anyhow!("lost leadership; exiting so a fresh replica takes over")),
+        _ = &mut controllers => Ok(()),
+        lost = lead_until(election.as_ref(), shutdown.clone()) => match lost {
+            Leadership::Lost => Err(anyhow::anyhow!("lost leadership; exiting so a fresh replica takes over")),
+            Leadership::ShuttingDown => {
+                drain(controllers).await;
+                Ok(())
+            }
+        },
         _ = server_failed(server) => Err(anyhow::anyhow!("the metrics server stopped")),
     };
     if let Some(election) = &election {
@@ -90,6 +91,36 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     info!("stopped");
     outcome
+}
+
+/// How long in-flight reconciles may run after SIGTERM. The Lease is no longer renewed then,
+/// so this stays well under its duration: no two leaders, and the standby takes over quickly.
+const DRAIN: Duration = Duration::from_secs(8);
+const _: () = assert!(DRAIN.as_secs() < LEASE_DURATION.as_secs() * 2 / 3, "the Lease must outlive the drain");
+
+enum Leadership {
+    Lost,
+    ShuttingDown,
+}
+
+/// Keeps the Lease renewed until shutdown starts or the Lease is lost.
+async fn lead_until(election: Option<&LeaderElection>, shutdown: Signal) -> Leadership {
+    match election {
+        Some(election) => tokio::select! {
+            _ = election.hold() => Leadership::Lost,
+            _ = shutdown => Leadership::ShuttingDown,
+        },
+        None => {
+            shutdown.await;
+            Leadership::ShuttingDown
+        }
+    }
+}
+
+async fn drain(controllers: impl Future<Output = ((), ())>) {
+    if tokio::time::timeout(DRAIN, controllers).await.is_err() {
+        warn!(after = ?DRAIN, "in-flight reconciles did not finish; stopping anyway");
+    }
 }
 
 async fn server_failed(server: tokio::task::JoinHandle<std::io::Result<()>>) {
