@@ -16,6 +16,8 @@ include tools/versions.env
 TOOLS           := $(HOME)/.cache/spore-tools
 GO_TOOL         := tools/build-go-tool.sh
 CRICTL          := $(TOOLS)/crictl-$(CRICTL_VERSION)/crictl
+CONTAINERD17_DIR := $(TOOLS)/containerd-$(CONTAINERD17_VERSION)
+CONTAINERD17    := $(CONTAINERD17_DIR)/containerd $(CONTAINERD17_DIR)/ctr
 CONTAINERD2_DIR := $(TOOLS)/containerd-$(CONTAINERD2_VERSION)
 CONTAINERD2     := $(CONTAINERD2_DIR)/containerd $(CONTAINERD2_DIR)/ctr
 K8S_DIR         := $(TOOLS)/kubernetes-$(K8S_VERSION)
@@ -39,8 +41,8 @@ run: build guests ## Build, then serve examples/hello-http locally with `spore u
 
 .PHONY: test
 test: build guests tools ## Run every test: unit, engine with real guests, CLI, CRDs, containerd, CRI, then e2e
-	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) SPORE_HELM=$(HELM) \
-		$(CARGO) test --release --workspace --exclude spore-e2e --locked
+	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD17_DIR=$(CONTAINERD17_DIR) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
+		SPORE_HELM=$(HELM) $(CARGO) test --release --workspace --exclude spore-e2e --locked
 	$(MAKE) e2e
 
 ##@ The e2e cluster (two nodes, built from source; state in E2E_DIR)
@@ -98,11 +100,16 @@ guests: deps ## Build the Wasm test guests into target/guests
 	tests/guests/build.sh $(GUESTS)
 
 .PHONY: tools
-tools: $(CRICTL) $(CONTAINERD2) $(HELM) ## Build crictl, containerd 2.x and helm from the Go module proxy (cached in ~/.cache/spore-tools)
+tools: $(CRICTL) $(CONTAINERD17) $(CONTAINERD2) $(HELM) ## Build crictl, containerd 1.7 and 2.x and helm from the Go module proxy (cached in ~/.cache/spore-tools)
 
 $(CRICTL):
 	$(GO_TOOL) $(dir $@) sigs.k8s.io/cri-tools@$(CRICTL_VERSION) sigs.k8s.io/cri-tools/cmd/crictl \
 		-- "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRICTL_VERSION)"
+
+$(CONTAINERD17):
+	$(GO_TOOL) $(CONTAINERD17_DIR) github.com/containerd/containerd@$(CONTAINERD17_VERSION) \
+		github.com/containerd/containerd/cmd/containerd github.com/containerd/containerd/cmd/ctr \
+		-- "-X github.com/containerd/containerd/version.Version=$(CONTAINERD17_VERSION)"
 
 $(CONTAINERD2):
 	$(GO_TOOL) $(CONTAINERD2_DIR) github.com/containerd/containerd/v2@$(CONTAINERD2_VERSION) \

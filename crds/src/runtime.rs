@@ -192,7 +192,8 @@ pub struct WasmRuntimeStatus {
 pub struct NodeStatus {
     /// Node name.
     pub name: String,
-    /// `Pending`, `Installing`, `Ready` or `Failed`.
+    /// `Pending`, `Installing`, `Ready` or `Failed` on selected nodes; `Uninstalling` or
+    /// `UninstallFailed` on nodes the selector no longer picks.
     pub state: String,
     /// Why the node is in this state, e.g. the installation error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +213,10 @@ pub mod node_state {
     pub const READY: &str = "Ready";
     /// Installation failed; `message` says why.
     pub const FAILED: &str = "Failed";
+    /// No longer selected: the runtime is being removed from the node.
+    pub const UNINSTALLING: &str = "Uninstalling";
+    /// No longer selected, and removing the runtime failed; `message` says where to look.
+    pub const UNINSTALL_FAILED: &str = "UninstallFailed";
 }
 
 #[cfg(test)]

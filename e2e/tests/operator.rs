@@ -1,7 +1,8 @@
 //! The product path on the two-node cluster: `helm install` the chart, the WasmRuntime puts
 //! the shim on node-wasm only, then WasmApps: the example serves, scales and autoscales,
 //! capabilities hold, bad manifests are rejected, a corrupt module is reported, and the
-//! operator recovers from being killed. (`helm uninstall` is in uninstall.rs, run last.)
+//! operator recovers from being killed, a node leaving the selector is uninstalled.
+//! (`helm uninstall` is in uninstall.rs, run last.)
 
 use std::time::Duration;
 
@@ -157,6 +158,14 @@ fn an_autoscaled_app_gets_an_hpa_and_loses_it_when_fixed() {
         "Deployment/auto 1-4 50"
     );
     wait_ready(&ns, "auto");
+    // This cluster has no metrics-server: the app says so instead of silently never scaling.
+    let mut degraded = String::new();
+    wait_until("the app reports the HPA's missing metrics", Duration::from_secs(90), || {
+        degraded = field(&ns, "wasmapp/auto", r#"{.status.conditions[?(@.type=="Degraded")].reason}"#);
+        degraded == "AutoscalingInactive"
+    });
+    let message = field(&ns, "wasmapp/auto", r#"{.status.conditions[?(@.type=="Degraded")].message}"#);
+    assert!(message.contains("needs metrics-server"), "{message}");
     let refused = ns.kubectl(&["scale", "wasmapp/auto", "--replicas=3"]);
     assert!(
         !refused.status.success() && text(&refused.stderr).contains("set either replicas or autoscale, not both"),
@@ -445,12 +454,58 @@ fn leadership_passes_to_another_replica_when_the_leader_stops() {
     eprintln!("{holder} leads {:?} after {leader} was deleted", stopped.elapsed());
     let live = operator_pods();
     assert!(live.contains(&holder), "the lease holder {holder} is not a running replica: {live:?}");
-    wait_until("the new leader reconciles", Duration::from_secs(30), || {
-        pod_log(&holder).contains("became leader")
-    });
+    wait_until("the new leader reconciles", Duration::from_secs(30), || pod_log(&holder).contains("became leader"));
     // The leader's replacement may still be starting: no log yet is fine.
     for other in live.iter().filter(|p| **p != holder && **p != leader) {
         let log = pod_log(other);
         assert!(!log.contains("became leader"), "{other} leads beside {holder}:\n{log}");
     }
+}
+
+/// Puts node-wasm back under the runtime's selector, even when the test fails midway.
+struct Reselect;
+
+impl Drop for Reselect {
+    fn drop(&mut self) {
+        kubectl(&["label", "node", "node-wasm", "spore.dev/node-kind=wasm", "--overwrite"]);
+    }
+}
+
+fn runtime_label(node: &str) -> String {
+    kubectl_ok(&["get", "node", node, "-o", r#"jsonpath={.metadata.labels.runtime\.spore\.dev/spore}"#])
+}
+
+#[test]
+fn the_wasm_node_leaving_the_selector_is_uninstalled_then_reinstalled() {
+    ensure_spore_installed();
+    let config = node_config("node-wasm");
+    let shim = install_dir().join("containerd-shim-spore-v1");
+    assert!(shim.exists() && drop_ins("node-wasm") == ["spore-spore.toml"], "installed at the start");
+
+    let reselect = Reselect;
+    kubectl_ok(&["label", "node", "node-wasm", "spore.dev/node-kind-"]);
+    wait_until("node-wasm is uninstalled", Duration::from_secs(120), || {
+        runtime_label("node-wasm").is_empty() && drop_ins("node-wasm").is_empty() && !shim.exists()
+    });
+    assert_eq!(read(&config.join("config.toml")), read(&config.join("config.toml.at-start")));
+    wait_until("the status forgets node-wasm", Duration::from_secs(60), || {
+        kubectl_ok(&["get", "wasmruntime", "spore", "-o", "jsonpath={.status.nodes[*].name}"]).trim().is_empty()
+    });
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "involvedObject.kind=WasmRuntime,involvedObject.name=spore",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("Uninstalled"), "events: {events}");
+
+    drop(reselect);
+    wait_until("node-wasm is installed again", Duration::from_secs(180), || {
+        runtime_label("node-wasm") == "ready" && shim.exists() && drop_ins("node-wasm") == ["spore-spore.toml"]
+    });
+    let ready = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=120s"]);
+    assert!(ready.status.success(), "{}", text(&ready.stderr));
 }

@@ -107,9 +107,10 @@ impl MainConfig {
 }
 
 /// containerd resolves a relative import against the importing file's directory, except
-/// that containerd 1.x globs a relative pattern against its working directory
-/// (containerd#9745, fixed in 2.0). Version 3 configs are 2.x-only; a relative glob in a
-/// version 2 config is kept relative: which directory it means depends on the binary.
+/// that containerd 1.6 globs a relative pattern against its working directory
+/// (containerd#9745, fixed in 2.0 and later 1.7 releases: 1.7.35 globs against the config's
+/// directory). Version 3 configs are 2.x-only; a relative glob in a version 2 config is kept
+/// relative: which directory it means depends on the binary.
 fn resolve_import(config_path: &Path, import: &str, version: ConfigVersion) -> PathBuf {
     let import = Path::new(import);
     let ambiguous = version == ConfigVersion::V2 && is_glob(import);

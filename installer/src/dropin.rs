@@ -48,8 +48,9 @@ pub struct ShimRuntime {
 impl ShimRuntime {
     /// Version 2 (containerd 1.6/1.7): the shim's absolute path as the runtime type, and no
     /// `runtime_path`. containerd 1.6 ignores the CRI `runtime_path` and looks
-    /// `containerd-shim-spore-v1` up on its PATH (containerd#8207, fixed only later); its shim
-    /// manager runs an absolute runtime type as the binary itself.
+    /// `containerd-shim-spore-v1` up on its PATH (containerd#8207); 1.7 honours it, but a
+    /// version 2 config does not say which of them reads it. The shim manager of both runs an
+    /// absolute runtime type as the binary itself.
     ///
     /// Version 3 (containerd 2.x): the type [`RUNTIME_TYPE`] with `runtime_path`, which 2.x
     /// honours (the installer's tests start a pod this way on containerd 2.1.4).

@@ -46,9 +46,9 @@ pub enum Error {
     NoDropInDir { path: PathBuf },
 
     #[error(
-        "containerd config {} imports the relative glob {import:?}: containerd 1.x resolves it against its \
-         working directory, 2.x against the config's directory (containerd#9745); make it absolute, e.g. \"{}\", \
-         and restart containerd",
+        "containerd config {} imports the relative glob {import:?}: containerd 1.6 resolves it against its \
+         working directory, 2.x and recent 1.7 against the config's directory (containerd#9745); make it absolute, \
+         e.g. \"{}\", and restart containerd",
         path.display(),
         path.parent().unwrap_or(std::path::Path::new("/")).join(import).display()
     )]

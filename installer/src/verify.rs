@@ -1,5 +1,5 @@
 //! Checking, the way kubelet would see it, that containerd serves the handler: `crictl info`
-//! prints the CRI plugin's config, runtimes included, on containerd 1.6 and 2.x alike
+//! prints the CRI plugin's config, runtimes included, on containerd 1.6, 1.7 and 2.x alike
 //! (`.config.containerd.runtimes.<handler>.runtimeType` and `.runtimePath`). It shows that
 //! containerd loaded the drop-in, not that the shim starts (which would need a pod).
 
@@ -33,7 +33,7 @@ pub fn check_info(info: &Value, handler: &str, expected: &ShimRuntime) -> Result
         let expected = &expected.runtime_type;
         return Err(format!("handler \"{handler}\" has runtimeType {runtime_type:?}, expected {expected:?}"));
     }
-    // containerd 1.6 and 2.x report it, empty when unset; an absent one is not checked.
+    // containerd 1.6, 1.7 and 2.x report it, empty when unset; an absent one is not checked.
     if let Some(path) = runtime.get("runtimePath").and_then(Value::as_str) {
         let matches = match &expected.runtime_path {
             Some(expected) => Path::new(path) == expected,
@@ -90,7 +90,7 @@ mod tests {
 
     const SHIM: &str = "/opt/spore/bin/containerd-shim-spore-v1";
 
-    /// The relevant part of `crictl info` on containerd 1.6.20 and 2.1.4 (same shape).
+    /// The relevant part of `crictl info` on containerd 1.6.20, 1.7.35 and 2.1.4 (same shape).
     fn info(spore: Value) -> Value {
         json!({"config": {"containerd": {"defaultRuntimeName": "runc", "runtimes": {
             "runc": {"runtimeType": "io.containerd.runc.v2", "runtimePath": ""},

@@ -1,5 +1,10 @@
-//! The installer against real containerd 1.6 (config version 2) and 2.x (version 3), each
-//! restarted by a supervisor loop the way a node's init system would.
+//! The installer against real containerd 1.6 and 1.7 (config version 2) and 2.x (version 3),
+//! each restarted by a supervisor loop the way a node's init system would.
+//!
+//! 1.7 gets the same drop-in as 1.6, and needs it: its imports replace a plugin's section too
+//! (containerd#5837). It does honour `runtime_path`, which 1.6 ignores (containerd#8207), but
+//! runs the shim named by an absolute runtime type just as well; a config version 2 cannot
+//! tell which 1.x reads it. `runtime_path_is_*` show the difference.
 //!
 //! Most tests install a stand-in shim script: they check files, restarts, rollbacks and what
 //! `crictl info` lists, never start the shim. `cri_runs_a_pod_on_the_installed_shim_*` install
@@ -43,9 +48,10 @@ fn install_reinstall_uninstall(version: Version) {
     assert_eq!(label.body["metadata"]["labels"]["runtime.spore.dev/spore"], "ready");
     assert_eq!(label.body["metadata"]["annotations"]["runtime.spore.dev/spore.version"], env!("CARGO_PKG_VERSION"));
     let shim = node.installed_shim().display().to_string();
-    // containerd 1.6 ignores runtime_path (containerd#8207): the type is the shim's path there.
+    // Config version 2 names the shim by its path as the runtime type, as 1.6 ignores
+    // runtime_path (containerd#8207); 1.7 gets the same drop-in.
     let (runtime_type, runtime_path) = match version {
-        Version::Debian => (shim.as_str(), ""),
+        Version::Debian | Version::Containerd17 => (shim.as_str(), ""),
         Version::Containerd2 => ("io.containerd.spore.v1", shim.as_str()),
     };
     let handler = node.handler_info().expect("crictl info lists the handler");
@@ -96,6 +102,11 @@ fn install_reinstall_uninstall_on_containerd_1_6() {
 }
 
 #[test]
+fn install_reinstall_uninstall_on_containerd_1_7() {
+    install_reinstall_uninstall(Version::Containerd17);
+}
+
+#[test]
 fn install_reinstall_uninstall_on_containerd_2() {
     install_reinstall_uninstall(Version::Containerd2);
 }
@@ -124,6 +135,11 @@ fn refuses_config_without_imports(version: Version) {
 #[test]
 fn refuses_config_without_imports_on_containerd_1_6() {
     refuses_config_without_imports(Version::Debian);
+}
+
+#[test]
+fn refuses_config_without_imports_on_containerd_1_7() {
+    refuses_config_without_imports(Version::Containerd17);
 }
 
 #[test]
@@ -166,6 +182,11 @@ fn failed_verification_rolls_back_on_containerd_1_6() {
 }
 
 #[test]
+fn failed_verification_rolls_back_on_containerd_1_7() {
+    failed_verification_rolls_back(Version::Containerd17);
+}
+
+#[test]
 fn failed_verification_rolls_back_on_containerd_2() {
     failed_verification_rolls_back(Version::Containerd2);
 }
@@ -200,16 +221,22 @@ fn restart_false_writes_files_without_restarting() {
     assert_eq!(node.handler_info(), None, "containerd loads the drop-in only when restarted");
 }
 
-/// containerd 1.x keeps the last imported CRI section whole: the drop-in repeats the one of
-/// an earlier drop-in, and refuses when a later one would hide it.
-#[test]
-fn containerd_1_6_drop_in_follows_other_drop_ins() {
-    let Some(node) = TestNode::configure(Version::Debian).start() else { return };
+/// containerd 1.x keeps the last imported CRI section whole (1.7 as 1.6): the drop-in repeats
+/// the one of an earlier drop-in, and refuses when a later one would hide it.
+fn drop_in_follows_other_drop_ins(version: Version) {
+    let Some(node) = TestNode::configure(version).start() else { return };
     let conf_d = node.dir().join("conf.d");
     let certs = node.dir().join("certs.d").display().to_string();
-    let registry =
-        format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{certs}\"\n");
+    // Its own stream port, as every node's here: containerd 1.x exits when the default is taken.
+    let registry = format!(
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_port = \"0\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{certs}\"\n"
+    );
     std::fs::write(conf_d.join("10-registry.toml"), registry).unwrap();
+    assert!(
+        !node.config_dump().contains(&node.cni_conf_dir()),
+        "the imported CRI section replaces the main config's whole (containerd#5837)"
+    );
     std::fs::write(conf_d.join("zz-late.toml"), "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n").unwrap();
 
     let out = run(node.installer("install")).assert_failure();
@@ -236,6 +263,16 @@ fn containerd_1_6_drop_in_follows_other_drop_ins() {
     let expected = format!("{} already registers another Spore runtime handler", node.dropin().display());
     assert!(out.stderr_text().contains(&expected), "{}", out.stderr_text());
     assert!(!conf_d.join("spore-fast.toml").exists());
+}
+
+#[test]
+fn drop_in_follows_other_drop_ins_on_containerd_1_6() {
+    drop_in_follows_other_drop_ins(Version::Debian);
+}
+
+#[test]
+fn drop_in_follows_other_drop_ins_on_containerd_1_7() {
+    drop_in_follows_other_drop_ins(Version::Containerd17);
 }
 
 /// On containerd 2.x handlers add up, and share the shim until the last one goes. Two
@@ -303,6 +340,58 @@ fn cri_runs_a_pod_on_the_installed_shim_on_containerd_1_6() {
 }
 
 #[test]
+fn cri_runs_a_pod_on_the_installed_shim_on_containerd_1_7() {
+    cri_runs_a_pod_on_the_installed_shim(Version::Containerd17);
+}
+
+#[test]
 fn cri_runs_a_pod_on_the_installed_shim_on_containerd_2() {
     cri_runs_a_pod_on_the_installed_shim(Version::Containerd2);
+}
+
+/// Why version 2 drop-ins name the shim by its path as the runtime type: with the installed
+/// drop-in rewritten to `runtime_type = "io.containerd.spore.v1"` plus `runtime_path`, as
+/// version 3 ones have it, containerd 1.6 looks the shim up on its PATH (containerd#8207) and
+/// fails to start the pod; 1.7 runs the shim at `runtime_path`.
+fn runtime_path_in_a_version_2_drop_in(version: Version, honoured: bool) {
+    let Some(node) = TestNode::configure(version).with_real_shim().start() else { return };
+    assert_eq!(shim_on_containerd_path(), None, "containerd could find a shim on its PATH: the test proves nothing");
+    let mut install = node.installer("install");
+    install.arg("--restart=false");
+    run(install).assert_success();
+    let shim = node.installed_shim().display().to_string();
+    let dropin = std::fs::read_to_string(node.dropin()).unwrap();
+    let by_path = format!("runtime_type = \"{shim}\"\n");
+    assert!(dropin.contains(&by_path), "{dropin}");
+    let by_name = format!("runtime_type = \"io.containerd.spore.v1\"\nruntime_path = \"{shim}\"\n");
+    std::fs::write(node.dropin(), dropin.replace(&by_path, &by_name)).unwrap();
+    node.restart();
+    let handler = node.handler_info().expect("crictl info lists the handler");
+    assert_eq!((&handler["runtimeType"], &handler["runtimePath"]), (&"io.containerd.spore.v1".into(), &shim.into()));
+    node.import_sandbox_image();
+
+    let out = node.run_pod("by-name");
+    if honoured {
+        assert!(out.status.success(), "crictl runp failed: {}", out.stderr_text());
+        assert!(!node.shim_pids().is_empty(), "no process runs {}", node.installed_shim().display());
+        let pod = out.stdout_text().trim().to_string();
+        node.crictl_with_timeout("60s", &["stopp", &pod]).assert_success();
+        node.crictl_with_timeout("60s", &["rmp", &pod]).assert_success();
+    } else {
+        // crictl quotes containerd's error: `binary not installed \"containerd-shim-spore-v1\"`.
+        let message = out.stderr_text();
+        assert!(!out.status.success() && message.contains("binary not installed"), "{message}");
+        assert!(message.contains("containerd-shim-spore-v1"), "{message}");
+        assert!(node.shim_pids().is_empty());
+    }
+}
+
+#[test]
+fn runtime_path_is_ignored_by_containerd_1_6() {
+    runtime_path_in_a_version_2_drop_in(Version::Debian, false);
+}
+
+#[test]
+fn runtime_path_is_honoured_by_containerd_1_7() {
+    runtime_path_in_a_version_2_drop_in(Version::Containerd17, true);
 }

@@ -11,7 +11,7 @@
 //! state, sockets, CNI dirs, drop-in dir (`conf.d`), install dir and log: nothing global is
 //! touched (NRI is disabled, it would take `/var/run/nri/nri.sock`), so tests run in
 //! parallel. The installer runs with host root `/` and these absolute paths. Needs root,
-//! Debian's containerd 1.6 and `make tools` (crictl, containerd 2.x).
+//! Debian's containerd 1.6 and `make tools` (crictl, containerd 1.7 and 2.x).
 //!
 //! The "image" shim the installer copies is a stand-in script unless the node is configured
 //! [`with_real_shim`](NodeConfig::with_real_shim) (`target/release/containerd-shim-spore-v1`),
@@ -51,6 +51,8 @@ const PAUSE_SOURCE: &str = include_str!("../../../tests/native/pause.c");
 pub enum Version {
     /// Debian's /usr/bin/containerd 1.6.20: config version 2.
     Debian,
+    /// containerd 1.7.35 from `make tools` (`SPORE_CONTAINERD17_DIR`): config version 2.
+    Containerd17,
     /// containerd 2.1.4 from `make tools` (`SPORE_CONTAINERD2_DIR`): config version 3.
     Containerd2,
 }
@@ -64,7 +66,17 @@ impl Version {
     fn tool(self, name: &str) -> PathBuf {
         match self {
             Version::Debian => Path::new("/usr/bin").join(name),
+            Version::Containerd17 => tools_dir("SPORE_CONTAINERD17_DIR", "containerd-v1.7.35").join(name),
             Version::Containerd2 => tools_dir("SPORE_CONTAINERD2_DIR", "containerd-v2.1.4").join(name),
+        }
+    }
+
+    /// Whether `make test` named this version's directory: then it must be there.
+    fn required(self) -> bool {
+        match self {
+            Version::Debian => true,
+            Version::Containerd17 => std::env::var_os("SPORE_CONTAINERD17_DIR").is_some(),
+            Version::Containerd2 => std::env::var_os("SPORE_CONTAINERD2_DIR").is_some(),
         }
     }
 }
@@ -117,12 +129,16 @@ impl NodeConfig {
         self
     }
 
-    /// Starts containerd under its restart loop; `None` (after saying why) when containerd
-    /// 2.x is not installed.
+    /// Starts containerd under its restart loop; `None` (after saying why) when a containerd
+    /// from `make tools` (1.7, 2.x) is not installed and `make test` did not ask for it.
     pub fn start(self) -> Option<TestNode> {
         if !self.version.binary().is_file() {
-            assert_eq!(self.version, Version::Containerd2, "Debian's containerd missing: `make deps`");
-            eprintln!("SKIPPED: {} not found; `make tools` builds containerd 2.x", self.version.binary().display());
+            assert!(
+                !self.version.required(),
+                "{} not found: `make deps` installs Debian's containerd, `make tools` builds the others",
+                self.version.binary().display()
+            );
+            eprintln!("SKIPPED: {} not found; `make tools` builds it", self.version.binary().display());
             return None;
         }
         // Short: unix socket paths are limited to 108 bytes.
@@ -165,8 +181,9 @@ state = "{dir}/state"
 "#
     );
     match version {
-        // No runc runtime on purpose: the drop-in must keep containerd 1.x's default one.
-        Version::Debian => format!(
+        // No runc runtime on purpose: the drop-in must keep containerd 1.x's default one. No
+        // need to disable NRI: 1.6 has none, 1.7 has it off by default.
+        Version::Debian | Version::Containerd17 => format!(
             r#"version = 2
 {common}
 [plugins."io.containerd.grpc.v1.cri"]
@@ -294,6 +311,19 @@ impl TestNode {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Restarts containerd as the installer does without systemd (SIGTERM, the loop starts it
+    /// again) and waits until the new one serves CRI.
+    pub fn restart(&self) {
+        let starts = self.starts();
+        nix::sys::signal::kill(Pid::from_raw(self.pid() as i32), Signal::SIGTERM).expect("SIGTERM containerd");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.starts() == starts {
+            assert!(Instant::now() < deadline, "containerd did not start again within {START_TIMEOUT:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_until_serving();
     }
 
     /// The pid of the node's one containerd.

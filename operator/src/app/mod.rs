@@ -86,12 +86,16 @@ pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
         None => delete_owned(&services, &name, &uid).await?,
     }
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &namespace);
-    match hpa {
-        Some(hpa) => drop(apply(&hpas, &hpa).await?),
-        None => delete_owned(&hpas, &name, &uid).await?,
-    }
+    let autoscaler = match hpa {
+        Some(hpa) => Some(apply(&hpas, &hpa).await?),
+        None => {
+            delete_owned(&hpas, &name, &uid).await?;
+            None
+        }
+    };
 
-    let observed = observe(&ctx, &namespace, &name, &runtime_class, applied).await?;
+    let mut observed = observe(&ctx, &namespace, &name, &runtime_class, applied).await?;
+    observed.autoscaler = autoscaler;
     let desired = app.spec.scaling.autoscale.is_none().then(|| app.spec.scaling.fixed_replicas());
     let summary = summarize(&runtime_class, desired, &observed);
     let previous = app.status.clone().unwrap_or_default();
@@ -150,7 +154,7 @@ async fn observe(
         .map_err(kube_err("list nodes of the runtime"))?
         .items
         .len();
-    Ok(Observed { deployment: Some(deployment), pods: pods.items, runtime_class_exists, ready_nodes })
+    Ok(Observed { deployment: Some(deployment), pods: pods.items, runtime_class_exists, ready_nodes, autoscaler: None })
 }
 
 /// One Event per state change worth telling: ready, degraded (with its reason), recovered,

@@ -2,9 +2,11 @@
 //! any node serves its RuntimeClass. Pure: classify each pod's trouble, then one match.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use crate::conditions::Cond;
+use crate::resources::hpa::CONCURRENCY_METRIC;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -23,6 +25,8 @@ pub struct Observed {
     pub runtime_class_exists: bool,
     /// Nodes labelled ready for that RuntimeClass.
     pub ready_nodes: usize,
+    /// The app's HorizontalPodAutoscaler, when autoscaled.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
 }
 
 /// Why an app cannot reach its desired state, as the reason of its conditions.
@@ -57,7 +61,9 @@ pub fn summarize(runtime_class: &str, desired: Option<i32>, observed: &Observed)
         .is_some_and(|d| d.metadata.generation.is_some() && d.metadata.generation == status.observed_generation)
         && updated >= wanted
         && replicas == wanted;
-    let trouble = runtime_problem(runtime_class, observed).or_else(|| observed.pods.iter().find_map(pod_problem));
+    let trouble = runtime_problem(runtime_class, observed)
+        .or_else(|| observed.pods.iter().find_map(pod_problem))
+        .or_else(|| observed.autoscaler.as_ref().and_then(autoscaler_problem));
 
     let ready_cond = match (&trouble, ready >= wanted) {
         (_, true) if wanted == 0 => Cond::new(READY, true, "ScaledToZero", "no replicas requested"),
@@ -97,6 +103,26 @@ fn runtime_problem(runtime_class: &str, observed: &Observed) -> Option<Problem> 
             ),
         )
     })
+}
+
+/// Why the HPA cannot scale, with what fixes it: usually a metrics API nobody serves.
+pub fn autoscaler_problem(hpa: &HorizontalPodAutoscaler) -> Option<Problem> {
+    let conditions = hpa.status.as_ref()?.conditions.as_ref()?;
+    let inactive = conditions.iter().find(|c| {
+        c.type_ == "ScalingActive" && c.status == "False" && c.reason.as_deref() != Some("ScalingDisabled")
+    })?;
+    let hint = match inactive.reason.as_deref() {
+        Some("FailedGetResourceMetric") => {
+            " (targetCpuUtilization needs metrics-server, which serves metrics.k8s.io, in the cluster)".to_string()
+        }
+        Some("FailedGetPodsMetric") => format!(
+            " (targetConcurrency needs a custom-metrics adapter serving {CONCURRENCY_METRIC}; or use \
+             targetCpuUtilization with metrics-server)"
+        ),
+        _ => String::new(),
+    };
+    let message = inactive.message.clone().unwrap_or_default();
+    Some(problem("AutoscalingInactive", format!("the HorizontalPodAutoscaler cannot scale: {message}{hint}")))
 }
 
 /// The first thing keeping `pod` from running, if any.
@@ -177,7 +203,55 @@ mod tests {
     }
 
     fn healthy(deployment: Option<Deployment>, pods: Vec<Pod>) -> Observed {
-        Observed { deployment, pods, runtime_class_exists: true, ready_nodes: 1 }
+        Observed { deployment, pods, runtime_class_exists: true, ready_nodes: 1, autoscaler: None }
+    }
+
+    fn hpa(reason: &str, message: &str) -> HorizontalPodAutoscaler {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "hello"},
+            "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "hello"}},
+            "status": {"desiredReplicas": 1, "conditions": [
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"},
+                {"type": "ScalingActive", "status": if reason.is_empty() { "True" } else { "False" },
+                 "reason": reason, "message": message},
+            ]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_hpa_without_its_metric_degrades_the_app_and_names_the_fix() {
+        let cases = [
+            ("", None),
+            ("ScalingDisabled", None),
+            ("FailedGetResourceMetric", Some("metrics-server")),
+            ("FailedGetPodsMetric", Some("custom-metrics adapter serving spore_http_requests_in_flight")),
+            ("InvalidMetricSourceType", Some("the HorizontalPodAutoscaler cannot scale: boom")),
+        ];
+        for (reason, expected) in cases {
+            let found = autoscaler_problem(&hpa(reason, "boom"));
+            match expected {
+                None => assert_eq!(found, None, "{reason}"),
+                Some(text) => {
+                    let p = found.unwrap_or_else(|| panic!("{reason}: no problem"));
+                    assert_eq!(p.reason, "AutoscalingInactive");
+                    assert!(p.message.contains(text) && p.message.contains("boom"), "{reason}: {}", p.message);
+                }
+            }
+        }
+        let observed = Observed {
+            autoscaler: Some(hpa("FailedGetResourceMetric", "no metrics")),
+            ..healthy(Some(deployment(1, 1, 1, 1, 1)), vec![])
+        };
+        let summary = summarize("spore", None, &observed);
+        assert_eq!(
+            reasons(&summary),
+            [
+                (READY, true, "ReplicasReady"),
+                (PROGRESSING, false, "RolloutComplete"),
+                (DEGRADED, true, "AutoscalingInactive")
+            ]
+        );
     }
 
     fn reasons(s: &Summary) -> Vec<(&str, bool, &str)> {

@@ -2,6 +2,7 @@
 //! the selected nodes, reports each node's state, and on deletion uninstalls from every
 //! node (one Job per node) before letting the WasmRuntime go.
 
+pub mod retire;
 pub mod status;
 
 use std::collections::BTreeSet;
@@ -15,16 +16,18 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_LABEL_PREFIX, node_state};
 use spore_crds::{NodeStatus, WasmRuntime, WasmRuntimeStatus};
 use tracing::{info, instrument, warn};
 
+use self::retire::{job_outcome, node_is_ready, plan_retirement};
 use self::status::{node_statuses, ready_condition};
 use crate::apply::apply;
 use crate::conditions::{to_conditions, truncate, without_times};
@@ -58,10 +61,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 |p: Pod| owning_runtime(&p),
             )
             .watches(
-                Api::<Job>::namespaced(client, &namespace),
+                Api::<Job>::namespaced(client.clone(), &namespace),
                 watcher::Config::default().labels(RUNTIME_LABEL),
                 |j: Job| owning_runtime(&j),
             )
+            .reconcile_all_on(node_label_changes(client))
             .graceful_shutdown_on(shutdown);
     let store = controller.store();
     let metrics = ctx.metrics.clone();
@@ -73,6 +77,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             futures::future::ready(())
         })
         .await;
+}
+
+/// Fires whenever a node's labels change: a node may enter or leave a runtime's selector.
+/// Metadata only, and label changes only, so node heartbeats cost nothing.
+fn node_label_changes(client: kube::Client) -> impl futures::Stream<Item = ()> + Send + 'static {
+    watcher(Api::<PartialObjectMeta<Node>>::all(client), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::labels, Default::default())
+        .filter_map(|node| {
+            futures::future::ready(match node {
+                Ok(_) => Some(()),
+                Err(e) => {
+                    warn!(error = %e, "watching node labels failed; retrying");
+                    None
+                }
+            })
+        })
 }
 
 /// The runtime a labelled object (installer pod, uninstall Job) belongs to.
@@ -117,18 +139,24 @@ async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
     apply(&Api::<DaemonSet>::namespaced(ctx.client.clone(), &settings.namespace), &desired_daemonset(rt, settings)?)
         .await?;
 
-    let nodes = selected_nodes(ctx, rt).await?;
+    let selected = selected_nodes(ctx, rt).await?;
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &settings.namespace)
         .list(&ListParams::default().labels(&selector_string(&installer_labels(&name, "install"))))
         .await
         .map_err(kube_err(format!("list installer pods of WasmRuntime {name}")))?;
-    let nodes = node_statuses(&rt.spec.runtime_class_name, &nodes, &pods.items);
+    let mut nodes = node_statuses(&rt.spec.runtime_class_name, &selected, &pods.items);
     let ready = ready_condition(&nodes);
+    let retiring = retire(ctx, rt, &selected, &pods.items).await?;
+    let settled = ready.status && retiring.is_empty();
+    nodes.extend(retiring);
     let previous = rt.status.clone().unwrap_or_default();
     for node in changed_nodes(&nodes, &previous.nodes) {
         publish_node_event(ctx, rt, node).await;
     }
-    let settled = ready.status;
+    for node in uninstalled_nodes(&nodes, &previous.nodes) {
+        publish(ctx, rt, EventType::Normal, "Uninstalled", format!("node {node}: no longer selected; runtime removed"))
+            .await;
+    }
     let status = WasmRuntimeStatus {
         conditions: to_conditions(&[ready], &previous.conditions, rt.metadata.generation, Time(jiff::Timestamp::now())),
         observed_generation: rt.metadata.generation,
@@ -138,13 +166,48 @@ async fn install(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
         || status.observed_generation != previous.observed_generation
         || without_times(&status.conditions) != without_times(&previous.conditions)
     {
+        let mut patch = serde_json::json!({"status": status});
+        // Serialization leaves an empty list out, and a merge patch keeps what it leaves out.
+        patch["status"]["nodes"] = serde_json::json!(status.nodes);
         Api::<WasmRuntime>::all(ctx.client.clone())
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(kube_err(format!("update status of WasmRuntime {name}")))?;
     }
     ctx.succeeded(&name);
     Ok(Action::requeue(if settled { REQUEUE_SETTLED } else { REQUEUE_PENDING }))
+}
+
+/// Starts, and reports on, the uninstall of nodes the selector no longer picks.
+async fn retire(ctx: &Context, rt: &WasmRuntime, selected: &[Node], installer_pods: &[Pod]) -> Result<Vec<NodeStatus>> {
+    let name = name_of(rt, "WasmRuntime")?;
+    let settings = &ctx.settings.installer;
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &settings.namespace);
+    let existing = jobs
+        .list(&ListParams::default().labels(&selector_string(&installer_labels(&name, "uninstall"))))
+        .await
+        .map_err(kube_err(format!("list uninstall Jobs of WasmRuntime {name}")))?;
+    let labelled = labelled_nodes(ctx, rt).await?;
+    let plan = plan_retirement(&name, &settings.namespace, &labelled, selected, installer_pods, &existing.items);
+    for node in &plan.start {
+        info!(runtime = %name, %node, "no longer selected: uninstalling");
+        apply(&jobs, &desired_uninstall_job(rt, node, settings)?).await?;
+    }
+    for job in &plan.delete_jobs {
+        ignore_missing(jobs.delete(job, &DeleteParams::background()).await)
+            .map_err(kube_err(format!("delete finished Job {job}")))?;
+    }
+    Ok(plan.statuses)
+}
+
+/// Nodes labelled as serving the runtime's class.
+async fn labelled_nodes(ctx: &Context, rt: &WasmRuntime) -> Result<Vec<Node>> {
+    let label = format!("{NODE_LABEL_PREFIX}{}", rt.spec.runtime_class_name);
+    Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&label))
+        .await
+        .map(|l| l.items)
+        .map_err(kube_err(format!("list nodes labelled {label}")))
 }
 
 /// Nodes the runtime's node selector picks.
@@ -157,6 +220,14 @@ async fn selected_nodes(ctx: &Context, rt: &WasmRuntime) -> Result<Vec<Node>> {
         .map_err(kube_err(format!("list nodes matching {selector:?}")))
 }
 
+/// Nodes that were being uninstalled and are gone from the status: done.
+fn uninstalled_nodes<'a>(nodes: &[NodeStatus], previous: &'a [NodeStatus]) -> impl Iterator<Item = &'a str> {
+    previous
+        .iter()
+        .filter(|p| p.state == node_state::UNINSTALLING && !nodes.iter().any(|n| n.name == p.name))
+        .map(|p| p.name.as_str())
+}
+
 fn changed_nodes<'a>(nodes: &'a [NodeStatus], previous: &[NodeStatus]) -> impl Iterator<Item = &'a NodeStatus> {
     nodes.iter().filter(move |n| !previous.iter().any(|p| p.name == n.name && p.state == n.state))
 }
@@ -166,6 +237,8 @@ async fn publish_node_event(ctx: &Context, rt: &WasmRuntime, node: &NodeStatus) 
         node_state::READY => (EventType::Normal, "Installed"),
         node_state::FAILED => (EventType::Warning, "InstallFailed"),
         node_state::INSTALLING => (EventType::Normal, "Installing"),
+        node_state::UNINSTALLING => (EventType::Normal, "Uninstalling"),
+        node_state::UNINSTALL_FAILED => (EventType::Warning, "UninstallFailed"),
         _ => return,
     };
     let note = match &node.message {
@@ -241,34 +314,9 @@ async fn uninstall(rt: &WasmRuntime, ctx: &Context) -> Result<Action> {
 /// Nodes the runtime may be installed on: those it selects and those labelled for it.
 /// Nodes that are not Ready cannot run a Job and are skipped.
 async fn nodes_to_clean(ctx: &Context, rt: &WasmRuntime) -> Result<BTreeSet<String>> {
-    let label = format!("{NODE_LABEL_PREFIX}{}", rt.spec.runtime_class_name);
-    let nodes = Api::<Node>::all(ctx.client.clone());
-    let labelled = nodes.list(&ListParams::default().labels(&label)).await.map_err(kube_err("list labelled nodes"))?;
+    let labelled = labelled_nodes(ctx, rt).await?;
     let selected = selected_nodes(ctx, rt).await?;
-    Ok(labelled
-        .items
-        .iter()
-        .chain(&selected)
-        .filter(|n| node_is_ready(n))
-        .filter_map(|n| n.metadata.name.clone())
-        .collect())
-}
-
-fn node_is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// `Some(true)` once the Job succeeded, `Some(false)` once it gave up, else `None`.
-fn job_outcome(job: &Job) -> Option<bool> {
-    let status = job.status.as_ref()?;
-    if status.succeeded.unwrap_or(0) > 0 {
-        return Some(true);
-    }
-    let failed = status.conditions.iter().flatten().any(|c| c.type_ == "Failed" && c.status == "True");
-    failed.then_some(false)
+    Ok(labelled.iter().chain(&selected).filter(|n| node_is_ready(n)).filter_map(|n| n.metadata.name.clone()).collect())
 }
 
 fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
@@ -320,6 +368,10 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}]})
     }
 
+    fn job_list() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []})
+    }
+
     #[tokio::test]
     async fn a_new_runtime_gets_its_finalizer_before_anything_else() {
         let rt = runtime("");
@@ -336,10 +388,14 @@ mod tests {
         assert!(bodies[0].to_string().contains(FINALIZER), "{}", bodies[0]);
     }
 
-    #[tokio::test]
-    async fn an_installed_node_makes_the_runtime_ready() {
-        let rt = with_finalizer(runtime("  nodeSelector: {spore.dev/node-kind: wasm}\n"));
-        let calls = vec![
+    fn empty_node_list() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": []})
+    }
+
+    /// The calls of an install reconcile up to its status: apply both objects, then list
+    /// the selected nodes, installer pods, uninstall Jobs and labelled nodes.
+    fn install_calls(selected: serde_json::Value, labelled: serde_json::Value) -> Vec<crate::fixtures::Call> {
+        vec![
             call(
                 "PATCH",
                 "/apis/node.k8s.io/v1/runtimeclasses/spore",
@@ -350,25 +406,81 @@ mod tests {
                 &format!("{NS}/daemonsets/spore-installer-spore"),
                 serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "spore-installer-spore"}}),
             ),
-            call("GET", "/api/v1/nodes", node_list(true)),
+            call("GET", "/api/v1/nodes", selected),
             call(
                 "GET",
                 "/api/v1/namespaces/spore-system/pods",
                 serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
             ),
-            call(
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/default/events",
-                serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
-            ),
-            call("PATCH", "/apis/spore.dev/v1alpha1/wasmruntimes/spore/status", serde_json::to_value(&rt).unwrap()),
-        ];
+            call("GET", "/apis/batch/v1/namespaces/spore-system/jobs", job_list()),
+            call("GET", "/api/v1/nodes", labelled),
+        ]
+    }
+
+    fn event_call() -> crate::fixtures::Call {
+        call(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+        )
+    }
+
+    fn status_call(rt: &WasmRuntime) -> crate::fixtures::Call {
+        call("PATCH", "/apis/spore.dev/v1alpha1/wasmruntimes/spore/status", serde_json::to_value(rt).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_installed_node_makes_the_runtime_ready() {
+        let rt = with_finalizer(runtime("  nodeSelector: {spore.dev/node-kind: wasm}\n"));
+        let mut calls = install_calls(node_list(true), node_list(true));
+        calls.extend([event_call(), status_call(&rt)]);
         let (result, bodies) = run(rt, calls).await;
         assert_eq!(result.unwrap(), Action::requeue(REQUEUE_SETTLED));
-        assert_eq!(bodies[4]["reason"], "Installed");
-        let status = &bodies[5]["status"];
+        assert_eq!(bodies[6]["reason"], "Installed");
+        let status = &bodies[7]["status"];
         assert_eq!(status["conditions"][0]["reason"], "AllNodesReady");
         assert_eq!(status["nodes"][0]["state"], "Ready");
+    }
+
+    #[tokio::test]
+    async fn a_node_the_selector_drops_gets_an_uninstall_job() {
+        let rt = with_finalizer(runtime("  nodeSelector: {spore.dev/node-kind: none}\n"));
+        let mut calls = install_calls(empty_node_list(), node_list(true));
+        calls.extend([
+            call(
+                "PATCH",
+                "/apis/batch/v1/namespaces/spore-system/jobs/spore-uninstall-node-wasm",
+                serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "spore-uninstall-node-wasm"}}),
+            ),
+            event_call(),
+            status_call(&rt),
+        ]);
+        let (result, bodies) = run(rt, calls).await;
+        assert_eq!(result.unwrap(), Action::requeue(REQUEUE_PENDING));
+        assert_eq!(bodies[6]["spec"]["template"]["spec"]["nodeName"], "node-wasm");
+        assert_eq!(bodies[7]["reason"], "Uninstalling");
+        let status = &bodies[8]["status"];
+        assert_eq!(status["conditions"][0]["reason"], "NoNodesSelected");
+        assert_eq!(status["nodes"][0]["state"], "Uninstalling");
+    }
+
+    #[tokio::test]
+    async fn a_node_done_uninstalling_leaves_the_status_with_an_event() {
+        let mut rt = with_finalizer(runtime("  nodeSelector: {spore.dev/node-kind: none}\n"));
+        rt.status = Some(WasmRuntimeStatus {
+            nodes: vec![NodeStatus {
+                name: "node-wasm".into(),
+                state: node_state::UNINSTALLING.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut calls = install_calls(empty_node_list(), empty_node_list());
+        calls.extend([event_call(), status_call(&rt)]);
+        let (result, bodies) = run(rt, calls).await;
+        assert_eq!(result.unwrap(), Action::requeue(REQUEUE_PENDING));
+        assert_eq!(bodies[6]["reason"], "Uninstalled");
+        assert_eq!(bodies[7]["status"]["nodes"], serde_json::json!([]), "the merge patch clears the list");
     }
 
     #[tokio::test]
