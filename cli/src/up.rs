@@ -1,7 +1,7 @@
 //! `spore up`: run a WasmApp locally with the same engine and sandbox as the cluster.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use spore_crds::WasmApp;
@@ -28,6 +28,10 @@ pub struct UpArgs {
     /// Address HTTP components listen on (the port comes from capabilities.network.inbound).
     #[arg(long, default_value = "127.0.0.1")]
     pub address: IpAddr,
+    /// Serve the HTTP component's Prometheus metrics at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9464 (as the cluster's pods do on their `metrics` port).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_address: Option<SocketAddr>,
     /// Pull over plain HTTP (default only for localhost registries).
     #[arg(long)]
     pub plain_http: bool,
@@ -59,14 +63,28 @@ pub async fn run(args: UpArgs) -> Result<i32> {
 
     if wasm.kind() == WasmKind::HttpProxy {
         let listener = spore_shim::bind(args.address, &sandbox).await?;
-        let addr = listener.local_addr().map_err(|source| CliError::Io { context: "listener".into(), source })?;
-        eprintln!("spore: serving {} ({}) on http://{addr}/ — Ctrl-C to stop", app_name(&app), wasm.kind());
-        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, async {
+        let metrics = match args.metrics_address {
+            Some(addr) => Some(spore_shim::bind_metrics(addr, &sandbox).await?),
+            None => None,
+        };
+        eprintln!(
+            "spore: serving {} ({}) on http://{}/ — Ctrl-C to stop",
+            app_name(&app),
+            wasm.kind(),
+            local(&listener)?
+        );
+        if let Some(metrics) = &metrics {
+            eprintln!("spore: metrics on http://{}/metrics", local(metrics)?);
+        }
+        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, metrics, async {
             shutdown_signal().await;
         })
         .await?;
         eprintln!("spore: stopped");
         return Ok(0);
+    }
+    if args.metrics_address.is_some() {
+        eprintln!("spore: --metrics-address ignored: {} is a command, not an HTTP component", app_name(&app));
     }
     let exit = tokio::select! {
         exit = spore_shim::run_command(&engine, &wasm, &sandbox) => exit?,
@@ -79,6 +97,10 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         eprintln!("spore: {}: {}", app_name(&app), exit.report());
     }
     Ok(exit.code)
+}
+
+fn local(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {
+    listener.local_addr().map_err(|source| CliError::Io { context: "listener".into(), source })
 }
 
 /// Resolves the manifest into the engine's terms, with local stand-ins for cluster objects.

@@ -194,14 +194,19 @@ fn wait_for(addr: SocketAddr, child: &mut Child) -> String {
     }
 }
 
-#[test]
-fn up_serves_http_until_interrupted() {
-    let port = free_port();
-    let app = Manifest::new(&format!(
+fn http_app(port: u16) -> Manifest {
+    Manifest::new(&format!(
         "  module:\n    image: localhost:5000/x:1\n  capabilities:\n    network:\n      inbound:\n      - name: http\n        port: {port}\n"
-    ));
+    ))
+}
+
+#[test]
+fn up_serves_http_and_its_metrics_until_interrupted() {
+    let (port, metrics_port) = (free_port(), free_port());
+    let app = http_app(port);
+    let metrics = format!("127.0.0.1:{metrics_port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
-        .args(["up", "-f", &app.path(), "--module", &guest("http.wasm")])
+        .args(["up", "-f", &app.path(), "--module", &guest("http.wasm"), "--metrics-address", &metrics])
         .env("XDG_CACHE_HOME", cache_home())
         .stderr(Stdio::piped())
         .spawn()
@@ -209,11 +214,29 @@ fn up_serves_http_until_interrupted() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let response = wait_for(addr, &mut child);
     assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hello from spore\n"), "{response}");
+    let scraped = get(metrics.parse().unwrap(), "/metrics").unwrap_or_default();
+    assert!(scraped.contains("spore_http_requests_total{code=\"200\"} 1\n"), "{scraped}");
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("on http://127.0.0.1:{port}/")) && err.contains("stopped"), "{err}");
+    assert!(err.contains(&format!("metrics on http://{metrics}/metrics")), "{err}");
+}
+
+#[test]
+fn up_refuses_metrics_on_the_apps_own_port() {
+    let port = free_port();
+    let out = spore(&[
+        "up",
+        "-f",
+        &http_app(port).path(),
+        "--module",
+        &guest("http.wasm"),
+        "--metrics-address",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_one_error(&out, &format!("metrics port {port} is also the guest's HTTP port"));
 }
 
 fn build_image(dir: &Path, module: &str, tag: &str) -> String {

@@ -39,6 +39,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "metrics port {port} is also the guest's HTTP port (capabilities.network.inbound {port}); \
+         serve metrics on another port"
+    )]
+    MetricsPortTaken { port: u16 },
+
     #[error("failed to instantiate the guest: {0:#}")]
     Instantiate(wasmtime::Error),
 

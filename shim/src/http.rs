@@ -1,6 +1,7 @@
 //! Serving `wasi:http/proxy` components: one fresh instance per request from a
 //! pre-instantiated component, a concurrency cap answered with 503, a per-request
-//! deadline, outbound requests checked against the allowlist, and a graceful drain.
+//! deadline, outbound requests checked against the allowlist, a graceful drain, and the
+//! server's Prometheus metrics on a listener of their own.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::limits;
+use crate::metrics::{self, HttpMetrics, InFlight};
 use crate::module::{Code, Wasm, WasmKind};
 use crate::policy::{DEFAULT_REQUEST_TIMEOUT, HttpAllowlist, Sandbox};
 use crate::state::P2State;
@@ -41,6 +43,7 @@ struct Inner {
     pre: ProxyPre<P2State>,
     sandbox: Sandbox,
     permits: Arc<Semaphore>,
+    metrics: HttpMetrics,
 }
 
 impl HttpServer {
@@ -58,45 +61,52 @@ impl HttpServer {
         let pre = engine.p2_linker().instantiate_pre(component).map_err(Error::Instantiate)?;
         let pre = ProxyPre::new(pre).map_err(Error::Instantiate)?;
         let permits = Arc::new(Semaphore::new(sandbox.limits().max_concurrency));
-        Ok(Self(Arc::new(Inner { pre, sandbox: sandbox.clone(), permits })))
+        Ok(Self(Arc::new(Inner { pre, sandbox: sandbox.clone(), permits, metrics: HttpMetrics::default() })))
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting
     /// and waits for in-flight requests to finish.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        tracing::warn!("accept failed: {err}");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let server = self.clone();
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
-            });
-            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(err) = conn.await {
-                    tracing::debug!(%peer, "connection ended: {err}");
-                }
-            });
-        }
-        drop(listener);
-        graceful.shutdown().await;
+        let server = self.clone();
+        accept_until(listener, shutdown, move |req| {
+            let server = server.clone();
+            async move { server.handle(req).await }
+        })
+        .await;
         Ok(())
     }
 
+    /// Serves the server's metrics at `GET /metrics` from `listener` until `shutdown`
+    /// resolves. The shim's own listener: the guest never sees these requests.
+    async fn serve_metrics(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let server = self.clone();
+        accept_until(listener, shutdown, move |req| std::future::ready(server.metrics_response(&req))).await;
+        Ok(())
+    }
+
+    fn metrics_response(&self, req: &hyper::Request<Incoming>) -> Response {
+        if req.uri().path() != metrics::METRICS_PATH {
+            return plain(404, format!("spore: not found; metrics are at {}\n", metrics::METRICS_PATH));
+        }
+        if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+            return plain(405, "spore: metrics are read with GET\n".into());
+        }
+        let body = Full::new(Bytes::from(self.0.metrics.encode())).map_err(|never| match never {}).boxed_unsync();
+        hyper::Response::builder()
+            .header(hyper::header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+            .body(body)
+            .expect("static response parts are valid")
+    }
+
     async fn handle(&self, req: hyper::Request<Incoming>) -> Response {
+        let response = self.admit_and_dispatch(req).await;
+        self.0.metrics.answered(response.status().as_u16());
+        response
+    }
+
+    async fn admit_and_dispatch(&self, req: hyper::Request<Incoming>) -> Response {
         let Ok(permit) = self.0.permits.clone().try_acquire_owned() else {
+            self.0.metrics.rejected();
             return plain(
                 503,
                 format!(
@@ -105,7 +115,8 @@ impl HttpServer {
                 ),
             );
         };
-        match self.dispatch(req, permit).await {
+        let admitted = Admitted { _permit: permit, _in_flight: self.0.metrics.start() };
+        match self.dispatch(req, admitted).await {
             Ok(response) => response,
             Err(exit) => {
                 tracing::error!("request failed: {}", exit.report());
@@ -116,12 +127,8 @@ impl HttpServer {
     }
 
     /// Runs one request in a fresh instance. The instance runs in its own task so it can
-    /// keep streaming the body after the response head is sent; it holds the permit.
-    async fn dispatch(
-        &self,
-        req: hyper::Request<Incoming>,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> std::result::Result<Response, Exit> {
+    /// keep streaming the body after the response head is sent; it holds the admission.
+    async fn dispatch(&self, req: hyper::Request<Incoming>, admitted: Admitted) -> std::result::Result<Response, Exit> {
         let sandbox = &self.0.sandbox;
         let host_error =
             |e: String| Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(e), backtrace: Vec::new() };
@@ -137,7 +144,7 @@ impl HttpServer {
         let usage = sandbox.usage().clone();
         let mut guest = Metered::new(
             async move {
-                let _permit = permit;
+                let _admitted = admitted;
                 let result = async {
                     let proxy = pre.instantiate_async(&mut store).await?;
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
@@ -175,19 +182,77 @@ impl HttpServer {
     }
 }
 
+/// A request admitted under the concurrency cap: its permit and its place in the in-flight
+/// gauge, both held until the guest's instance is done (body streaming included).
+struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _in_flight: InFlight,
+}
+
+/// Accepts HTTP/1 connections, each answered by `respond`, until `shutdown` resolves; then
+/// stops accepting and waits for open connections to finish.
+async fn accept_until<R, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, respond: R)
+where
+    R: Fn(hyper::Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::warn!("accept failed: {err}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let respond = respond.clone();
+        let service = service_fn(move |req| {
+            let response = respond(req);
+            async move { Ok::<_, Infallible>(response.await) }
+        });
+        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%peer, "connection ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Result<Response, Exit> {
     Ok(response.unwrap_or_else(|code| plain(500, format!("spore: the guest answered with error {code:?}\n"))))
 }
 
-/// Serves `wasm` on `listener` until `shutdown` resolves.
+/// Serves `wasm` on `listener`, and its metrics on `metrics` if given, until `shutdown`
+/// resolves. Metrics stay up while the requests in flight drain, then stop too.
 pub async fn serve_http(
     engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    HttpServer::new(engine, wasm, sandbox)?.serve(listener, shutdown).await
+    let server = HttpServer::new(engine, wasm, sandbox)?;
+    let Some(metrics) = metrics else { return server.serve(listener, shutdown).await };
+    let (drained, on_drained) = tokio::sync::oneshot::channel::<()>();
+    let guest = async {
+        let served = server.serve(listener, shutdown).await;
+        drop(drained);
+        served
+    };
+    let metrics = server.serve_metrics(metrics, async {
+        let _ = on_drained.await;
+    });
+    let (served, metrics_served) = tokio::join!(guest, metrics);
+    served.and(metrics_served)
 }
 
 /// Binds the component's declared port on `ip`.
@@ -196,7 +261,24 @@ pub async fn bind(ip: std::net::IpAddr, sandbox: &Sandbox) -> Result<TcpListener
         field: "network.inbound".into(),
         message: "an HTTP component needs a TCP port to serve on; add e.g. {name: http, port: 8080}".into(),
     })?;
-    let addr = SocketAddr::new(ip, port);
+    listen(SocketAddr::new(ip, port)).await
+}
+
+/// Binds the metrics listener on `addr`, which must not be the component's HTTP port.
+pub async fn bind_metrics(addr: SocketAddr, sandbox: &Sandbox) -> Result<TcpListener> {
+    check_metrics_port(addr.port(), sandbox)?;
+    listen(addr).await
+}
+
+/// The metrics port must differ from the guest's HTTP port (port 0 picks a free one).
+pub(crate) fn check_metrics_port(port: u16, sandbox: &Sandbox) -> Result<()> {
+    match sandbox.http_port() {
+        Some(http_port) if port == http_port && port != 0 => Err(Error::MetricsPortTaken { port }),
+        _ => Ok(()),
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.to_string(), source })
 }
 
@@ -236,5 +318,36 @@ impl WasiHttpHooks for OutboundHooks {
         }
         tracing::warn!(uri = %request.uri(), "outbound HTTP request denied: host not in capabilities.network.outbound.http");
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spore_crds::InboundPort;
+
+    use super::*;
+    use crate::{AppConfig, Stdio};
+
+    fn serving_on(ports: &[u16]) -> Sandbox {
+        let mut config = AppConfig::default();
+        config.capabilities.network.inbound = ports
+            .iter()
+            .map(|p| InboundPort { name: None, port: (*p).into(), protocol: spore_crds::Protocol::Tcp })
+            .collect();
+        Sandbox::new(config, Stdio::null()).expect("valid sandbox")
+    }
+
+    #[test]
+    fn the_metrics_port_must_not_be_the_guests_http_port() {
+        for (http_ports, metrics_port, taken) in
+            [(&[8080][..], 8080, true), (&[8080], 9464, false), (&[8080], 0, false), (&[], 8080, false)]
+        {
+            let result = check_metrics_port(metrics_port, &serving_on(http_ports));
+            assert_eq!(result.is_err(), taken, "{http_ports:?} {metrics_port}");
+            if let Err(err) = result {
+                let err = err.to_string();
+                assert!(err.contains("metrics port 8080") && err.contains("HTTP port"), "{err}");
+            }
+        }
     }
 }

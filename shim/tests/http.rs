@@ -1,22 +1,26 @@
 //! Serving the real HTTP component: hello, concurrency cap, deadline, traps, memory,
-//! outbound allowlist against a loopback upstream, and graceful shutdown.
+//! outbound allowlist against a loopback upstream, metrics on their own listener, and
+//! graceful shutdown.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Run, engine, guest, http_get};
+use common::{Run, engine, guest, http_get, http_get_raw};
 use spore_shim::HttpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const HTTP: &str = "http.wasm";
+const IN_FLIGHT: &str = "spore_http_requests_in_flight";
+const REJECTED: &str = "spore_http_requests_rejected_total";
 
-/// A served component; dropping it stops the server.
+/// A served component with its metrics listener; dropping it stops the server.
 struct Served {
     addr: SocketAddr,
+    metrics: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<spore_shim::Result<()>>,
     captured: spore_shim::Captured,
@@ -25,25 +29,42 @@ struct Served {
 async fn serve(run: Run) -> Served {
     let wasm = run.wasm();
     let (sandbox, captured) = run.sandbox();
-    let server = HttpServer::new(engine(), &wasm, &sandbox).expect("server");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let metrics = spore_shim::bind_metrics("127.0.0.1:0".parse().unwrap(), &sandbox).await.unwrap();
+    let (addr, metrics_addr) = (listener.local_addr().unwrap(), metrics.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
+        spore_shim::serve_http(engine(), &wasm, &sandbox, listener, Some(metrics), async {
+            let _ = stopped.await;
+        })
+        .await
     });
-    Served { addr, stop: Some(stop), task, captured }
+    Served { addr, metrics: metrics_addr, stop: Some(stop), task, captured }
 }
 
 impl Served {
+    /// Asks the server to stop without waiting for it.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
+        self.stop();
         tokio::time::timeout(Duration::from_secs(10), &mut self.task).await.expect("drains").unwrap().unwrap();
     }
+
+    /// The value of one series (name and labels, as exposed) on `/metrics`.
+    async fn metric(&self, series: &str) -> Option<u64> {
+        let (status, text) = http_get(self.metrics, "/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
+fn requests_with(code: u16) -> String {
+    format!("spore_http_requests_total{{code=\"{code}\"}}")
 }
 
 #[tokio::test]
@@ -63,10 +84,44 @@ async fn requests_past_max_concurrency_get_503() {
     let (status, body) = http_get(addr, "/").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("maxConcurrency (2)"), "{body}");
+    assert_eq!(served.metric(IN_FLIGHT).await, Some(2));
+    assert_eq!(served.metric(REJECTED).await, Some(1));
+    assert_eq!(served.metric(&requests_with(503)).await, Some(1));
     for request in slow {
         assert_eq!(request.await.unwrap(), (200, "slept 1500\n".into()));
     }
     assert_eq!(http_get(addr, "/").await.0, 200, "permits are returned");
+    assert_eq!(served.metric(IN_FLIGHT).await, Some(0));
+    assert_eq!(served.metric(&requests_with(200)).await, Some(3));
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_answers_by_status_code() {
+    let served = serve(guest(HTTP)).await;
+    assert_eq!((served.metric(IN_FLIGHT).await, served.metric(REJECTED).await), (Some(0), Some(0)));
+    for path in ["/", "/", "/nope", "/trap"] {
+        http_get(served.addr, path).await;
+    }
+    assert_eq!(served.metric(&requests_with(200)).await, Some(2));
+    assert_eq!(served.metric(&requests_with(404)).await, Some(1));
+    assert_eq!(served.metric(&requests_with(500)).await, Some(1));
+    assert_eq!(served.metric(IN_FLIGHT).await, Some(0), "every request returned its place");
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_only_metrics_and_the_guest_never_sees_it() {
+    let served = serve(guest(HTTP)).await;
+    let response = http_get_raw(served.metrics, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("content-type: application/openmetrics-text"), "{response}");
+    assert!(response.ends_with("# EOF\n"), "{response}");
+    assert_eq!(http_get(served.metrics, "/").await.0, 404);
+    assert_eq!(http_get(served.metrics, "/metrics/x").await.0, 404);
+    assert_eq!(served.metric(&requests_with(404)).await, None, "scrapes are not guest requests");
+    assert_eq!(http_get(served.addr, "/metrics").await, (404, "not found\n".into()), "the guest's own 404");
+    assert_eq!(served.metric(&requests_with(404)).await, Some(1));
     served.shutdown().await;
 }
 
@@ -148,14 +203,24 @@ async fn outbound_requests_reach_only_allowlisted_hosts() {
 }
 
 #[tokio::test]
-async fn shutdown_drains_in_flight_requests() {
-    let served = serve(guest(HTTP)).await;
+async fn shutdown_drains_in_flight_requests_then_stops_metrics() {
+    let mut served = serve(guest(HTTP)).await;
     let addr = served.addr;
     let in_flight = tokio::spawn(http_get(addr, "/sleep?ms=800"));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    served.stop();
+    let closed = async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), closed).await.expect("the guest's port closes at shutdown");
+    assert_eq!(served.metric(IN_FLIGHT).await, Some(1), "metrics stay up while requests drain");
+    let metrics = served.metrics;
     served.shutdown().await;
     assert_eq!(in_flight.await.unwrap(), (200, "slept 800\n".into()));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(tokio::net::TcpStream::connect(metrics).await.is_err(), "metrics still served after shutdown");
 }
 
 #[tokio::test]

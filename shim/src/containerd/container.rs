@@ -1,6 +1,7 @@
 //! One container of a pod: created from its bundle, started as a guest on the engine,
 //! stopped by a signal or by its own exit, and its exit status kept for Wait and Delete.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -20,7 +21,12 @@ pub enum Status {
 /// What a container runs.
 pub enum Workload {
     Sandbox,
-    Guest { wasm: Wasm, sandbox: Sandbox },
+    /// `metrics_port`: where the shim serves an HTTP guest's metrics, if anywhere.
+    Guest {
+        wasm: Wasm,
+        sandbox: Sandbox,
+        metrics_port: Option<u16>,
+    },
 }
 
 pub struct Container {
@@ -122,8 +128,8 @@ impl Container {
     async fn execute(&self, engine: &Engine, workload: &Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
-            Workload::Guest { wasm, sandbox } if wasm.kind() == WasmKind::HttpProxy => {
-                match serve(engine, wasm, sandbox).await {
+            Workload::Guest { wasm, sandbox, metrics_port } if wasm.kind() == WasmKind::HttpProxy => {
+                match serve(engine, wasm, sandbox, *metrics_port).await {
                     Ok(()) => 0,
                     Err(err) => {
                         log::error!("container {}: {err}", self.id);
@@ -131,7 +137,7 @@ impl Container {
                     }
                 }
             }
-            Workload::Guest { wasm, sandbox } => match crate::run_command(engine, wasm, sandbox).await {
+            Workload::Guest { wasm, sandbox, .. } => match crate::run_command(engine, wasm, sandbox).await {
                 Ok(exit) => {
                     if exit.reason.is_some() {
                         log::warn!("container {}: {}", self.id, exit.report());
@@ -172,17 +178,35 @@ fn exit_status(exit: &Exit) -> u32 {
     u32::try_from(exit.code).unwrap_or(crate::HOST_ERROR_EXIT_CODE as u32)
 }
 
-async fn serve(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> crate::Result<()> {
-    let listener = crate::bind(std::net::Ipv4Addr::UNSPECIFIED.into(), sandbox).await?;
-    crate::serve_http(engine, wasm, sandbox, listener, std::future::pending()).await
+/// Serves on 0.0.0.0 in the pod's network namespace: the guest's port and the metrics port.
+async fn serve(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox, metrics_port: Option<u16>) -> crate::Result<()> {
+    let any = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+    let listener = crate::bind(any, sandbox).await?;
+    let metrics = match metrics_port {
+        Some(port) => Some(crate::bind_metrics(SocketAddr::new(any, port), sandbox).await?),
+        None => None,
+    };
+    crate::serve_http(engine, wasm, sandbox, listener, metrics, std::future::pending()).await
 }
 
 /// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad
 /// module fails Create with a reason rather than Start. `source` names where it came from.
-pub fn guest(bytes: &[u8], source: &str, config: AppConfig, engine: &Engine, stdio: Stdio) -> Result<Workload, String> {
+/// Only HTTP components get a metrics listener; commands ignore `metrics_port`.
+pub fn guest(
+    bytes: &[u8],
+    source: &str,
+    config: AppConfig,
+    metrics_port: Option<u16>,
+    engine: &Engine,
+    stdio: Stdio,
+) -> Result<Workload, String> {
     let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
-    Ok(Workload::Guest { wasm, sandbox })
+    let metrics_port = metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
+    if let Some(port) = metrics_port {
+        crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
+    }
+    Ok(Workload::Guest { wasm, sandbox, metrics_port })
 }
 
 /// Reads the entrypoint from the rootfs; `Ok(None)` when the rootfs has no such file.

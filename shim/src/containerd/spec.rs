@@ -15,6 +15,8 @@ pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
 pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
 /// A JSON list of the environment variable names the app declares; only these pass.
 pub const ENV_ANNOTATION: &str = "spore.dev/env";
+/// The port the shim serves the pod's HTTP metrics on (`GET /metrics`); none without it.
+pub const METRICS_PORT_ANNOTATION: &str = "spore.dev/metrics-port";
 
 /// The guest's argv[0] when the spec has no entrypoint (a Wasm artifact image run as is).
 const DEFAULT_GUEST_NAME: &str = "app.wasm";
@@ -41,7 +43,9 @@ pub enum ContainerKind {
     Sandbox,
     /// A Wasm guest with its sandbox. `module` is the entrypoint's path inside the rootfs;
     /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
-    Wasm { module: Option<PathBuf>, config: Box<AppConfig> },
+    /// `metrics_port` is the shim's, outside the sandbox: the guest's capabilities never
+    /// include it.
+    Wasm { module: Option<PathBuf>, config: Box<AppConfig>, metrics_port: Option<u16> },
 }
 
 impl ContainerKind {
@@ -65,7 +69,8 @@ impl ContainerKind {
             limits: limits(spec, &annotations)?,
         };
         let volumes = volumes(spec, &config.capabilities)?;
-        Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }) })
+        let metrics_port = metrics_port(&annotations)?;
+        Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), metrics_port })
     }
 }
 
@@ -91,6 +96,17 @@ fn annotation_json<T: serde::de::DeserializeOwned + Default>(
 
 fn capabilities(annotations: &std::collections::HashMap<String, String>) -> Result<Capabilities, SpecError> {
     annotation_json(annotations, CAPABILITIES_ANNOTATION)
+}
+
+fn metrics_port(annotations: &std::collections::HashMap<String, String>) -> Result<Option<u16>, SpecError> {
+    let Some(value) = annotations.get(METRICS_PORT_ANNOTATION) else { return Ok(None) };
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Some(port)),
+        _ => Err(spec_error(
+            format!("annotation {METRICS_PORT_ANNOTATION}"),
+            format!("{value:?} is not a port number (1-65535)"),
+        )),
+    }
 }
 
 /// Only the names the app declared pass; containerd's own additions (PATH, HOSTNAME,
@@ -163,7 +179,7 @@ mod tests {
 
     fn wasm(json: serde_json::Value) -> Result<(Option<PathBuf>, AppConfig), SpecError> {
         match ContainerKind::from_spec(&spec(json), Path::new("/bundle/rootfs"))? {
-            ContainerKind::Wasm { module, config } => Ok((module, *config)),
+            ContainerKind::Wasm { module, config, .. } => Ok((module, *config)),
             ContainerKind::Sandbox => panic!("not a Wasm container"),
         }
     }
@@ -248,6 +264,38 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_port_annotation_is_a_port_number_or_absent() {
+        let not_a_port =
+            |v: &str| Err(format!("annotation spore.dev/metrics-port: {v:?} is not a port number (1-65535)"));
+        type Expected = Result<Option<u16>, String>;
+        let cases: [(Option<&str>, Expected); 8] = [
+            (None, Ok(None)),
+            (Some("9464"), Ok(Some(9464))),
+            (Some("65535"), Ok(Some(65535))),
+            (Some("abc"), not_a_port("abc")),
+            (Some("0"), not_a_port("0")),
+            (Some("65536"), not_a_port("65536")),
+            (Some(" 9464"), not_a_port(" 9464")),
+            (Some(""), not_a_port("")),
+        ];
+        for (value, expected) in cases {
+            let annotations =
+                value.map_or_else(|| serde_json::json!({}), |v| serde_json::json!({"spore.dev/metrics-port": v}));
+            let kind = ContainerKind::from_spec(
+                &spec(serde_json::json!({
+                    "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
+                })),
+                Path::new("/r"),
+            );
+            let port = kind.map_err(|e| e.to_string()).map(|kind| match kind {
+                ContainerKind::Wasm { metrics_port, .. } => metrics_port,
+                ContainerKind::Sandbox => panic!("not a Wasm container"),
+            });
+            assert_eq!(port, expected, "{value:?}");
         }
     }
 

@@ -81,14 +81,14 @@ impl TaskService {
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
     ) -> Result<Workload, String> {
-        let (module, config) =
+        let (module, config, metrics_port) =
             match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
                 ContainerKind::Sandbox => return Ok(Workload::Sandbox),
-                ContainerKind::Wasm { module, config } => (module, config),
+                ContainerKind::Wasm { module, config, metrics_port } => (module, config, metrics_port),
             };
         let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
         let io = stdio(req).map_err(|e| e.to_string())?;
-        guest(&bytes, &source, *config, &self.engine, io)
+        guest(&bytes, &source, *config, metrics_port, &self.engine, io)
     }
 
     /// The entrypoint file in the rootfs (plain images), else the image's Wasm layer from
