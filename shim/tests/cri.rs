@@ -1,7 +1,8 @@
 //! The CRI path as kubelet drives it, with crictl against a real containerd 1.6 with the
 //! `spore` runtime handler: a pod sandbox on a CNI bridge, a Wasm HTTP container in it that
-//! answers on the pod IP, its logs, command containers' exit codes, and a clean stop and
-//! removal. Needs root, `make deps` (containerd, CNI plugins) and `make tools` (crictl).
+//! answers on the pod IP (and serves its metrics on the annotated port), its logs, command
+//! containers' exit codes, and a clean stop and removal. Needs root, `make deps` (containerd,
+//! CNI plugins) and `make tools` (crictl).
 
 mod common;
 mod harness;
@@ -15,7 +16,9 @@ const HTTP_IMAGE: &str = "localhost/spore/http:1";
 fn a_wasm_pod_serves_http_on_its_pod_ip() {
     let cri = Cri::start();
     let pod = cri.run_pod("hello");
-    let container_id = cri.start_container(&pod, http_container("http", HTTP_IMAGE, 8080));
+    let mut config = http_container("http", HTTP_IMAGE, 8080);
+    config["annotations"]["spore.dev/metrics-port"] = "9464".into();
+    let container_id = cri.start_container(&pod, config);
 
     let ip = cri.pod_ip(&pod.0);
     assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {}", cri.subnet());
@@ -27,6 +30,12 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
     assert!(get(&format!("http://{ip}:8080/trap")).is_some());
     let logs = cri.crictl(&["logs", &container_id]);
     assert!(logs.stderr_text().contains("trap requested"), "logs: {}{}", logs.stdout_text(), logs.stderr_text());
+
+    // The shim serves the pod's metrics on the annotated port, as Prometheus scrapes them.
+    let metrics = get(&format!("http://{ip}:9464/metrics")).unwrap_or_default();
+    for series in ["spore_http_requests_total{code=\"200\"} ", "spore_http_requests_total{code=\"500\"} 1"] {
+        assert!(metrics.contains(series), "{series} missing from the pod's metrics:\n{metrics}");
+    }
 
     // A second Wasm container in the pod joins the same shim process.
     cri.start_container(&pod, http_container("echo", HTTP_IMAGE, 8081));
@@ -41,7 +50,8 @@ fn a_wasm_pod_serves_http_on_its_pod_ip() {
 fn command_containers_report_their_exit_codes_and_output() {
     let cri = Cri::start();
     let pod = cri.run_pod("jobs");
-    let limit = serde_json::json!({"spore.dev/limits": "{\"memory\": \"8Mi\"}"});
+    // Commands ignore the metrics port: nothing to count, and they start all the same.
+    let limit = serde_json::json!({"spore.dev/limits": "{\"memory\": \"8Mi\"}", "spore.dev/metrics-port": "9464"});
     for (name, args, code, reason) in [
         ("ok", ["echo", "done"], 0, "Completed"),
         ("fails", ["exit", "3"], 3, "Error"),

@@ -116,7 +116,8 @@ pub fn autoscaler_problem(hpa: &HorizontalPodAutoscaler) -> Option<Problem> {
             " (targetCpuUtilization needs metrics-server, which serves metrics.k8s.io, in the cluster)".to_string()
         }
         Some("FailedGetPodsMetric") => format!(
-            " (targetConcurrency needs a custom-metrics adapter serving {CONCURRENCY_METRIC}; or use \
+            " (targetConcurrency needs a custom-metrics adapter serving {CONCURRENCY_METRIC}, which the pods \
+             export on their `metrics` port: e.g. Prometheus scraping them and prometheus-adapter; or use \
              targetCpuUtilization with metrics-server)"
         ),
         _ => String::new(),
@@ -225,7 +226,10 @@ mod tests {
             ("", None),
             ("ScalingDisabled", None),
             ("FailedGetResourceMetric", Some("metrics-server")),
-            ("FailedGetPodsMetric", Some("custom-metrics adapter serving spore_http_requests_in_flight")),
+            (
+                "FailedGetPodsMetric",
+                Some("adapter serving spore_http_requests_in_flight, which the pods export on their `metrics` port"),
+            ),
             ("InvalidMetricSourceType", Some("the HorizontalPodAutoscaler cannot scale: boom")),
         ];
         for (reason, expected) in cases {

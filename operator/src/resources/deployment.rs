@@ -19,8 +19,14 @@ use crate::error::{Error, Result};
 pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
 pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
 pub const ENV_ANNOTATION: &str = "spore.dev/env";
+/// The port the shim serves an HTTP app's metrics on (`GET /metrics`, Prometheus text).
+pub const METRICS_PORT_ANNOTATION: &str = "spore.dev/metrics-port";
 /// The app's one container.
 pub const CONTAINER_NAME: &str = "app";
+/// The metrics port unless an inbound port uses it: OpenTelemetry's Prometheus exporter's.
+const DEFAULT_METRICS_PORT: i32 = 9464;
+const METRICS_PORT_NAME: &str = "metrics";
+const METRICS_PATH: &str = "/metrics";
 
 const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 5;
 
@@ -50,7 +56,8 @@ pub fn desired_deployment(app: &WasmApp, runtime_class: &str) -> Result<Deployme
 }
 
 /// The user's annotations plus the sandbox the shim enforces: capabilities, limits and the
-/// names of the declared environment variables, as JSON.
+/// names of the declared environment variables, as JSON; for HTTP apps, where the shim serves
+/// their metrics and the conventional annotations telling Prometheus to scrape them.
 fn pod_annotations(app: &WasmApp) -> Result<BTreeMap<String, String>> {
     let spec = &app.spec;
     let env_names: Vec<&str> = spec.env.iter().map(|e| e.name.as_str()).collect();
@@ -58,6 +65,17 @@ fn pod_annotations(app: &WasmApp) -> Result<BTreeMap<String, String>> {
     annotations.insert(CAPABILITIES_ANNOTATION.into(), json("capabilities", &spec.capabilities)?);
     annotations.insert(LIMITS_ANNOTATION.into(), json("limits", &spec.limits)?);
     annotations.insert(ENV_ANNOTATION.into(), json("env names", &env_names)?);
+    if let Some(port) = metrics_port(&spec.capabilities.network.inbound) {
+        annotations.insert(METRICS_PORT_ANNOTATION.into(), port.to_string());
+        // A convention, not a contract: the user's own podAnnotations (e.g. scrape "false") win.
+        for (key, value) in [
+            ("prometheus.io/scrape", "true".to_string()),
+            ("prometheus.io/port", port.to_string()),
+            ("prometheus.io/path", METRICS_PATH.into()),
+        ] {
+            annotations.entry(key.into()).or_insert(value);
+        }
+    }
     Ok(annotations)
 }
 
@@ -95,7 +113,9 @@ fn container(app: &WasmApp) -> Container {
         // the entrypoint `spore image build` records.
         args: non_empty(spec.args.clone()),
         env: non_empty(spec.env.iter().map(env_var).collect()),
-        ports: non_empty(spec.capabilities.network.inbound.iter().map(container_port).collect()),
+        ports: non_empty(
+            spec.capabilities.network.inbound.iter().map(container_port).chain(metrics_container_port(app)).collect(),
+        ),
         volume_mounts: non_empty(
             spec.capabilities
                 .filesystem
@@ -126,6 +146,25 @@ fn container(app: &WasmApp) -> Container {
 pub fn http_port(inbound: &[InboundPort]) -> Option<i32> {
     let tcp = || inbound.iter().filter(|p| p.protocol == Protocol::Tcp);
     tcp().find(|p| p.name.as_deref() == Some("http")).or_else(|| tcp().next()).map(|p| p.port)
+}
+
+/// Where the shim serves an HTTP app's metrics: 9464, or the first port above it that no
+/// inbound port uses. `None` without an inbound TCP port (no HTTP to count).
+fn metrics_port(inbound: &[InboundPort]) -> Option<i32> {
+    http_port(inbound)?;
+    (DEFAULT_METRICS_PORT..=i32::from(u16::MAX)).find(|port| inbound.iter().all(|p| p.port != *port))
+}
+
+/// The metrics port, named `metrics` unless a declared port took the name (names are unique).
+fn metrics_container_port(app: &WasmApp) -> Option<ContainerPort> {
+    let inbound = &app.spec.capabilities.network.inbound;
+    let name_taken = inbound.iter().any(|p| p.name.as_deref() == Some(METRICS_PORT_NAME));
+    Some(ContainerPort {
+        container_port: metrics_port(inbound)?,
+        name: (!name_taken).then(|| METRICS_PORT_NAME.into()),
+        protocol: Some(protocol(Protocol::Tcp).into()),
+        ..Default::default()
+    })
 }
 
 fn container_port(port: &InboundPort) -> ContainerPort {
@@ -357,6 +396,46 @@ mod tests {
             IntOrString::Int(p) => p,
             IntOrString::String(s) => panic!("named port {s}"),
         }
+    }
+
+    #[test]
+    fn http_apps_get_a_metrics_port_prometheus_is_told_to_scrape() {
+        // (inbound ports, the metrics port, its container port name)
+        let cases = [
+            ("[]", None, None),
+            ("[{port: 53, protocol: UDP}]", None, None),
+            ("[{name: http, port: 8080}]", Some(9464), Some("metrics")),
+            ("[{name: http, port: 9464}]", Some(9465), Some("metrics")),
+            ("[{name: http, port: 8080}, {port: 9465}, {port: 9464, protocol: UDP}]", Some(9466), Some("metrics")),
+            ("[{name: http, port: 8080}, {name: metrics, port: 9000}]", Some(9464), None),
+        ];
+        for (inbound, port, name) in cases {
+            let app = app(&format!("  capabilities:\n    network:\n      inbound: {inbound}\n"));
+            let annotations = annotations(&app);
+            let scraped = [METRICS_PORT_ANNOTATION, "prometheus.io/port", "prometheus.io/scrape", "prometheus.io/path"]
+                .map(|key| annotations.get(key).map(String::as_str));
+            let expected = port.map(|p| p.to_string());
+            assert_eq!(
+                scraped,
+                [expected.as_deref(), expected.as_deref(), port.and(Some("true")), port.and(Some("/metrics"))],
+                "{inbound}"
+            );
+            let ports = pod(&app).containers.remove(0).ports.unwrap_or_default();
+            let metrics = ports.iter().find(|p| Some(p.container_port) == port && p.protocol.as_deref() == Some("TCP"));
+            assert_eq!(metrics.map(|p| p.name.as_deref()), port.map(|_| name), "{inbound}");
+            assert_eq!(ports.len(), app.spec.capabilities.network.inbound.len() + usize::from(port.is_some()));
+        }
+    }
+
+    #[test]
+    fn the_users_prometheus_annotations_win_but_not_over_the_shims_port() {
+        let app = app(concat!(
+            "  capabilities:\n    network:\n      inbound: [{name: http, port: 8080}]\n",
+            "  podAnnotations: {prometheus.io/scrape: \"false\", spore.dev/metrics-port: \"1\"}\n",
+        ));
+        let annotations = annotations(&app);
+        assert_eq!(annotations["prometheus.io/scrape"], "false");
+        assert_eq!(annotations[METRICS_PORT_ANNOTATION], "9464");
     }
 
     #[test]

@@ -10,8 +10,9 @@ use spore_crds::{Autoscale, WasmApp};
 use super::{app_object_meta, name_of};
 use crate::error::Result;
 
-/// The per-pod metric `targetConcurrency` scales on: in-flight HTTP requests, served to the
-/// HPA by a custom-metrics adapter (e.g. prometheus-adapter).
+/// The per-pod metric `targetConcurrency` scales on: in-flight HTTP requests. Each pod's shim
+/// exports it on the pod's `metrics` port (`spore.dev/metrics-port`, `GET /metrics`); a
+/// custom-metrics adapter (e.g. Prometheus + prometheus-adapter) serves it to the HPA.
 pub const CONCURRENCY_METRIC: &str = "spore_http_requests_in_flight";
 
 /// The HPA for `app`, or `None` unless `scaling.autoscale` is set. It scales the app's
