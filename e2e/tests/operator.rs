@@ -1,7 +1,8 @@
 //! The product path on the two-node cluster: `helm install` the chart, the WasmRuntime puts
-//! the shim on node-wasm only, then WasmApps: the example serves, scales and autoscales,
-//! capabilities hold, bad manifests are rejected, a corrupt module is reported, and the
-//! operator recovers from being killed, a node leaving the selector is uninstalled.
+//! the shim on node-wasm only, then WasmApps: the example serves (its pods export request
+//! metrics), scales and autoscales, capabilities hold, bad manifests are rejected, a corrupt
+//! module is reported, the operator recovers from being killed, and a node leaving the
+//! selector is uninstalled.
 //! (`helm uninstall` is in uninstall.rs, run last.)
 
 use std::time::Duration;
@@ -108,6 +109,22 @@ fn the_hello_example_serves_from_the_wasm_node_and_scales() {
         body.is_some()
     });
     assert_eq!(body.as_deref(), Some(HELLO));
+    // Each pod's shim exports the request metrics (what targetConcurrency scales on) on the
+    // port the operator named `metrics`; the request above is counted on one of them.
+    let port = field(
+        &ns,
+        "deployment/hello-http",
+        r#"{.spec.template.spec.containers[0].ports[?(@.name=="metrics")].containerPort}"#,
+    );
+    assert_eq!(port, "9464");
+    let ips =
+        ns.kubectl_ok(&["get", "pods", "-l", "spore.dev/app=hello-http", "-o", "jsonpath={.items[*].status.podIP}"]);
+    let scrapes: Vec<String> = ips
+        .split_whitespace()
+        .map(|ip| curl(&format!("http://{ip}:{port}/metrics")).unwrap_or_else(|| panic!("no metrics from pod {ip}")))
+        .collect();
+    assert!(scrapes.iter().all(|m| m.contains("spore_http_requests_in_flight 0")), "{scrapes:?}");
+    assert!(scrapes.iter().any(|m| m.contains(r#"spore_http_requests_total{code="200"} "#)), "{scrapes:?}");
 
     let table = ns.kubectl_ok(&["get", "wasmapps"]);
     let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
