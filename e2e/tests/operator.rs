@@ -233,6 +233,8 @@ spec:
     wait_ready(&ns, "caps");
     let base = format!("http://{}:8080", field(&ns, "service/caps", "{.spec.clusterIP}"));
     let get = |path: &str| curl_status(&format!("{base}{path}")).unwrap_or_else(|| panic!("no answer for {path}"));
+    // Ready pods are not yet routed: kube-proxy programs the Service a moment later.
+    wait_until("the Service answers", Duration::from_secs(30), || curl(&format!("{base}/")).is_some());
 
     assert_eq!(get("/read?path=/config/greeting"), (200, "hello from a ConfigMap".to_string()));
     let (status, body) = get("/write?path=/config/greeting&text=changed");
