@@ -23,7 +23,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
-use spore_crds::runtime::{NODE_LABEL_PREFIX, node_state};
+use spore_crds::runtime::{node_label, node_state};
 use spore_crds::{NodeStatus, WasmRuntime, WasmRuntimeStatus};
 use tracing::{info, instrument, warn};
 
@@ -202,7 +202,7 @@ async fn retire(ctx: &Context, rt: &WasmRuntime, selected: &[Node], installer_po
 
 /// Nodes labelled as serving the runtime's class.
 async fn labelled_nodes(ctx: &Context, rt: &WasmRuntime) -> Result<Vec<Node>> {
-    let label = format!("{NODE_LABEL_PREFIX}{}", rt.spec.runtime_class_name);
+    let label = node_label(&rt.spec.runtime_class_name);
     Api::<Node>::all(ctx.client.clone())
         .list(&ListParams::default().labels(&label))
         .await
