@@ -76,9 +76,16 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         if let Some(metrics) = &metrics {
             eprintln!("spore: metrics on http://{}/metrics", local(metrics)?);
         }
-        spore_shim::serve_http(&engine, &wasm, &sandbox, listener, metrics, async {
-            shutdown_signal().await;
-        })
+        spore_shim::serve_http(
+            &engine,
+            &wasm,
+            &sandbox,
+            listener,
+            metrics,
+            spore_shim::Shutdown::immediate(async {
+                shutdown_signal().await;
+            }),
+        )
         .await?;
         eprintln!("spore: stopped");
         return Ok(0);

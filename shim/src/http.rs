@@ -7,6 +7,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -44,6 +46,25 @@ struct Inner {
     sandbox: Sandbox,
     permits: Arc<Semaphore>,
     metrics: HttpMetrics,
+    /// Draining: every response closes its connection.
+    closing: AtomicBool,
+}
+
+/// How serving ends. Once `requested` resolves the server keeps accepting for
+/// `drain_delay`, answering every request with `Connection: close`: Kubernetes takes a
+/// terminating pod out of its Service only after sending SIGTERM, so connections keep
+/// arriving for a moment, and kept-alive clients must learn to go elsewhere. Then it stops
+/// accepting and waits for the requests in flight.
+pub struct Shutdown<F> {
+    pub requested: F,
+    pub drain_delay: Duration,
+}
+
+impl<F> Shutdown<F> {
+    /// Stop accepting as soon as `requested` resolves (Ctrl-C of a local server).
+    pub fn immediate(requested: F) -> Self {
+        Self { requested, drain_delay: Duration::ZERO }
+    }
 }
 
 impl HttpServer {
@@ -61,12 +82,18 @@ impl HttpServer {
         let pre = engine.p2_linker().instantiate_pre(component).map_err(Error::Instantiate)?;
         let pre = ProxyPre::new(pre).map_err(Error::Instantiate)?;
         let permits = Arc::new(Semaphore::new(sandbox.limits().max_concurrency));
-        Ok(Self(Arc::new(Inner { pre, sandbox: sandbox.clone(), permits, metrics: HttpMetrics::default() })))
+        Ok(Self(Arc::new(Inner {
+            pre,
+            sandbox: sandbox.clone(),
+            permits,
+            metrics: HttpMetrics::default(),
+            closing: AtomicBool::new(false),
+        })))
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting
     /// and waits for in-flight requests to finish.
-    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future) -> Result<()> {
         let server = self.clone();
         accept_until(listener, shutdown, move |req| {
             let server = server.clone();
@@ -78,7 +105,7 @@ impl HttpServer {
 
     /// Serves the server's metrics at `GET /metrics` from `listener` until `shutdown`
     /// resolves. The shim's own listener: the guest never sees these requests.
-    async fn serve_metrics(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    async fn serve_metrics(&self, listener: TcpListener, shutdown: impl Future) -> Result<()> {
         let server = self.clone();
         accept_until(listener, shutdown, move |req| std::future::ready(server.metrics_response(&req))).await;
         Ok(())
@@ -99,9 +126,26 @@ impl HttpServer {
     }
 
     async fn handle(&self, req: hyper::Request<Incoming>) -> Response {
-        let response = self.admit_and_dispatch(req).await;
+        let mut response = self.admit_and_dispatch(req).await;
         self.0.metrics.answered(response.status().as_u16());
+        if self.0.closing.load(Ordering::Relaxed) {
+            response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        }
         response
+    }
+
+    /// Serves `listener` through the drain `shutdown` describes.
+    async fn serve_until(&self, listener: TcpListener, shutdown: Shutdown<impl Future>) -> Result<()> {
+        let stop_accepting = async {
+            shutdown.requested.await;
+            self.0.closing.store(true, Ordering::Relaxed);
+            tracing::info!(
+                "draining: accepting for {:?} more, closing every connection after its response",
+                shutdown.drain_delay
+            );
+            tokio::time::sleep(shutdown.drain_delay).await;
+        };
+        self.serve(listener, stop_accepting).await
     }
 
     async fn admit_and_dispatch(&self, req: hyper::Request<Incoming>) -> Response {
@@ -191,7 +235,7 @@ struct Admitted {
 
 /// Accepts HTTP/1 connections, each answered by `respond`, until `shutdown` resolves; then
 /// stops accepting and waits for open connections to finish.
-async fn accept_until<R, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, respond: R)
+async fn accept_until<R, F>(listener: TcpListener, shutdown: impl Future, respond: R)
 where
     R: Fn(hyper::Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Response> + Send + 'static,
@@ -207,7 +251,7 @@ where
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            _ = &mut shutdown => break,
         };
         let respond = respond.clone();
         let service = service_fn(move |req| {
@@ -231,20 +275,20 @@ fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Re
 }
 
 /// Serves `wasm` on `listener`, and its metrics on `metrics` if given, until `shutdown`
-/// resolves. Metrics stay up while the requests in flight drain, then stop too.
+/// has run its course. Metrics stay up while the requests in flight drain, then stop too.
 pub async fn serve_http(
     engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
     metrics: Option<TcpListener>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown<impl Future>,
 ) -> Result<()> {
     let server = HttpServer::new(engine, wasm, sandbox)?;
-    let Some(metrics) = metrics else { return server.serve(listener, shutdown).await };
+    let Some(metrics) = metrics else { return server.serve_until(listener, shutdown).await };
     let (drained, on_drained) = tokio::sync::oneshot::channel::<()>();
     let guest = async {
-        let served = server.serve(listener, shutdown).await;
+        let served = server.serve_until(listener, shutdown).await;
         drop(drained);
         served
     };

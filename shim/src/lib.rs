@@ -22,7 +22,7 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use exit::Exit;
 pub use exit::{DEADLINE_EXIT_CODE, HOST_ERROR_EXIT_CODE, TRAP_EXIT_CODE};
-pub use http::{HttpServer, bind, bind_metrics, serve_http};
+pub use http::{HttpServer, Shutdown, bind, bind_metrics, serve_http};
 pub use limits::DeadlineExceeded;
 pub use module::CodeOrigin;
 pub use module::{Wasm, WasmKind};

@@ -72,3 +72,27 @@ fn command_containers_report_their_exit_codes_and_output() {
     cri.remove_pod(&pod.0);
     cri.ctrd.assert_clean();
 }
+
+/// kubelet mounts a file at /dev/termination-log and shows its text as the container's
+/// termination message (`kubectl describe pod`, and the WasmApp's status): a trap's report.
+#[test]
+fn a_trapping_command_leaves_its_report_as_the_termination_message() {
+    let cri = Cri::start();
+    let pod = cri.run_pod("trapper");
+    let (ok_log, trap_log) = (cri.ctrd.dir().join("ok-termination-log"), cri.ctrd.dir().join("trap-termination-log"));
+    for (name, args, log) in [("ok", vec!["echo", "fine"], &ok_log), ("trap", vec!["trap"], &trap_log)] {
+        std::fs::write(log, "").unwrap();
+        let config = serde_json::json!({
+            "metadata": {"name": name}, "image": {"image": "localhost/spore/probe:1"}, "args": args,
+            "log_path": format!("{name}.log"), "linux": {},
+            "mounts": [{"container_path": "/dev/termination-log", "host_path": log.display().to_string()}]
+        });
+        let id = cri.start_container(&pod, config);
+        cri.wait_exited(&id);
+    }
+    assert_eq!(std::fs::read_to_string(&ok_log).unwrap(), "", "a clean exit leaves no message");
+    let report = std::fs::read_to_string(&trap_log).unwrap();
+    assert!(report.starts_with("guest trapped: ") && report.contains("\n    at "), "{report}");
+    cri.remove_pod(&pod.0);
+    cri.ctrd.assert_clean();
+}

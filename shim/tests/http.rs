@@ -27,6 +27,11 @@ struct Served {
 }
 
 async fn serve(run: Run) -> Served {
+    serve_draining(run, Duration::ZERO).await
+}
+
+/// Serves with a drain: after `stop` it keeps accepting for `drain_delay`.
+async fn serve_draining(run: Run, drain_delay: Duration) -> Served {
     let wasm = run.wasm();
     let (sandbox, captured) = run.sandbox();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,10 +39,13 @@ async fn serve(run: Run) -> Served {
     let (addr, metrics_addr) = (listener.local_addr().unwrap(), metrics.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        spore_shim::serve_http(engine(), &wasm, &sandbox, listener, Some(metrics), async {
-            let _ = stopped.await;
-        })
-        .await
+        let shutdown = spore_shim::Shutdown {
+            requested: async {
+                let _ = stopped.await;
+            },
+            drain_delay,
+        };
+        spore_shim::serve_http(engine(), &wasm, &sandbox, listener, Some(metrics), shutdown).await
     });
     Served { addr, metrics: metrics_addr, stop: Some(stop), task, captured }
 }
@@ -73,6 +81,43 @@ async fn serves_hello() {
     assert_eq!(http_get(served.addr, "/").await, (200, "hello from spore\n".into()));
     assert_eq!(http_get(served.addr, "/nope").await.0, 404);
     served.shutdown().await;
+}
+
+/// One request on an open keep-alive connection; returns the response head.
+async fn request_on(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The hello body ends the response ("hello from spore\n").
+    while !response.ends_with(b"spore\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {}", String::from_utf8_lossy(&response));
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_draining_server_keeps_accepting_then_closes_every_connection_after_its_response() {
+    let mut served = serve_draining(guest(HTTP), Duration::from_millis(1500)).await;
+    let mut kept_alive = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    let before = request_on(&mut kept_alive, "/").await;
+    assert!(!before.contains("connection: close"), "{before}");
+
+    served.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Within the drain delay: new connections are still served, and told to close.
+    let fresh = http_get_raw(served.addr, "/").await;
+    assert!(fresh.starts_with("HTTP/1.1 200") && fresh.contains("connection: close"), "{fresh}");
+    // The kept-alive client gets its answer, then the server closes the connection cleanly.
+    let last = request_on(&mut kept_alive, "/").await;
+    assert!(last.starts_with("HTTP/1.1 200") && last.contains("connection: close"), "{last}");
+    let mut rest = Vec::new();
+    assert_eq!(kept_alive.read_to_end(&mut rest).await.unwrap(), 0, "EOF after the last response");
+
+    // After the delay the listener is gone and the server has ended.
+    tokio::time::timeout(Duration::from_secs(5), &mut served.task).await.expect("drained").unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(served.addr).await.is_err(), "still accepting after the drain");
 }
 
 #[tokio::test]

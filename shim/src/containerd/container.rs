@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use crate::{AppConfig, Engine, Exit, Sandbox, Stdio, Wasm, WasmKind};
+use super::spec::Hosting;
+use crate::{AppConfig, Engine, Exit, Sandbox, Shutdown, Stdio, Wasm, WasmKind};
+
+/// The signal that asks an HTTP guest to drain rather than stop at once.
+const SIGTERM: u32 = 15;
 
 /// How a task stands, as containerd sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +25,7 @@ pub enum Status {
 /// What a container runs.
 pub enum Workload {
     Sandbox,
-    /// `metrics_port`: where the shim serves an HTTP guest's metrics, if anywhere.
-    Guest {
-        wasm: Wasm,
-        sandbox: Sandbox,
-        metrics_port: Option<u16>,
-    },
+    Guest { wasm: Wasm, sandbox: Sandbox, hosting: Hosting },
 }
 
 pub struct Container {
@@ -42,8 +41,8 @@ pub struct Container {
     workload: Mutex<Option<Arc<Workload>>>,
     usage: Option<Arc<crate::Usage>>,
     status: watch::Sender<Status>,
-    stop: Mutex<Option<u32>>,
-    stop_requested: Notify,
+    /// The last signal containerd sent, if any.
+    signal: watch::Sender<Option<u32>>,
 }
 
 /// Exit status of a task ended by a signal, as a shell and containerd report it.
@@ -72,8 +71,7 @@ impl Container {
             },
             workload: Mutex::new(Some(Arc::new(workload))),
             status: watch::Sender::new(Status::Created),
-            stop: Mutex::new(None),
-            stop_requested: Notify::new(),
+            signal: watch::Sender::new(None),
         }
     }
 
@@ -104,15 +102,20 @@ impl Container {
         self.status.send_replace(Status::Running);
     }
 
-    /// Runs the workload to its end (or until a stop signal) and records the exit.
+    /// Runs the workload to its end (or until a stop signal) and records the exit. An HTTP
+    /// guest drains on SIGTERM (see [`Shutdown`]); any other signal, or any signal to
+    /// another workload, stops it at once.
     pub async fn run(&self, engine: &Engine) -> (u32, SystemTime) {
         let workload = self.workload.lock().expect("workload lock").clone();
         let exit_status = match workload {
             None => signalled(9),
-            Some(workload) => tokio::select! {
-                status = self.execute(engine, &workload) => status,
-                signal = self.stop_signal() => signalled(signal),
-            },
+            Some(workload) => {
+                let drains = workload.drains_on_sigterm();
+                tokio::select! {
+                    status = self.execute(engine, &workload) => status,
+                    signal = self.signalled(|s| !(drains && s == SIGTERM)) => signalled(signal),
+                }
+            }
         };
         self.release();
         let exited_at = SystemTime::now();
@@ -128,49 +131,59 @@ impl Container {
     async fn execute(&self, engine: &Engine, workload: &Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
-            Workload::Guest { wasm, sandbox, metrics_port } if wasm.kind() == WasmKind::HttpProxy => {
-                match serve(engine, wasm, sandbox, *metrics_port).await {
+            Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
+                let shutdown =
+                    Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
+                match serve(engine, wasm, sandbox, hosting.metrics_port, shutdown).await {
                     Ok(()) => 0,
-                    Err(err) => {
-                        log::error!("container {}: {err}", self.id);
-                        1
-                    }
+                    Err(err) => self.failed(hosting, &err.to_string(), 1),
                 }
             }
-            Workload::Guest { wasm, sandbox, .. } => match crate::run_command(engine, wasm, sandbox).await {
-                Ok(exit) => {
-                    if exit.reason.is_some() {
-                        log::warn!("container {}: {}", self.id, exit.report());
-                    }
-                    exit_status(&exit)
-                }
-                Err(err) => {
-                    log::error!("container {}: {err}", self.id);
-                    crate::HOST_ERROR_EXIT_CODE as u32
-                }
+            Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(engine, wasm, sandbox).await {
+                Ok(exit) if exit.reason.is_some() => self.failed(hosting, &exit.report(), exit_status(&exit)),
+                Ok(exit) => exit_status(&exit),
+                Err(err) => self.failed(hosting, &err.to_string(), crate::HOST_ERROR_EXIT_CODE as u32),
             },
         }
     }
 
-    /// Asks the running task to stop with `signal`. Stopping drops the guest's future, which
-    /// wasmtime interrupts within one epoch tick.
+    /// Logs why the guest failed and leaves it as the termination message, which kubelet
+    /// shows in the pod's status.
+    fn failed(&self, hosting: &Hosting, report: &str, exit_status: u32) -> u32 {
+        log::warn!("container {}: {report}", self.id);
+        if let Some(path) = &hosting.termination_log
+            && let Err(err) = std::fs::write(path, report)
+        {
+            log::warn!("container {}: cannot write the termination message to {}: {err}", self.id, path.display());
+        }
+        exit_status
+    }
+
+    /// Delivers `signal` to the task. A task not started yet stops at once; a running one
+    /// stops within one epoch tick (its guest future is dropped), or drains (HTTP, SIGTERM).
     pub fn kill(&self, signal: u32) {
         if let Status::Created = self.status() {
             self.status.send_replace(Status::Stopped { exit_status: signalled(signal), exited_at: SystemTime::now() });
             self.release();
             return;
         }
-        *self.stop.lock().expect("stop lock") = Some(signal);
-        self.stop_requested.notify_one();
+        self.signal.send_replace(Some(signal));
     }
 
-    async fn stop_signal(&self) -> u32 {
-        loop {
-            if let Some(signal) = *self.stop.lock().expect("stop lock") {
-                return signal;
-            }
-            self.stop_requested.notified().await;
+    /// Resolves with the first signal, from now on or already received, that `matches`.
+    async fn signalled(&self, matches: impl Fn(u32) -> bool) -> u32 {
+        let mut rx = self.signal.subscribe();
+        let signal = rx.wait_for(|s| s.is_some_and(&matches)).await.map(|s| s.expect("matched a signal"));
+        match signal {
+            Ok(signal) => signal,
+            Err(_) => std::future::pending().await,
         }
+    }
+}
+
+impl Workload {
+    fn drains_on_sigterm(&self) -> bool {
+        matches!(self, Workload::Guest { wasm, .. } if wasm.kind() == WasmKind::HttpProxy)
     }
 }
 
@@ -179,34 +192,40 @@ fn exit_status(exit: &Exit) -> u32 {
 }
 
 /// Serves on 0.0.0.0 in the pod's network namespace: the guest's port and the metrics port.
-async fn serve(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox, metrics_port: Option<u16>) -> crate::Result<()> {
+async fn serve(
+    engine: &Engine,
+    wasm: &Wasm,
+    sandbox: &Sandbox,
+    metrics_port: Option<u16>,
+    shutdown: Shutdown<impl Future<Output = u32>>,
+) -> crate::Result<()> {
     let any = IpAddr::from(Ipv4Addr::UNSPECIFIED);
     let listener = crate::bind(any, sandbox).await?;
     let metrics = match metrics_port {
         Some(port) => Some(crate::bind_metrics(SocketAddr::new(any, port), sandbox).await?),
         None => None,
     };
-    crate::serve_http(engine, wasm, sandbox, listener, metrics, std::future::pending()).await
+    crate::serve_http(engine, wasm, sandbox, listener, metrics, shutdown).await
 }
 
 /// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad
 /// module fails Create with a reason rather than Start. `source` names where it came from.
-/// Only HTTP components get a metrics listener; commands ignore `metrics_port`.
+/// Only HTTP components get a metrics listener; commands ignore `hosting.metrics_port`.
 pub fn guest(
     bytes: &[u8],
     source: &str,
     config: AppConfig,
-    metrics_port: Option<u16>,
+    mut hosting: Hosting,
     engine: &Engine,
     stdio: Stdio,
 ) -> Result<Workload, String> {
     let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
-    let metrics_port = metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
-    if let Some(port) = metrics_port {
+    hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
+    if let Some(port) = hosting.metrics_port {
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }
-    Ok(Workload::Guest { wasm, sandbox, metrics_port })
+    Ok(Workload::Guest { wasm, sandbox, hosting })
 }
 
 /// Reads the entrypoint from the rootfs; `Ok(None)` when the rootfs has no such file.

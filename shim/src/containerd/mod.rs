@@ -3,6 +3,7 @@
 
 mod container;
 mod content;
+mod orphan;
 mod serve;
 pub mod spec;
 mod stdin;
@@ -92,8 +93,13 @@ impl Shim for SporeShim {
         Err(ShimError::Unimplemented("start is handled by spore's own bootstrap".into()))
     }
 
-    /// Called after a shim died: report the task as killed and release its rootfs.
+    /// Called when containerd could not reach the task's shim: stop the task in the shim if
+    /// it still lives, report the task as killed and release its rootfs.
     async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
+        let derived = containerd_shim::asynchronous::util::read_spec(&self.bundle).await.ok().map(|spec| {
+            containerd_shim::socket_address(&self.address, &self.namespace, &spec::pod_id(&spec, &self.id))
+        });
+        orphan::stop_in_live_shim(&self.bundle, &self.id, derived).await;
         task::unmount_rootfs(&self.bundle);
         log::info!("cleaned up {} in {} after its shim exited", self.id, self.namespace);
         Ok(DeleteResponse {

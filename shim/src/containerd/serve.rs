@@ -40,8 +40,24 @@ pub async fn start(flags: &Flags) -> Result<String, String> {
     };
     let netns = network_namespace(&spec);
     let vars: Vec<(&str, &str)> = netns.iter().map(|path| (NETNS_ENV, path.as_str())).collect();
-    spawn(opts, &pod_id(&spec, &flags.id), vars).await.map_err(|e| format!("cannot start the shim server: {e}"))
+    let address =
+        spawn(opts, &pod_id(&spec, &flags.id), vars).await.map_err(|e| format!("cannot start the shim server: {e}"))?;
+    write_address(&bundle, &address)?;
+    Ok(address)
 }
+
+/// The bundle's `address` file: how a restarted containerd finds this task's running shim
+/// (1.6 reads only this file; 1.7 and 2.x fall back to it when their bootstrap.json is
+/// missing). Without it containerd takes the shim for dead and cleans the task up.
+fn write_address(bundle: &Path, address: &str) -> Result<(), String> {
+    let (tmp, path) = (bundle.join(".address"), bundle.join(ADDRESS_FILE));
+    std::fs::write(&tmp, address)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The file in each bundle that holds its shim's socket address.
+pub const ADDRESS_FILE: &str = "address";
 
 /// The network namespace the spec asks for: a path to join (CRI pods), [`NEW_NETNS`] for a
 /// fresh one (`ctr run` without `--net-host`), or `None` for the host's.
@@ -97,8 +113,8 @@ pub async fn serve(flags: &Flags) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach containerd at {ttrpc_address}: {e}"))?;
     let exit = Arc::new(ExitSignal::default());
-    let task: Arc<dyn Task + Send + Sync> =
-        Arc::new(TaskService::new(flags.namespace.clone(), &flags.address, publisher, exit.clone()));
+    let tasks = Arc::new(TaskService::new(flags.namespace.clone(), &flags.address, publisher, exit.clone()));
+    let task: Arc<dyn Task + Send + Sync> = tasks.clone();
     let mut services = create_task(task.clone());
     if let Some(v2) = create_task(task).remove(TASK_V3) {
         services.insert(TASK_V2.to_string(), v2);
@@ -106,6 +122,7 @@ pub async fn serve(flags: &Flags) -> Result<(), String> {
     let mut server = Server::new().add_listener(listener).register_service(services);
     server.start().await.map_err(|e| format!("cannot serve ttrpc: {e}"))?;
     server_started();
+    tokio::spawn(super::orphan::watch(tasks, ttrpc_address, exit.clone()));
     exit.wait().await;
     let _ = server.shutdown().await;
     let _ = std::fs::remove_file(socket_path(&flags.socket));

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use oci_spec::runtime::Spec;
 use spore_crds::{Capabilities, Limits};
@@ -17,6 +18,13 @@ pub const LIMITS_ANNOTATION: &str = "spore.dev/limits";
 pub const ENV_ANNOTATION: &str = "spore.dev/env";
 /// The port the shim serves the pod's HTTP metrics on (`GET /metrics`); none without it.
 pub const METRICS_PORT_ANNOTATION: &str = "spore.dev/metrics-port";
+/// How long an HTTP guest keeps accepting after SIGTERM (a duration such as `5s`).
+pub const DRAIN_DELAY_ANNOTATION: &str = "spore.dev/drain-delay";
+/// Without the annotation: long enough for kube-proxy and load balancers to stop sending
+/// new connections to a terminating pod, short against the default 30 s grace period.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+/// Where kubelet mounts the file whose text becomes the container's termination message.
+const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// The guest's argv[0] when the spec has no entrypoint (a Wasm artifact image run as is).
 const DEFAULT_GUEST_NAME: &str = "app.wasm";
@@ -43,9 +51,25 @@ pub enum ContainerKind {
     Sandbox,
     /// A Wasm guest with its sandbox. `module` is the entrypoint's path inside the rootfs;
     /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
-    /// `metrics_port` is the shim's, outside the sandbox: the guest's capabilities never
-    /// include it.
-    Wasm { module: Option<PathBuf>, config: Box<AppConfig>, metrics_port: Option<u16> },
+    Wasm { module: Option<PathBuf>, config: Box<AppConfig>, hosting: Hosting },
+}
+
+/// What the shim does for a guest outside its sandbox: the guest's capabilities never
+/// include these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hosting {
+    /// Where an HTTP guest's metrics are served, if anywhere.
+    pub metrics_port: Option<u16>,
+    /// How long an HTTP guest keeps accepting after SIGTERM, answering `Connection: close`.
+    pub drain_delay: Duration,
+    /// The host file (kubelet's) that gets a command's trap report when it fails.
+    pub termination_log: Option<PathBuf>,
+}
+
+impl Default for Hosting {
+    fn default() -> Self {
+        Self { metrics_port: None, drain_delay: DEFAULT_DRAIN_DELAY, termination_log: None }
+    }
 }
 
 impl ContainerKind {
@@ -69,9 +93,28 @@ impl ContainerKind {
             limits: limits(spec, &annotations)?,
         };
         let volumes = volumes(spec, &config.capabilities)?;
-        let metrics_port = metrics_port(&annotations)?;
-        Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), metrics_port })
+        let hosting = Hosting {
+            metrics_port: metrics_port(&annotations)?,
+            drain_delay: drain_delay(&annotations)?,
+            termination_log: termination_log(spec),
+        };
+        Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), hosting })
     }
+}
+
+fn drain_delay(annotations: &std::collections::HashMap<String, String>) -> Result<Duration, SpecError> {
+    let Some(value) = annotations.get(DRAIN_DELAY_ANNOTATION) else { return Ok(DEFAULT_DRAIN_DELAY) };
+    spore_crds::units::parse_duration(value)
+        .map_err(|e| spec_error(format!("annotation {DRAIN_DELAY_ANNOTATION}"), e.to_string()))
+}
+
+/// The bind mount kubelet gives every container for its termination message.
+fn termination_log(spec: &Spec) -> Option<PathBuf> {
+    spec.mounts()
+        .as_ref()?
+        .iter()
+        .find(|m| m.destination() == Path::new(TERMINATION_LOG))
+        .and_then(|m| m.source().clone())
 }
 
 /// The pod a container belongs to: the sandbox id under CRI, else the container's own id.
@@ -292,11 +335,59 @@ mod tests {
                 Path::new("/r"),
             );
             let port = kind.map_err(|e| e.to_string()).map(|kind| match kind {
-                ContainerKind::Wasm { metrics_port, .. } => metrics_port,
+                ContainerKind::Wasm { hosting, .. } => hosting.metrics_port,
                 ContainerKind::Sandbox => panic!("not a Wasm container"),
             });
             assert_eq!(port, expected, "{value:?}");
         }
+    }
+
+    fn hosting(json: serde_json::Value) -> Result<Hosting, String> {
+        match ContainerKind::from_spec(&spec(json), Path::new("/r")).map_err(|e| e.to_string())? {
+            ContainerKind::Wasm { hosting, .. } => Ok(hosting),
+            ContainerKind::Sandbox => panic!("not a Wasm container"),
+        }
+    }
+
+    #[test]
+    fn the_drain_delay_is_a_duration_defaulting_to_five_seconds() {
+        let cases: [(Option<&str>, Result<Duration, &str>); 5] = [
+            (None, Ok(DEFAULT_DRAIN_DELAY)),
+            (Some("0s"), Ok(Duration::ZERO)),
+            (Some("12s"), Ok(Duration::from_secs(12))),
+            (Some("1m30s"), Ok(Duration::from_secs(90))),
+            (Some("soon"), Err("annotation spore.dev/drain-delay: invalid duration \"soon\"")),
+        ];
+        for (value, expected) in cases {
+            let annotations =
+                value.map_or_else(|| serde_json::json!({}), |v| serde_json::json!({DRAIN_DELAY_ANNOTATION: v}));
+            let got = hosting(serde_json::json!({
+                "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
+            }))
+            .map(|h| h.drain_delay);
+            match (got, expected) {
+                (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{value:?}"),
+                (Err(err), Err(expected)) => assert!(err.starts_with(expected), "{value:?}: {err}"),
+                (got, expected) => panic!("{value:?}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_termination_log_is_kubelets_mount_at_dev_termination_log() {
+        let with_mounts = |mounts: serde_json::Value| {
+            hosting(serde_json::json!({
+                "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "mounts": mounts,
+            }))
+            .unwrap()
+            .termination_log
+        };
+        let kubelets = serde_json::json!([
+            {"destination": "/etc/hosts", "source": "/var/lib/kubelet/pods/u/etc-hosts", "type": "bind"},
+            {"destination": "/dev/termination-log", "source": "/var/lib/kubelet/pods/u/containers/app/abc", "type": "bind"},
+        ]);
+        assert_eq!(with_mounts(kubelets), Some(PathBuf::from("/var/lib/kubelet/pods/u/containers/app/abc")));
+        assert_eq!(with_mounts(serde_json::json!([])), None);
     }
 
     #[test]

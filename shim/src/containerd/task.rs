@@ -81,14 +81,14 @@ impl TaskService {
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
     ) -> Result<Workload, String> {
-        let (module, config, metrics_port) =
+        let (module, config, hosting) =
             match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
                 ContainerKind::Sandbox => return Ok(Workload::Sandbox),
-                ContainerKind::Wasm { module, config, metrics_port } => (module, config, metrics_port),
+                ContainerKind::Wasm { module, config, hosting } => (module, config, hosting),
             };
         let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
         let io = stdio(req).map_err(|e| e.to_string())?;
-        guest(&bytes, &source, *config, metrics_port, &self.engine, io)
+        guest(&bytes, &source, *config, hosting, &self.engine, io)
     }
 
     /// The entrypoint file in the rootfs (plain images), else the image's Wasm layer from
@@ -118,6 +118,42 @@ impl TaskService {
 
     async fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
         publish(&self.publisher, &self.namespace, topic, event).await;
+    }
+
+    /// How many tasks this shim holds.
+    pub fn len(&self) -> usize {
+        self.containers.lock().expect("containers lock").len()
+    }
+
+    /// Stops and drops tasks whose bundle is gone: containerd cleaned them up without
+    /// reaching this shim (it will not ask for them again).
+    pub fn forget_tasks_without_bundle(&self) -> usize {
+        let orphans: Vec<Arc<Container>> = {
+            let mut containers = self.containers.lock().expect("containers lock");
+            let gone: Vec<String> =
+                containers.iter().filter(|(_, c)| !c.bundle.exists()).map(|(id, _)| id.clone()).collect();
+            gone.iter().filter_map(|id| containers.remove(id)).collect()
+        };
+        for container in &orphans {
+            log::warn!("container {}: its bundle is gone (containerd cleaned it up); stopping it", container.id);
+            release(container);
+        }
+        orphans.len()
+    }
+
+    /// Stops every task, for a shim that leaves on its own.
+    pub fn stop_all(&self) {
+        let all: Vec<Arc<Container>> =
+            self.containers.lock().expect("containers lock").drain().map(|(_, c)| c).collect();
+        all.iter().for_each(|c| release(c));
+    }
+}
+
+/// Kills a container's guest and unmounts its rootfs.
+fn release(container: &Container) {
+    container.kill(9);
+    if container.rootfs_mounted {
+        unmount_rootfs(&container.bundle);
     }
 }
 
@@ -181,11 +217,15 @@ pub fn unmount_rootfs(bundle: &Path) {
     }
 }
 
+/// Opens an output FIFO for reading too, as runc's shim does: while containerd restarts
+/// nobody reads it, and a write-only end would fail the guest's writes with EPIPE; this way
+/// they wait in the pipe until the new containerd reattaches.
 fn open_output(path: &str) -> TtrpcResult<Option<OutputFile>> {
     if path.is_empty() {
         return Ok(None);
     }
     std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .open(path)
         .map(|f| Some(OutputFile::new(f)))

@@ -255,7 +255,28 @@ disabled_plugins = [{disabled}]
     }
 
     fn spawn(mut self) -> Containerd {
-        let log = std::fs::File::create(self.log_path()).expect("create containerd.log");
+        self.spawn_process();
+        self
+    }
+
+    /// Stops containerd the way systemd does (SIGTERM) and starts it again on the same root
+    /// and state, as an install or upgrade does. Shims are not containerd's children to
+    /// kill: they keep running and the new containerd has to find them again.
+    pub fn restart(&mut self) {
+        let mut child = self.child.take().expect("containerd is running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+        self.spawn_process();
+    }
+
+    /// The bundle containerd made for task `id` (config.json, rootfs, address).
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.state().join("io.containerd.runtime.v2.task").join(&self.namespace).join(id)
+    }
+
+    fn spawn_process(&mut self) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open containerd.log");
         let path = format!(
             "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             shim_dir().display(),
@@ -280,7 +301,7 @@ disabled_plugins = [{disabled}]
             if self.address().exists()
                 && self.try_ctr(["version"], Duration::from_secs(5)).is_some_and(|o| o.status.success())
             {
-                return self;
+                return;
             }
             if Instant::now() > deadline {
                 panic!(

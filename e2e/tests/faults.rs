@@ -1,0 +1,177 @@
+//! Nothing lost under faults and rollouts, on the real cluster: node-wasm's containerd
+//! restarted under load leaves the Wasm pods running (same pods, sandboxes, shims, no
+//! restarts, no failed request), a SIGKILLed shim is replaced by kubelet without leaks, and
+//! a rolling update or a scale-down under keep-alive load (wrk) fails no request.
+//! Run by `make e2e` after operator.rs (it installs Spore the same way).
+
+use std::process::Command;
+use std::time::Duration;
+
+use spore_e2e::*;
+
+/// A hello app with `replicas` pods serving on 8080; its ClusterIP once Ready.
+fn hello(ns: &Namespace, name: &str, replicas: u32, greeting: &str) -> String {
+    apply(&format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n",
+        ns = ns.0
+    ));
+    let ready = ns.kubectl(&["wait", "--for=condition=Ready", &format!("wasmapp/{name}"), "--timeout=120s"]);
+    assert!(ready.status.success(), "{name} not Ready:\n{}", ns.describe(&["wasmapp", name]));
+    let ip = ns.jsonpath(&["get", &format!("service/{name}")], "{.spec.clusterIP}");
+    wait_until("the Service answers", Duration::from_secs(30), || curl(&format!("http://{ip}:8080/")).is_some());
+    ip
+}
+
+/// `name uid restarts podIP` of each pod of the app, sorted: what must not change.
+fn pods(ns: &Namespace, app: &str) -> Vec<String> {
+    let rows = ns.jsonpath(
+        &["get", "pods", "-l", &format!("spore.dev/app={app}")],
+        "{range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[0].restartCount} {.status.podIP}{\"\\n\"}{end}",
+    );
+    let mut rows: Vec<String> = rows.lines().map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+/// What wrk reports: requests completed, socket errors of any kind, non-2xx answers.
+#[derive(Debug)]
+struct Load {
+    requests: u64,
+    socket_errors: u64,
+    non_2xx: u64,
+}
+
+/// wrk with 4 kept-alive connections (as a load balancer or client pool holds them).
+fn start_wrk(url: &str, seconds: u32) -> std::process::Child {
+    Command::new("wrk")
+        .args(["-t2", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk runs (`make deps` installs it)")
+}
+
+fn finish_wrk(child: std::process::Child) -> Load {
+    let out = child.wait_with_output().expect("wrk finishes");
+    let report = text(&out.stdout);
+    let number = |line: &str, key: &str| -> u64 {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| r.trim().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut load = Load { requests: 0, socket_errors: 0, non_2xx: 0 };
+    for line in report.lines().map(str::trim) {
+        if line.contains(" requests in ") {
+            load.requests = line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        } else if line.starts_with("Socket errors:") {
+            load.socket_errors = ["connect", "read", "write", "timeout"].iter().map(|k| number(line, k)).sum();
+        } else if line.starts_with("Non-2xx") {
+            load.non_2xx = number(line, ":");
+        }
+    }
+    assert!(load.requests > 0, "wrk sent nothing:\n{report}");
+    load
+}
+
+fn assert_nothing_lost(load: &Load, what: &str) {
+    assert_eq!((load.socket_errors, load.non_2xx), (0, 0), "{what}: {load:?}");
+}
+
+fn containerd_pid(node: &str) -> Option<u32> {
+    let config = state_dir().join(node).join("containerd/config.toml");
+    let out = Command::new("pgrep").args(["-x", "containerd", "-a"]).output().expect("pgrep runs");
+    text(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&config.display().to_string()))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-ctrd-restart");
+    let ip = hello(&ns, "steady", 2, "steady");
+    let before = pods(&ns, "steady");
+    let shims = spore_shims();
+    let wrk = start_wrk(&format!("http://{ip}:8080/"), 15);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let old = containerd_pid("node-wasm").expect("node-wasm's containerd runs");
+    Command::new("kill").args(["-TERM", &old.to_string()]).status().unwrap();
+    // Its supervisor starts it again, as systemd does.
+    wait_until("node-wasm's containerd is back", Duration::from_secs(30), || {
+        containerd_pid("node-wasm").is_some_and(|pid| pid != old)
+    });
+    let load = finish_wrk(wrk);
+    assert_nothing_lost(&load, "requests across the containerd restart");
+
+    // kubelet's next sync sees the same pods, running, never restarted.
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(pods(&ns, "steady"), before, "pods changed after the restart");
+    assert_eq!(spore_shims(), shims, "the same shims serve the pods, none left over");
+    assert_eq!(
+        ns.jsonpath(&["get", "wasmapp", "steady"], "{.status.readyReplicas}"),
+        "2",
+        "{}",
+        ns.describe(&["pods"])
+    );
+    let log = std::fs::read_to_string(state_dir().join("logs/containerd-node-wasm.log")).unwrap_or_default();
+    assert!(!log.contains("cleaning up dead shim"), "containerd took a Spore shim for dead");
+}
+
+#[test]
+fn a_killed_shim_is_replaced_by_kubelet_and_leaves_nothing_behind() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-shim-kill");
+    let ip = hello(&ns, "victim", 1, "victim");
+    let shims_before = spore_shims();
+    let uid = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=victim"], "{.items[0].metadata.uid}");
+    let (shim, bundle, netns) = shims_before
+        .iter()
+        .find_map(|pid| {
+            // A shim runs in its pod sandbox's bundle, whose spec names the pod and its netns.
+            let bundle = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+            let spec: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).ok()?).ok()?;
+            (spec["annotations"]["io.kubernetes.cri.sandbox-uid"] == uid.as_str()).then(|| {
+                let netns = spec["linux"]["namespaces"]
+                    .as_array()
+                    .and_then(|n| n.iter().find(|n| n["type"] == "network")?["path"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                (*pid, bundle, netns)
+            })
+        })
+        .unwrap_or_else(|| panic!("no shim for pod {uid} among {shims_before:?}"));
+    Command::new("kill").args(["-KILL", &shim.to_string()]).status().unwrap();
+
+    wait_until("the pod serves again", Duration::from_secs(90), || {
+        spore_shims().len() == shims_before.len() && curl(&format!("http://{ip}:8080/")).is_some()
+    });
+    assert!(!std::path::Path::new(&format!("/proc/{shim}")).exists(), "the killed shim lingers");
+    wait_until("the dead sandbox's mounts and netns are gone", Duration::from_secs(30), || {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        !mounts.lines().any(|l| l.contains(&bundle.display().to_string()) || (!netns.is_empty() && l.contains(&netns)))
+    });
+}
+
+#[test]
+fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-rollout");
+    let ip = hello(&ns, "rolling", 2, "one");
+    let url = format!("http://{ip}:8080/");
+
+    let wrk = start_wrk(&url, 40);
+    std::thread::sleep(Duration::from_secs(2));
+    let patch = r#"{"spec":{"env":[{"name":"GREETING","value":"two"}]}}"#;
+    ns.kubectl_ok(&["patch", "wasmapp", "rolling", "--type=merge", "-p", patch]);
+    let rolled = ns.kubectl(&["rollout", "status", "deployment/rolling", "--timeout=120s"]);
+    assert!(rolled.status.success(), "rollout: {}", text(&rolled.stderr));
+    // Terminating pods drain for the shim's delay (5 s) after SIGTERM: keep loading past it.
+    std::thread::sleep(Duration::from_secs(8));
+    ns.kubectl_ok(&["scale", "wasmapp/rolling", "--replicas=1"]);
+    wait_until("one pod left", Duration::from_secs(60), || pods(&ns, "rolling").len() == 1);
+    let load = finish_wrk(wrk);
+    assert_nothing_lost(&load, "requests during the rollout and the scale-down");
+    eprintln!("rollout and scale-down under load: {load:?}");
+}
