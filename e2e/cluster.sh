@@ -16,14 +16,14 @@
 #
 # Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
 # 198.18.0.1 and the nodes on .2/.3 (on lo); pods on bridges 198.18.16.0/24
-# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/24, cluster DNS
+# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/16 (room for 65k, for scale tests), cluster DNS
 # (CoreDNS, cluster.local only) on 198.19.0.10.
 set -euo pipefail
 
 E2E_DIR=${E2E_DIR:-/var/tmp/spore-e2e}
 HOST_IP=198.18.0.1
 CLUSTER_CIDR=198.18.16.0/23
-SERVICE_CIDR=198.19.0.0/24
+SERVICE_CIDR=198.19.0.0/16
 KUBERNETES_SVC_IP=198.19.0.1
 DNS_SVC_IP=198.19.0.10
 API_PORT=6443

@@ -175,3 +175,49 @@ fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
     assert_nothing_lost(&load, "requests during the rollout and the scale-down");
     eprintln!("rollout and scale-down under load: {load:?}");
 }
+
+/// Restarts a node's kubelet with the command line cluster.sh gave it (kubelet has no
+/// supervisor here), recording its new PID where `cluster.sh down` looks.
+fn restart_kubelet(node: &str) {
+    let pidfile = state_dir().join("pids").join(format!("kubelet-{node}"));
+    let pid = std::fs::read_to_string(&pidfile).expect("kubelet's pid file").trim().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("kubelet runs");
+    let args: Vec<String> =
+        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    wait_until("the old kubelet exits", Duration::from_secs(30), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(state_dir().join("logs").join(format!("kubelet-{node}.log")))
+        .expect("kubelet's log");
+    let child = Command::new("setsid")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("kubelet starts again");
+    std::fs::write(&pidfile, child.id().to_string()).unwrap();
+}
+
+#[test]
+fn a_kubelet_restart_leaves_the_wasm_pods_serving() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-kubelet-restart");
+    let ip = hello(&ns, "calm", 2, "calm");
+    let before = pods(&ns, "calm");
+    let shims = spore_shims();
+    let wrk = start_wrk(&format!("http://{ip}:8080/"), 20);
+    std::thread::sleep(Duration::from_secs(2));
+    restart_kubelet("node-wasm");
+    let ready = kubectl(&["wait", "--for=condition=Ready", "node/node-wasm", "--timeout=60s"]);
+    assert!(ready.status.success(), "node-wasm not Ready after its kubelet restarted");
+    let load = finish_wrk(wrk);
+    assert_nothing_lost(&load, "requests across the kubelet restart");
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(pods(&ns, "calm"), before, "pods changed after the kubelet restart");
+    assert_eq!(spore_shims(), shims, "the same shims serve the pods");
+}

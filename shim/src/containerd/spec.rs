@@ -104,6 +104,11 @@ impl ContainerKind {
 
 fn drain_delay(annotations: &std::collections::HashMap<String, String>) -> Result<Duration, SpecError> {
     let Some(value) = annotations.get(DRAIN_DELAY_ANNOTATION) else { return Ok(DEFAULT_DRAIN_DELAY) };
+    // parse_duration refuses zero (a zero timeout is a mistake); a zero delay is a choice.
+    let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if value.starts_with('0') && number.chars().all(|c| c == '0' || c == '.') {
+        return Ok(Duration::ZERO);
+    }
     spore_crds::units::parse_duration(value)
         .map_err(|e| spec_error(format!("annotation {DRAIN_DELAY_ANNOTATION}"), e.to_string()))
 }
