@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{CronJobSettings, JobSettings, LastRun};
 use crate::capabilities::Capabilities;
 use crate::limits::Limits;
 
@@ -47,9 +48,18 @@ pub const MAX_ENV: usize = 256;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new(
-    "!has(self.capabilities) || !has(self.capabilities.filesystem) || self.capabilities.filesystem.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume))"
-).message("every capabilities.filesystem[].volume must name an entry in spec.volumes; add the volume or fix the name"))]
+#[x_kube(
+    validation = Rule::new(
+        "!has(self.capabilities) || !has(self.capabilities.filesystem) || self.capabilities.filesystem.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume))"
+    ).message("every capabilities.filesystem[].volume must name an entry in spec.volumes; add the volume or fix the name"),
+    validation = Rule::new("!(has(self.job) && has(self.cronJob))").message("set either job (run once to completion) or cronJob (run on a schedule), not both"),
+    validation = Rule::new(
+        "!(has(self.job) || has(self.cronJob)) || !has(self.scaling) || (!has(self.scaling.replicas) && !has(self.scaling.autoscale))"
+    ).message("job and cronJob apps do not scale: remove spec.scaling (job.parallelism runs several pods at once)"),
+    validation = Rule::new(
+        "!(has(self.job) || has(self.cronJob)) || !has(self.capabilities) || !has(self.capabilities.network) || !has(self.capabilities.network.inbound) || size(self.capabilities.network.inbound) == 0"
+    ).message("job and cronJob apps serve no traffic: remove capabilities.network.inbound, or remove job/cronJob to run the app as a Deployment"),
+)]
 pub struct WasmAppSpec {
     /// Where to get the Wasm module or component.
     pub module: ModuleSource,
@@ -112,9 +122,20 @@ pub struct WasmAppSpec {
     /// Labels added to every pod of the app.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_labels: BTreeMap<String, String>,
+
+    /// Run the module once to completion as a Job instead of a Deployment: for commands
+    /// that exit. A changed spec runs a new Job; a finished run is not repeated. Not with
+    /// `cronJob`, `scaling` or inbound ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobSettings>,
+
+    /// Run the module on a schedule as a CronJob instead of a Deployment. Not with `job`,
+    /// `scaling` or inbound ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_job: Option<CronJobSettings>,
 }
 
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
@@ -354,7 +375,7 @@ pub struct WasmAppStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Pods of the app that exist.
+    /// Pods of the app that exist (for `job` and `cronJob` apps: that run now).
     #[serde(default)]
     pub replicas: i32,
     /// Pods of the app that are ready.
@@ -363,4 +384,7 @@ pub struct WasmAppStatus {
     /// Label selector of the app's pods, in string form (for the scale subresource and HPA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// `job` and `cronJob` apps: the newest run and how its newest attempt ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
 }

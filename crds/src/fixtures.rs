@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::{ConfigMapKeySelector, ConfigMapVolumeSource, Em
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::app::{Autoscale, EnvVar, EnvVarSource, HttpCheck, Volume, WasmApp, WasmAppSpec};
+use crate::batch::{CronJobSettings, JobSettings};
 use crate::capabilities::{FilesystemMount, InboundPort, SocketRule};
 
 /// A valid app to start from: `WasmApp::test()`.
@@ -50,6 +51,16 @@ pub fn env_from_config_map(name: &str, config_map: &str, key: &str) -> EnvVar {
 /// A socket rule for `cidr`, all ports.
 pub fn socket(cidr: &str) -> SocketRule {
     SocketRule { cidr: cidr.into(), port: None, end_port: None }
+}
+
+/// A job with Kubernetes' defaults.
+pub fn job() -> JobSettings {
+    JobSettings::default()
+}
+
+/// A schedule of `schedule` with Kubernetes' defaults.
+pub fn cron(schedule: &str) -> CronJobSettings {
+    CronJobSettings { schedule: schedule.into(), ..CronJobSettings::default() }
 }
 
 /// An HTTP check of `path`.
@@ -212,6 +223,16 @@ impl WasmApp {
 
     pub fn with_readiness(mut self, check: HttpCheck) -> Self {
         self.spec.health_checks.get_or_insert_with(Default::default).readiness = Some(check);
+        self
+    }
+
+    pub fn with_job(mut self, job: JobSettings) -> Self {
+        self.spec.job = Some(job);
+        self
+    }
+
+    pub fn with_cron_job(mut self, cron: CronJobSettings) -> Self {
+        self.spec.cron_job = Some(cron);
         self
     }
 }

@@ -2,6 +2,7 @@
 //! resources, their validation, and the CRD YAML generated from them.
 
 pub mod app;
+pub mod batch;
 pub mod capabilities;
 pub mod host_pattern;
 pub mod limits;
@@ -16,6 +17,7 @@ pub use app::{
     Autoscale, EnvVar, EnvVarSource, HealthChecks, HttpCheck, ModuleSource, Scaling, Scheduling, Volume,
     VolumeSourceKind, WasmApp, WasmAppSpec, WasmAppStatus,
 };
+pub use batch::{ConcurrencyPolicy, CronJobSettings, DEFAULT_BACKOFF_LIMIT, JobSettings, LastRun, RunMode};
 pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
 pub use host_pattern::HostPattern;
 pub use limits::Limits;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::API_VERSION;
 use crate::app::{Autoscale, EnvVar, HttpCheck, MAX_ENV, MAX_VOLUMES, WasmApp};
+use crate::batch::{CronJobSettings, JobSettings, is_cron_schedule};
 use crate::capabilities::{
     MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_SOCKET_RULES, SocketRule,
 };
@@ -217,6 +218,7 @@ impl WasmApp {
         validate_scaling(&mut errors, self);
         validate_volumes_and_mounts(&mut errors, self);
         validate_network(&mut errors, self);
+        validate_run_mode(&mut errors, self);
 
         let limits = &spec.limits;
         if let Err(e) = limits.memory_bytes() {
@@ -470,6 +472,82 @@ fn validate_socket_rule(errors: &mut Errors, field: &str, rule: &SocketRule) {
             Some(_) => {}
         }
     }
+}
+
+/// `job` and `cronJob`: one of them at most, for a command that neither scales nor listens.
+fn validate_run_mode(errors: &mut Errors, app: &WasmApp) {
+    let spec = &app.spec;
+    if spec.job.is_none() && spec.cron_job.is_none() {
+        return;
+    }
+    if spec.job.is_some() && spec.cron_job.is_some() {
+        errors.add(
+            "spec",
+            "sets both job and cronJob; keep job to run once to completion or cronJob to run on a schedule",
+        );
+    }
+    if spec.scaling != Default::default() {
+        errors.add(
+            "spec.scaling",
+            "is set on a job or cronJob app, which does not scale; remove it (job.parallelism runs several pods at once)",
+        );
+    }
+    if !spec.capabilities.network.inbound.is_empty() {
+        errors.add(
+            "spec.capabilities.network.inbound",
+            "is set on a job or cronJob app, which serves no traffic; remove it, or remove job/cronJob to run the app as a Deployment",
+        );
+    }
+    if let Some(job) = &spec.job {
+        validate_job(errors, "spec.job", job);
+    }
+    if let Some(cron) = &spec.cron_job {
+        validate_cron_job(errors, cron);
+    }
+}
+
+fn validate_job(errors: &mut Errors, field: &str, job: &JobSettings) {
+    let bounds = [
+        ("backoffLimit", job.backoff_limit.map(i64::from), 0),
+        ("activeDeadlineSeconds", job.active_deadline_seconds, 1),
+        ("ttlSecondsAfterFinished", job.ttl_seconds_after_finished.map(i64::from), 0),
+        ("completions", job.completions.map(i64::from), 1),
+        ("parallelism", job.parallelism.map(i64::from), 1),
+    ];
+    for (name, value, min) in bounds {
+        if let Some(v) = value
+            && v < min
+        {
+            errors.add(format!("{field}.{name}"), format!("is {v}; set it to at least {min}"));
+        }
+    }
+}
+
+fn validate_cron_job(errors: &mut Errors, cron: &CronJobSettings) {
+    const FIELD: &str = "spec.cronJob";
+    if !is_cron_schedule(&cron.schedule) {
+        errors.add(
+            format!("{FIELD}.schedule"),
+            format!(
+                "{:?} is not a cron schedule; use five fields separated by spaces (minute hour day-of-month month day-of-week, e.g. \"*/5 * * * *\") or @hourly, @daily, @weekly, @monthly, @yearly, and put a time zone in timeZone",
+                cron.schedule
+            ),
+        );
+    }
+    for (name, value) in [
+        ("successfulJobsHistoryLimit", cron.successful_jobs_history_limit),
+        ("failedJobsHistoryLimit", cron.failed_jobs_history_limit),
+    ] {
+        if let Some(v) = value
+            && v < 0
+        {
+            errors.add(format!("{FIELD}.{name}"), format!("is {v}; set 0 or more"));
+        }
+    }
+    if cron.time_zone.as_deref().is_some_and(str::is_empty) {
+        errors.add(format!("{FIELD}.timeZone"), "is empty; name an IANA time zone such as Europe/Berlin, or remove it");
+    }
+    validate_job(errors, &format!("{FIELD}.job"), &cron.job);
 }
 
 fn validate_http_check(errors: &mut Errors, field: &str, check: &HttpCheck) {

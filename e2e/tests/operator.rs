@@ -528,3 +528,57 @@ fn the_wasm_node_leaving_the_selector_is_uninstalled_then_reinstalled() {
     let ready = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=120s"]);
     assert!(ready.status.success(), "{}", text(&ready.stderr));
 }
+
+#[test]
+fn objects_the_cluster_rejects_degrade_the_app_with_the_apiservers_message() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-rejected");
+    let app = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n{extra}",
+            ns.0
+        )
+    };
+    // The CRD takes any podLabels; the apiserver refuses a label value with a space.
+    apply(&app("labels", "  podLabels: {team: a b}\n"));
+    // A namespace allowed no Services: the cluster refuses the app's Service.
+    apply(&format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: no-services, namespace: {}}}\nspec: {{hard: {{services: '0'}}}}\n",
+        ns.0
+    ));
+    // Until the quota controller has counted the namespace, admission refuses for another reason.
+    wait_until("the quota is counted", Duration::from_secs(30), || {
+        field(&ns, "resourcequota/no-services", "{.status.hard.services}") == "0"
+    });
+    apply(&app("served", "  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n"));
+    for (name, reason, text) in [
+        ("labels", "DeploymentRejected", r#"Invalid value: "a b""#),
+        ("served", "ServiceRejected", "exceeded quota: no-services"),
+    ] {
+        let mut now = String::new();
+        wait_until(&format!("{name} is {reason}"), Duration::from_secs(60), || {
+            now = field(&ns, &format!("wasmapp/{name}"), r#"{.status.conditions[?(@.type=="Degraded")].reason}"#);
+            now == reason
+        });
+        let table = ns.kubectl_ok(&["get", "wasmapp", name]);
+        let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+        assert_eq!((row[1], row[4]), ("False", reason), "{table}");
+        let described = ns.describe(&["wasmapp", name]);
+        assert!(described.contains(text), "kubectl describe lacks the apiserver's message {text:?}:\n{described}");
+        let generation = field(&ns, &format!("wasmapp/{name}"), "{.metadata.generation}");
+        assert_eq!(field(&ns, &format!("wasmapp/{name}"), "{.status.observedGeneration}"), generation);
+    }
+
+    // Fixed, the app recovers and the condition clears.
+    apply(&app("labels", "  podLabels: {team: web}\n"));
+    wait_ready(&ns, "labels");
+    assert_eq!(field(&ns, "wasmapp/labels", r#"{.status.conditions[?(@.type=="Degraded")].status}"#), "False");
+    let events = ns.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector=involvedObject.name=labels",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("DeploymentRejected") && events.contains("Recovered"), "{events}");
+}

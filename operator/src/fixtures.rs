@@ -38,6 +38,12 @@ pub fn not_found(method: &'static str, path: &str) -> Call {
     Call { method, path: path.to_string(), status: 404, body }
 }
 
+/// A call the API server refuses with `code`, its Status `reason` and `message`.
+pub fn refused(method: &'static str, path: &str, code: u16, reason: &str, message: &str) -> Call {
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": reason, "code": code, "message": message});
+    Call { method, path: path.to_string(), status: code, body }
+}
+
 /// A Context whose client is served by a fake API server that expects exactly `calls`, in
 /// order (method and path, queries ignored). The returned task ends once every call came,
 /// with the request bodies; a call out of order fails it.

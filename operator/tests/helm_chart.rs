@@ -65,6 +65,15 @@ fn the_default_render_has_the_operator_its_rbac_and_a_runtime() {
 
     let installer = find(&docs, "ClusterRole", "spore-node-installer");
     assert_eq!(installer["rules"].as_array().unwrap().len(), 1, "the installer may only touch nodes");
+    let operator = find(&docs, "ClusterRole", "spore-operator");
+    let verbs = |resource: &str| -> Vec<String> {
+        let rules = operator["rules"].as_array().unwrap();
+        let rule = rules.iter().find(|r| r["apiGroups"][0] == "batch" && r["resources"][0] == resource);
+        let verbs = rule.unwrap_or_else(|| panic!("no rule for batch {resource}"))["verbs"].as_array().unwrap();
+        verbs.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(verbs("jobs"), ["list", "watch", "create", "patch", "delete"]);
+    assert_eq!(verbs("cronjobs"), ["get", "list", "watch", "create", "patch", "delete"]);
     let role = find(&docs, "Role", "spore-operator");
     assert!(role["rules"].to_string().contains("leases"));
     let hook = find(&docs, "Job", "spore-cleanup");

@@ -1,5 +1,6 @@
 use super::*;
 use crate::app::{Volume, WasmApp};
+use crate::batch::{CronJobSettings, JobSettings};
 use crate::fixtures::*;
 
 /// An app `validate()` must reject, the field it must blame, a fragment of the message, and
@@ -234,6 +235,89 @@ fn invalid_apps() -> Vec<Invalid> {
             "spec.healthChecks.readiness.periodSeconds",
             "at least 1",
         ),
+        invalid(
+            "job and cronJob together",
+            app().with_job(job()).with_cron_job(cron("@daily")),
+            "spec",
+            "sets both job and cronJob",
+        ),
+        invalid(
+            "a job that scales",
+            app().with_job(job()).with_replicas(2),
+            "spec.scaling",
+            "which does not scale; remove it",
+        ),
+        invalid(
+            "a cronJob that autoscales",
+            app().with_cron_job(cron("@daily")).with_autoscale(autoscale(1, 3)),
+            "spec.scaling",
+            "which does not scale",
+        ),
+        invalid(
+            "a job that listens",
+            app().with_job(job()).with_inbound(8080),
+            "spec.capabilities.network.inbound",
+            "which serves no traffic; remove it, or remove job/cronJob",
+        ),
+        invalid(
+            "negative backoffLimit",
+            app().with_job(JobSettings { backoff_limit: Some(-1), ..job() }),
+            "spec.job.backoffLimit",
+            "is -1; set it to at least 0",
+        ),
+        invalid(
+            "zero activeDeadlineSeconds",
+            app().with_job(JobSettings { active_deadline_seconds: Some(0), ..job() }),
+            "spec.job.activeDeadlineSeconds",
+            "at least 1",
+        ),
+        invalid(
+            "negative ttlSecondsAfterFinished",
+            app().with_job(JobSettings { ttl_seconds_after_finished: Some(-5), ..job() }),
+            "spec.job.ttlSecondsAfterFinished",
+            "at least 0",
+        ),
+        invalid(
+            "zero completions",
+            app().with_job(JobSettings { completions: Some(0), ..job() }),
+            "spec.job.completions",
+            "at least 1",
+        ),
+        invalid(
+            "zero parallelism in a schedule's job",
+            app().with_cron_job(CronJobSettings {
+                job: JobSettings { parallelism: Some(0), ..job() },
+                ..cron("@daily")
+            }),
+            "spec.cronJob.job.parallelism",
+            "at least 1",
+        ),
+        invalid(
+            "a schedule with six fields",
+            app().with_cron_job(cron("0 * * * * *")),
+            "spec.cronJob.schedule",
+            "is not a cron schedule",
+        ),
+        invalid(
+            "a schedule with a TZ prefix",
+            app().with_cron_job(cron("TZ=UTC 0 3 * * *")),
+            "spec.cronJob.schedule",
+            "put a time zone in timeZone",
+        ),
+        invalid("an unknown macro", app().with_cron_job(cron("@often")), "spec.cronJob.schedule", "@hourly"),
+        invalid(
+            "a negative history limit",
+            app().with_cron_job(CronJobSettings { failed_jobs_history_limit: Some(-1), ..cron("@daily") }),
+            "spec.cronJob.failedJobsHistoryLimit",
+            "set 0 or more",
+        ),
+        invalid(
+            "an empty time zone",
+            app().with_cron_job(CronJobSettings { time_zone: Some(String::new()), ..cron("@daily") }),
+            "spec.cronJob.timeZone",
+            "is empty",
+        )
+        .not_in_cel(),
     ]
 }
 
@@ -242,6 +326,30 @@ fn valid_apps() -> Vec<(&'static str, WasmApp)> {
         ("the default test app", app()),
         ("zero replicas", app().with_replicas(0)),
         ("autoscale on concurrency", app().with_autoscale(autoscale(1, 5))),
+        ("a job with defaults", app().with_job(job())),
+        (
+            "a job with every knob",
+            app().with_job(JobSettings {
+                backoff_limit: Some(0),
+                active_deadline_seconds: Some(600),
+                ttl_seconds_after_finished: Some(0),
+                completions: Some(3),
+                parallelism: Some(2),
+            }),
+        ),
+        ("a schedule every minute", app().with_cron_job(cron("* * * * *")).with_timeout("30s")),
+        (
+            "a schedule with every knob",
+            app().with_cron_job(CronJobSettings {
+                time_zone: Some("Europe/Berlin".into()),
+                concurrency_policy: Some(crate::ConcurrencyPolicy::Forbid),
+                suspend: true,
+                successful_jobs_history_limit: Some(0),
+                failed_jobs_history_limit: Some(5),
+                job: JobSettings { backoff_limit: Some(2), ..job() },
+                ..cron(" @hourly ")
+            }),
+        ),
         ("autoscale on cpu", app().with_autoscale(autoscale(2, 2).with_concurrency_target(None).with_cpu_target(80))),
         (
             "everything at once",

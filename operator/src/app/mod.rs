@@ -1,5 +1,6 @@
-//! The WasmApp controller: observe the app's Deployment, pods and runtime; compute the
-//! Deployment, Service and HPA it should have; server-side apply them; write the status.
+//! The WasmApp controller: observe the app's workload, pods and runtime; compute the
+//! Deployment (or Job, or CronJob), Service and HPA it should have; server-side apply them;
+//! write the status. A failed step shows in the status too, as `Degraded` with its reason.
 
 pub mod status;
 
@@ -9,32 +10,45 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_READY, node_label};
-use spore_crds::{WasmApp, WasmAppStatus};
+use spore_crds::{RunMode, WasmApp, WasmAppStatus};
 use tracing::{info, instrument, warn};
 
-use self::status::{Observed, summarize};
+use self::status::{Observed, Summary, summarize, summarize_cron_job, summarize_job};
 use crate::apply::{apply, delete_owned};
-use crate::conditions::{changed, to_conditions, without_times};
+use crate::conditions::{Cond, changed, to_conditions, without_times};
 use crate::context::Context;
 use crate::error::{Error, Result, kube_err};
+use crate::resources::cron_job::desired_cron_job;
 use crate::resources::deployment::desired_deployment;
 use crate::resources::hpa::desired_hpa;
+use crate::resources::job::desired_job;
 use crate::resources::service::desired_service;
 use crate::resources::{APP_LABEL, app_selector, name_of, namespace_of, selector_string};
 
 pub const CONTROLLER: &str = "wasmapp";
 const REQUEUE_SETTLED: Duration = Duration::from_secs(300);
 const REQUEUE_PENDING: Duration = Duration::from_secs(15);
+
+/// Reasons of a failed step: the API server refused to apply (or delete) that object, with
+/// any error status (422 an invalid field, 403 forbidden or over quota, 5xx).
+pub const DEPLOYMENT_REJECTED: &str = "DeploymentRejected";
+pub const SERVICE_REJECTED: &str = "ServiceRejected";
+pub const AUTOSCALER_REJECTED: &str = "AutoscalerRejected";
+pub const JOB_REJECTED: &str = "JobRejected";
+pub const CRON_JOB_REJECTED: &str = "CronJobRejected";
+/// Any other failure: reading pods, nodes or the RuntimeClass, an unreachable API server.
+pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
@@ -44,12 +58,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
         .owns(Api::<Deployment>::all(client.clone()), watcher::Config::default().labels(APP_LABEL))
         .owns(Api::<Service>::all(client.clone()), watcher::Config::default().labels(APP_LABEL))
-        .owns(Api::<HorizontalPodAutoscaler>::all(client), watcher::Config::default().labels(APP_LABEL))
-        // Pods belong to ReplicaSets, so their app is found by label, not owner.
-        .watches(pods, watcher::Config::default().labels(APP_LABEL), |pod: Pod| {
-            let app = pod.labels().get(APP_LABEL)?.clone();
-            Some(ObjectRef::<WasmApp>::new(&app).within(&pod.namespace()?))
-        })
+        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), watcher::Config::default().labels(APP_LABEL))
+        .owns(Api::<CronJob>::all(client.clone()), watcher::Config::default().labels(APP_LABEL))
+        // Pods belong to ReplicaSets or Jobs, and a CronJob's Jobs to the CronJob: their app
+        // is found by label, not owner.
+        .watches(Api::<Job>::all(client), watcher::Config::default().labels(APP_LABEL), app_of)
+        .watches(pods, watcher::Config::default().labels(APP_LABEL), app_of)
         .graceful_shutdown_on(shutdown);
     let store = controller.store();
     let metrics = ctx.metrics.clone();
@@ -63,6 +77,32 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .await;
 }
 
+fn app_of<K: Resource>(obj: K) -> Option<ObjectRef<WasmApp>> {
+    let app = obj.labels().get(APP_LABEL)?.clone();
+    Some(ObjectRef::<WasmApp>::new(&app).within(obj.meta().namespace.as_deref()?))
+}
+
+/// A step of the reconcile that failed: the reason the status gives, and the error.
+#[derive(Debug)]
+struct Failed {
+    reason: &'static str,
+    error: Error,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Self { reason: RECONCILE_FAILED, error }
+    }
+}
+
+/// Blames a refused write on its object; an API server that did not answer is no refusal.
+fn rejected(reason: &'static str) -> impl FnOnce(Error) -> Failed {
+    move |error| match &error {
+        Error::Kube { source: kube::Error::Api(_), .. } => Failed { reason, error },
+        _ => Failed::from(error),
+    }
+}
+
 #[instrument(skip_all, fields(app = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -71,33 +111,15 @@ pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let (namespace, name) = (namespace_of(&*app, "WasmApp")?, name_of(&*app, "WasmApp")?);
-    let uid = app.uid().ok_or(Error::MissingField { kind: "WasmApp", field: "metadata.uid" })?;
-    let runtime_class = runtime_class_of(&app, &ctx);
-
-    let deployment = desired_deployment(&app, &runtime_class)?;
-    let service = desired_service(&app)?;
-    let hpa = desired_hpa(&app)?;
-
-    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
-    let applied = apply(&deployments, &deployment).await?;
-    let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
-    match service {
-        Some(service) => drop(apply(&services, &service).await?),
-        None => delete_owned(&services, &name, &uid).await?,
-    }
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &namespace);
-    let autoscaler = match hpa {
-        Some(hpa) => Some(apply(&hpas, &hpa).await?),
-        None => {
-            delete_owned(&hpas, &name, &uid).await?;
-            None
+    let summary = match converge(&app, &ctx, &namespace, &name).await {
+        Ok(Some(summary)) => summary,
+        // A finished run whose Job expired: its outcome is in the status already.
+        Ok(None) => return Ok(Action::requeue(REQUEUE_SETTLED)),
+        Err(failed) => {
+            report_failure(&app, &ctx, &failed).await;
+            return Err(failed.error);
         }
     };
-
-    let mut observed = observe(&ctx, &namespace, &name, &runtime_class, applied).await?;
-    observed.autoscaler = autoscaler;
-    let desired = app.spec.scaling.autoscale.is_none().then(|| app.spec.scaling.fixed_replicas());
-    let summary = summarize(&runtime_class, desired, &observed);
     let previous = app.status.clone().unwrap_or_default();
     let status = WasmAppStatus {
         conditions: to_conditions(
@@ -110,35 +132,166 @@ pub async fn reconcile(app: Arc<WasmApp>, ctx: Arc<Context>) -> Result<Action> {
         replicas: summary.replicas,
         ready_replicas: summary.ready_replicas,
         selector: Some(selector_string(&app_selector(&name))),
+        last_run: summary.last_run,
     };
-    let was_degraded = previous.conditions.iter().any(|c| c.type_ == status::DEGRADED && c.status == "True");
-    for cond in changed(&summary.conditions, &previous.conditions) {
-        publish(&ctx, &app, cond, was_degraded).await;
-    }
+    publish_changes(&ctx, &app, &summary.conditions, &previous).await;
     let unchanged = |s: &WasmAppStatus| WasmAppStatus { conditions: without_times(&s.conditions), ..s.clone() };
     if unchanged(&status) != unchanged(&previous) {
-        let api = Api::<WasmApp>::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({"status": status});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(kube_err(format!("update status of WasmApp {namespace}/{name}")))?;
+        write_status(&ctx, &namespace, &name, &status).await?;
     }
     ctx.succeeded(&format!("{namespace}/{name}"));
     let ready = summary.conditions.iter().any(|c| c.type_ == status::READY && c.status);
     Ok(Action::requeue(if ready { REQUEUE_SETTLED } else { REQUEUE_PENDING }))
 }
 
+/// Applies what the app should have, deletes what it no longer should, and observes the
+/// result. `None`: nothing to report (a finished run whose Job is gone).
+async fn converge(app: &WasmApp, ctx: &Context, namespace: &str, name: &str) -> Result<Option<Summary>, Failed> {
+    let uid = app.uid().ok_or(Error::MissingField { kind: "WasmApp", field: "metadata.uid" })?;
+    let runtime_class = runtime_class_of(app, ctx);
+    let mode = app.spec.run_mode();
+    let deployment = match mode {
+        RunMode::Deployment => Some(desired_deployment(app, &runtime_class)?),
+        RunMode::Job(_) | RunMode::CronJob(_) => None,
+    };
+    let service = desired_service(app)?;
+    let hpa = desired_hpa(app)?;
+    let cron_job = desired_cron_job(app, &runtime_class)?;
+    let job = desired_job(app, &runtime_class)?;
+
+    let client = &ctx.client;
+    let deployment = apply_or_delete(&Api::namespaced(client.clone(), namespace), deployment, name, &uid)
+        .await
+        .map_err(rejected(DEPLOYMENT_REJECTED))?;
+    apply_or_delete(&Api::<Service>::namespaced(client.clone(), namespace), service, name, &uid)
+        .await
+        .map_err(rejected(SERVICE_REJECTED))?;
+    let autoscaler = apply_or_delete(&Api::namespaced(client.clone(), namespace), hpa, name, &uid)
+        .await
+        .map_err(rejected(AUTOSCALER_REJECTED))?;
+    let cron_job = apply_or_delete(&Api::namespaced(client.clone(), namespace), cron_job, name, &uid)
+        .await
+        .map_err(rejected(CRON_JOB_REJECTED))?;
+
+    // Every Job of the app: the current run's, older runs' (a changed spec, a mode left
+    // behind), and the CronJob's runs.
+    let jobs_api = Api::<Job>::namespaced(client.clone(), namespace);
+    let jobs = jobs_api
+        .list(&ListParams::default().labels(&selector_string(&app_selector(name))))
+        .await
+        .map_err(kube_err(format!("list Jobs of WasmApp {namespace}/{name}")))?
+        .items;
+    let wanted = job.as_ref().map(ResourceExt::name_any);
+    let controlled_by =
+        |j: &Job, uid: &str| j.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid);
+    for old in jobs.iter().filter(|j| controlled_by(j, &uid) && Some(j.name_any()) != wanted) {
+        // Background: the Job's pods go with it (a Job's default is to orphan them).
+        jobs_api
+            .delete(&old.name_any(), &DeleteParams::background())
+            .await
+            .map_err(kube_err(format!("delete Job {}", old.name_any())))
+            .map_err(rejected(JOB_REJECTED))?;
+    }
+    let job = match job {
+        None => None,
+        Some(job) => match jobs.iter().find(|j| Some(j.name_any()) == wanted) {
+            // A Job's template is immutable and its name covers the spec: nothing to apply.
+            Some(existing) => Some(existing.clone()),
+            None if ran_already(app, &job.name_any()) => return Ok(None),
+            None => Some(apply(&jobs_api, &job).await.map_err(rejected(JOB_REJECTED))?),
+        },
+    };
+    let runs = match &cron_job {
+        Some(cron) => {
+            let cron_uid = cron.uid().unwrap_or_default();
+            jobs.into_iter().filter(|j| controlled_by(j, &cron_uid)).collect()
+        }
+        None => Vec::new(),
+    };
+
+    let observed = Observed {
+        deployment,
+        autoscaler,
+        job,
+        cron_job,
+        runs,
+        ..observe(ctx, namespace, name, &runtime_class).await?
+    };
+    Ok(Some(match mode {
+        RunMode::Deployment => {
+            let desired = app.spec.scaling.autoscale.is_none().then(|| app.spec.scaling.fixed_replicas());
+            summarize(&runtime_class, desired, &observed)
+        }
+        RunMode::Job(_) => summarize_job(&runtime_class, &observed),
+        RunMode::CronJob(_) => summarize_cron_job(&runtime_class, &observed),
+    }))
+}
+
+/// The status already tells how the run `job` ended: its Job was deleted after finishing
+/// (`ttlSecondsAfterFinished`), and creating it again would run it again.
+fn ran_already(app: &WasmApp, job: &str) -> bool {
+    let last = app.status.as_ref().and_then(|s| s.last_run.as_ref());
+    last.is_some_and(|run| run.job_name == job && run.finished())
+}
+
+/// Applies `desired` under `name`, or deletes `name` if this app controls it.
+async fn apply_or_delete<K>(api: &Api<K>, desired: Option<K>, name: &str, uid: &str) -> Result<Option<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match desired {
+        Some(obj) => Ok(Some(apply(api, &obj).await?)),
+        None => delete_owned(api, name, uid).await.map(|()| None),
+    }
+}
+
+/// Degraded with the failed step's reason and the API server's message; the rest of the
+/// status stays as the last good reconcile left it.
+async fn report_failure(app: &WasmApp, ctx: &Context, failed: &Failed) {
+    let (Some(namespace), Some(name)) = (app.namespace(), app.meta().name.clone()) else { return };
+    let message = failed.error.to_string();
+    let conditions = [(status::READY, false), (status::PROGRESSING, false), (status::DEGRADED, true)]
+        .map(|(type_, status)| Cond::new(type_, status, failed.reason, message.clone()));
+    let previous = app.status.clone().unwrap_or_default();
+    let status = WasmAppStatus {
+        conditions: to_conditions(
+            &conditions,
+            &previous.conditions,
+            app.metadata.generation,
+            Time(jiff::Timestamp::now()),
+        ),
+        observed_generation: app.metadata.generation,
+        ..previous.clone()
+    };
+    publish_changes(ctx, app, &conditions, &previous).await;
+    // Compared without messages: an error whose text differs per attempt must not make each
+    // retry a status write, which would start the next retry at once instead of backing off.
+    let blind = |s: &WasmAppStatus| {
+        let conditions = without_times(&s.conditions).into_iter().map(|c| Condition { message: String::new(), ..c });
+        WasmAppStatus { conditions: conditions.collect(), ..s.clone() }
+    };
+    if blind(&status) != blind(&previous)
+        && let Err(e) = write_status(ctx, &namespace, &name, &status).await
+    {
+        warn!(error = %e, "writing the failure into the status failed");
+    }
+}
+
+async fn write_status(ctx: &Context, namespace: &str, name: &str, status: &WasmAppStatus) -> Result<()> {
+    let api = Api::<WasmApp>::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({"status": status});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(format!("update status of WasmApp {namespace}/{name}")))?;
+    Ok(())
+}
+
 fn runtime_class_of(app: &WasmApp, ctx: &Context) -> String {
     app.spec.runtime_class_name.clone().unwrap_or_else(|| ctx.settings.default_runtime_class.clone())
 }
 
-async fn observe(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    runtime_class: &str,
-    deployment: Deployment,
-) -> Result<Observed> {
+/// The app's pods, whether its RuntimeClass exists, and how many nodes serve it.
+async fn observe(ctx: &Context, namespace: &str, name: &str, runtime_class: &str) -> Result<Observed> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
         .list(&ListParams::default().labels(&selector_string(&app_selector(name))))
         .await
@@ -154,17 +307,27 @@ async fn observe(
         .map_err(kube_err("list nodes of the runtime"))?
         .items
         .len();
-    Ok(Observed { deployment: Some(deployment), pods: pods.items, runtime_class_exists, ready_nodes, autoscaler: None })
+    Ok(Observed { pods: pods.items, runtime_class_exists, ready_nodes, ..Observed::default() })
 }
 
-/// One Event per state change worth telling: ready, degraded (with its reason), recovered,
-/// rolling out.
-async fn publish(ctx: &Context, app: &WasmApp, cond: &crate::conditions::Cond, was_degraded: bool) {
+/// The Events of what changed since `previous`.
+async fn publish_changes(ctx: &Context, app: &WasmApp, conditions: &[Cond], previous: &WasmAppStatus) {
+    let was_degraded = previous.conditions.iter().any(|c| c.type_ == status::DEGRADED && c.status == "True");
+    for cond in changed(conditions, &previous.conditions) {
+        publish(ctx, app, cond, was_degraded).await;
+    }
+}
+
+/// One Event per state change worth telling: ready (or a run succeeded), degraded (with its
+/// reason), recovered, rolling out (or a run started).
+async fn publish(ctx: &Context, app: &WasmApp, cond: &Cond, was_degraded: bool) {
     let (type_, reason) = match (cond.type_, cond.status) {
+        (status::READY, true) if cond.reason == status::SUCCEEDED => (EventType::Normal, cond.reason.clone()),
         (status::READY, true) => (EventType::Normal, "Ready".to_string()),
         (status::DEGRADED, true) => (EventType::Warning, cond.reason.clone()),
         (status::DEGRADED, false) if was_degraded => (EventType::Normal, "Recovered".to_string()),
-        (status::PROGRESSING, true) => (EventType::Normal, "RollingOut".to_string()),
+        // RollingOut (a Deployment) or Running (a Job).
+        (status::PROGRESSING, true) => (EventType::Normal, cond.reason.clone()),
         _ => return,
     };
     let note = if cond.message.is_empty() { None } else { Some(crate::conditions::truncate(&cond.message, 1000)) };
@@ -198,52 +361,119 @@ pub fn error_policy(app: Arc<WasmApp>, error: &Error, ctx: Arc<Context>) -> Acti
 mod tests {
     use std::time::Duration;
 
+    use serde_json::{Value, json};
+
     use super::*;
-    use crate::fixtures::{app, call, mock_context, not_found};
+    use crate::fixtures::{Call, app, call, mock_context, not_found, refused};
+    use crate::resources::job::job_name;
 
     const NS: &str = "/apis/apps/v1/namespaces/apps";
+    const BATCH: &str = "/apis/batch/v1/namespaces/apps";
+    const STATUS: &str = "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status";
 
-    /// What every reconcile ends with: observe pods, RuntimeClass and nodes, tell the
-    /// rollout Event, write the status.
-    fn observe_and_report(app: &WasmApp) -> Vec<crate::fixtures::Call> {
-        let empty = |kind: &str| serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
+    fn list(kind: &str, items: Vec<Value>) -> Value {
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items})
+    }
+
+    /// Observing the pods, the RuntimeClass and the runtime's nodes.
+    fn observe(pods: Vec<Value>) -> Vec<Call> {
         vec![
-            call("GET", "/api/v1/namespaces/apps/pods", empty("PodList")),
+            call("GET", "/api/v1/namespaces/apps/pods", list("PodList", pods)),
             call(
                 "GET",
                 "/apis/node.k8s.io/v1/runtimeclasses/spore",
-                serde_json::json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "spore"}, "handler": "spore"}),
+                json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "spore"}, "handler": "spore"}),
             ),
             call(
                 "GET",
                 "/api/v1/nodes",
-                serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [{"metadata": {"name": "node-wasm"}}]}),
-            ),
-            call(
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/apps/events",
-                serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
-            ),
-            call(
-                "PATCH",
-                "/apis/spore.dev/v1alpha1/namespaces/apps/wasmapps/hello/status",
-                serde_json::to_value(app).unwrap(),
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [{"metadata": {"name": "node-wasm"}}]}),
             ),
         ]
     }
 
-    fn echo_deployment() -> serde_json::Value {
-        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "namespace": "apps", "generation": 1},
+    fn event() -> Call {
+        call(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/apps/events",
+            json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+        )
+    }
+
+    fn status_patch(app: &WasmApp) -> Call {
+        call("PATCH", STATUS, serde_json::to_value(app).unwrap())
+    }
+
+    /// What every reconcile ends with: observe, tell the one Event, write the status.
+    fn observe_and_report(app: &WasmApp) -> Vec<Call> {
+        [observe(vec![]), vec![event(), status_patch(app)]].into_iter().flatten().collect()
+    }
+
+    /// A Deployment app has no CronJob and no Jobs to clean up.
+    fn no_batch() -> Vec<Call> {
+        vec![
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![])),
+        ]
+    }
+
+    /// The Deployment, Service and HPA a job or cronJob app must not have (none there).
+    fn no_deployment() -> Vec<Call> {
+        vec![
+            not_found("GET", &format!("{NS}/deployments/hello")),
+            not_found("GET", "/api/v1/namespaces/apps/services/hello"),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+        ]
+    }
+
+    fn echo_deployment() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "namespace": "apps", "generation": 1},
             "spec": {"replicas": 1, "selector": {}, "template": {}}, "status": {"observedGeneration": 1}})
     }
 
-    async fn run(app: WasmApp, calls: Vec<crate::fixtures::Call>) -> (Action, Vec<serde_json::Value>) {
+    fn owned_by(uid: &str) -> Value {
+        json!([{"apiVersion": "spore.dev/v1alpha1", "kind": "WasmApp", "name": "hello", "uid": uid, "controller": true}])
+    }
+
+    /// A Job of the app named `name`, with `status`.
+    fn job(name: &str, status: Value) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "apps", "uid": format!("j-{name}"),
+            "labels": {"spore.dev/app": "hello"}, "ownerReferences": owned_by("u-1")},
+            "spec": {"template": {}}, "status": status})
+    }
+
+    /// A finished attempt of `job`: its pod, with the app container's terminated state.
+    fn attempt(job: &str, exit_code: i32, message: &str) -> Value {
+        json!({"metadata": {"name": format!("{job}-x"), "labels": {"spore.dev/app": "hello", "batch.kubernetes.io/job-name": job}},
+            "status": {"phase": "Failed", "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit_code, "reason": "Error", "message": message, "finishedAt": "2026-01-01T00:00:10Z"}}}]}})
+    }
+
+    async fn reconciled(app: WasmApp, calls: Vec<Call>) -> (Result<Action>, Vec<Value>) {
         let (ctx, verifier) = mock_context(calls);
-        let action = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(app), ctx))
+        let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(app), ctx))
             .await
-            .expect("reconcile finished (a hang means a call nobody expected)")
-            .expect("reconcile succeeded");
-        (action, tokio::time::timeout(Duration::from_secs(5), verifier).await.unwrap().unwrap())
+            .expect("reconcile finished (a hang means a call nobody expected)");
+        (result, tokio::time::timeout(Duration::from_secs(5), verifier).await.unwrap().unwrap())
+    }
+
+    async fn run(app: WasmApp, calls: Vec<Call>) -> (Action, Vec<Value>) {
+        let (result, bodies) = reconciled(app, calls).await;
+        (result.expect("reconcile succeeded"), bodies)
+    }
+
+    fn conditions(status_body: &Value) -> Vec<(String, String, String)> {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        status_body["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (text(&c["type"]), text(&c["status"]), text(&c["reason"])))
+            .collect()
+    }
+
+    fn expect(conds: [(&str, &str, &str); 3]) -> Vec<(String, String, String)> {
+        conds.iter().map(|(t, s, r)| (t.to_string(), s.to_string(), r.to_string())).collect()
     }
 
     #[tokio::test]
@@ -254,26 +484,27 @@ mod tests {
             call(
                 "PATCH",
                 "/api/v1/namespaces/apps/services/hello",
-                serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}}),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}}),
             ),
             not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
         ];
+        calls.extend(no_batch());
         calls.extend(observe_and_report(&app));
         let (action, bodies) = run(app, calls).await;
         assert_eq!(action, Action::requeue(REQUEUE_PENDING));
         assert_eq!(bodies[0]["spec"]["template"]["spec"]["runtimeClassName"], "spore");
-        assert_eq!(bodies[6]["reason"], "RollingOut", "the event: {}", bodies[6]);
-        let status = &bodies[7]["status"];
+        assert_eq!(bodies[8]["reason"], "RollingOut", "the event: {}", bodies[8]);
+        let status = &bodies[9]["status"];
         assert_eq!(status["selector"], "spore.dev/app=hello");
         assert_eq!(status["observedGeneration"], 2);
         assert_eq!(status["conditions"][0]["reason"], "ReplicasNotReady");
+        assert_eq!(status.get("lastRun"), None);
     }
 
     #[tokio::test]
     async fn an_autoscaled_worker_gets_an_hpa_and_loses_a_service_it_no_longer_needs() {
         let app = app("  scaling: {autoscale: {maxReplicas: 3, targetConcurrency: 5}}\n");
-        let owned_service = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello",
-            "ownerReferences": [{"apiVersion": "spore.dev/v1alpha1", "kind": "WasmApp", "name": "hello", "uid": "u-1", "controller": true}]}});
+        let owned_service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello", "ownerReferences": owned_by("u-1")}});
         let mut calls = vec![
             call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
             call("GET", "/api/v1/namespaces/apps/services/hello", owned_service.clone()),
@@ -281,9 +512,10 @@ mod tests {
             call(
                 "PATCH",
                 "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello",
-                serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "hello"}}}),
+                json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hello"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "hello"}}}),
             ),
         ];
+        calls.extend(no_batch());
         calls.extend(observe_and_report(&app));
         let (_, bodies) = run(app, calls).await;
         assert_eq!(bodies[0]["spec"].get("replicas"), None, "the HPA owns the replica count");
@@ -293,11 +525,269 @@ mod tests {
     #[tokio::test]
     async fn a_service_someone_else_owns_is_left_alone() {
         let app = app("");
-        let foreign = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}});
+        let foreign = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}});
         let mut calls = vec![
             call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
             call("GET", "/api/v1/namespaces/apps/services/hello", foreign),
             not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+        ];
+        calls.extend(no_batch());
+        calls.extend(observe_and_report(&app));
+        run(app, calls).await;
+    }
+
+    #[tokio::test]
+    async fn a_rejected_deployment_degrades_the_app_with_the_apiservers_message() {
+        let app = app("  podLabels: {team: a b}\n");
+        let message = r#"Deployment.apps "hello" is invalid: spec.template.labels: Invalid value: "a b": a valid label must be ..."#;
+        let calls = vec![
+            refused("PATCH", &format!("{NS}/deployments/hello"), 422, "Invalid", message),
+            event(),
+            status_patch(&app),
+        ];
+        let (result, bodies) = reconciled(app, calls).await;
+        let error = result.expect_err("the reconcile fails, so it is retried with backoff");
+        assert_eq!(error.reason(), "ApiError");
+        assert_eq!(bodies[1]["reason"], DEPLOYMENT_REJECTED, "the Warning event: {}", bodies[1]);
+        assert_eq!(
+            conditions(&bodies[2]),
+            expect([
+                ("Ready", "False", DEPLOYMENT_REJECTED),
+                ("Progressing", "False", DEPLOYMENT_REJECTED),
+                ("Degraded", "True", DEPLOYMENT_REJECTED)
+            ])
+        );
+        let status = &bodies[2]["status"];
+        assert_eq!(status["observedGeneration"], 2);
+        for c in status["conditions"].as_array().unwrap() {
+            assert_eq!(c["message"], format!("apply Deployment hello: {message} (Invalid)"));
+            assert_eq!(c["observedGeneration"], 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_the_apiserver_refuses_degrades_the_app() {
+        let cases = [
+            (500, "InternalError", "Internal error occurred: failed to allocate a serviceIP: range is full"),
+            (403, "Forbidden", r#"services "hello" is forbidden: exceeded quota: no-services, requested: services=1"#),
+        ];
+        for (code, reason, message) in cases {
+            let app = app("  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n");
+            let calls = vec![
+                call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
+                refused("PATCH", "/api/v1/namespaces/apps/services/hello", code, reason, message),
+                event(),
+                status_patch(&app),
+            ];
+            let (result, bodies) = reconciled(app, calls).await;
+            assert!(result.is_err(), "{code}");
+            let degraded = &bodies[3]["status"]["conditions"][2];
+            assert_eq!(
+                (&degraded["type"], &degraded["status"], &degraded["reason"]),
+                (&json!("Degraded"), &json!("True"), &json!(SERVICE_REJECTED))
+            );
+            let text = degraded["message"].as_str().unwrap();
+            assert!(text.contains(message) && text.starts_with("apply Service hello: "), "{code}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_already_in_the_status_is_not_written_again() {
+        let mut app = app("  podLabels: {team: a b}\n");
+        let conds = [("Ready", "False"), ("Progressing", "False"), ("Degraded", "True")].map(|(t, s)| {
+            json!({"type": t, "status": s, "reason": DEPLOYMENT_REJECTED, "message": "an older text",
+                "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2})
+        });
+        app.status = Some(serde_json::from_value(json!({"conditions": conds, "observedGeneration": 2})).unwrap());
+        let calls = vec![refused("PATCH", &format!("{NS}/deployments/hello"), 422, "Invalid", "a newer text")];
+        let (result, bodies) = reconciled(app, calls).await;
+        assert!(result.is_err());
+        assert_eq!(bodies.len(), 1, "no Event and no status write: the retry waits for its backoff");
+    }
+
+    #[tokio::test]
+    async fn a_job_app_runs_as_a_job_and_loses_its_deployment() {
+        let app = app("  args: [exit, '0']\n  job: {backoffLimit: 2}\n");
+        let name = job_name(&app, "spore").unwrap();
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "ownerReferences": owned_by("u-1")}});
+        let mut calls = vec![
+            call("GET", &format!("{NS}/deployments/hello"), deployment.clone()),
+            call("DELETE", &format!("{NS}/deployments/hello"), deployment),
+            not_found("GET", "/api/v1/namespaces/apps/services/hello"),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![])),
+            call(
+                "PATCH",
+                &format!("{BATCH}/jobs/{name}"),
+                job(&name, json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"})),
+            ),
+        ];
+        calls.extend(observe_and_report(&app));
+        let (action, bodies) = run(app, calls).await;
+        assert_eq!(action, Action::requeue(REQUEUE_PENDING));
+        assert_eq!(bodies[1]["propagationPolicy"], "Background");
+        let created = &bodies[6];
+        assert_eq!(created["spec"]["backoffLimit"], 2);
+        assert_eq!(created["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        assert_eq!(bodies[10]["reason"], "Running", "the event: {}", bodies[10]);
+        assert_eq!(
+            conditions(&bodies[11]),
+            expect([
+                ("Ready", "False", "Running"),
+                ("Progressing", "True", "Running"),
+                ("Degraded", "False", "AsExpected")
+            ])
+        );
+        let status = &bodies[11]["status"];
+        assert_eq!((&status["lastRun"]["jobName"], &status["lastRun"]["active"]), (&json!(name), &json!(1)));
+        assert_eq!(status["replicas"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_is_not_run_again() {
+        let app = app("  job: {}\n");
+        let name = job_name(&app, "spore").unwrap();
+        let done = json!({"succeeded": 1, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:05Z",
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}]});
+        let mut calls = no_deployment();
+        calls.extend([
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![job(&name, done)])),
+        ]);
+        calls.extend(observe_and_report(&app));
+        let (action, bodies) = run(app, calls).await;
+        assert_eq!(action, Action::requeue(REQUEUE_SETTLED));
+        assert_eq!(bodies[8]["reason"], "Succeeded");
+        assert_eq!(
+            conditions(&bodies[9]),
+            expect([
+                ("Ready", "True", "Succeeded"),
+                ("Progressing", "False", "Succeeded"),
+                ("Degraded", "False", "AsExpected")
+            ])
+        );
+        assert_eq!(bodies[9]["status"]["lastRun"]["completionTime"], "2026-01-01T00:00:05Z");
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_whose_job_expired_is_not_run_again() {
+        let mut app = app("  job: {ttlSecondsAfterFinished: 0}\n");
+        let name = job_name(&app, "spore").unwrap();
+        app.status = Some(
+            serde_json::from_value(json!({"lastRun": {"jobName": name, "completionTime": "2026-01-01T00:00:05Z"}}))
+                .unwrap(),
+        );
+        let mut calls = no_deployment();
+        calls.extend([
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![])),
+        ]);
+        let (action, bodies) = run(app, calls).await;
+        assert_eq!(action, Action::requeue(REQUEUE_SETTLED));
+        assert_eq!(bodies.len(), 5, "no Job created, nothing written");
+    }
+
+    #[tokio::test]
+    async fn a_changed_spec_runs_a_new_job_and_deletes_the_old_one() {
+        let app = app("  args: [v2]\n  job: {}\n");
+        let name = job_name(&app, "spore").unwrap();
+        let old = job("hello-0ld0ld00", json!({"active": 1}));
+        let foreign = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello-theirs", "labels": {"spore.dev/app": "hello"}}, "spec": {"template": {}}});
+        let mut calls = no_deployment();
+        calls.extend([
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![old.clone(), foreign])),
+            call("DELETE", &format!("{BATCH}/jobs/hello-0ld0ld00"), old),
+            call("PATCH", &format!("{BATCH}/jobs/{name}"), job(&name, json!({}))),
+        ]);
+        calls.extend(observe_and_report(&app));
+        let (_, bodies) = run(app, calls).await;
+        assert_eq!(bodies[5]["propagationPolicy"], "Background", "the old run's pods go with it");
+        assert_eq!(bodies[6]["spec"]["template"]["spec"]["containers"][0]["args"], json!(["v2"]));
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_degrades_the_app_with_the_exit_code_and_the_trap() {
+        let app = app("  args: [trap]\n  job: {backoffLimit: 1}\n");
+        let name = job_name(&app, "spore").unwrap();
+        let failed = json!({"failed": 2, "startTime": "2026-01-01T00:00:00Z", "conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-01-01T00:00:11Z"}]});
+        let trap = "wasm trap: wasm `unreachable` instruction executed\n  at main (probe.c)\n";
+        let mut calls = no_deployment();
+        calls.extend([
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![job(&name, failed)])),
+        ]);
+        calls.extend(observe(vec![attempt(&name, 134, trap), attempt("hello-other", 0, "")]));
+        calls.extend([event(), status_patch(&app)]);
+        let (_, bodies) = run(app, calls).await;
+        assert_eq!(bodies[8]["reason"], "JobFailed", "the Warning event: {}", bodies[8]);
+        assert_eq!(
+            conditions(&bodies[9]),
+            expect([
+                ("Ready", "False", "JobFailed"),
+                ("Progressing", "False", "JobFailed"),
+                ("Degraded", "True", "JobFailed")
+            ])
+        );
+        let status = &bodies[9]["status"];
+        let message = status["conditions"][2]["message"].as_str().unwrap();
+        assert!(message.contains("BackoffLimitExceeded") && message.contains("exited with code 134"), "{message}");
+        assert!(message.contains("wasm `unreachable` instruction executed\n  at main"), "{message}");
+        let run = &status["lastRun"];
+        assert_eq!((&run["exitCode"], &run["failed"], &run["reason"]), (&json!(134), &json!(2), &json!("Error")));
+        assert_eq!(run["message"], trap.trim_end());
+        assert_eq!(run["completionTime"], "2026-01-01T00:00:11Z");
+    }
+
+    #[tokio::test]
+    async fn a_cron_job_app_gets_its_cron_job_and_loses_its_deployment_and_job() {
+        let app = app("  cronJob: {schedule: '* * * * *'}\n");
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "ownerReferences": owned_by("u-1")}});
+        let old = job("hello-0ld0ld00", json!({}));
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello", "uid": "c-1"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {}}, "status": {}});
+        let calls = [
+            vec![
+                call("GET", &format!("{NS}/deployments/hello"), deployment.clone()),
+                call("DELETE", &format!("{NS}/deployments/hello"), deployment),
+                not_found("GET", "/api/v1/namespaces/apps/services/hello"),
+                not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+                call("PATCH", &format!("{BATCH}/cronjobs/hello"), cron),
+                call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![old.clone()])),
+                call("DELETE", &format!("{BATCH}/jobs/hello-0ld0ld00"), old),
+            ],
+            observe(vec![]),
+            vec![event(), status_patch(&app)],
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (_, bodies) = run(app, calls).await;
+        assert_eq!(bodies[4]["spec"]["schedule"], "* * * * *");
+        assert_eq!(bodies[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        assert_eq!(
+            conditions(&bodies[11]),
+            expect([
+                ("Ready", "True", "Scheduled"),
+                ("Progressing", "False", "Waiting"),
+                ("Degraded", "False", "AsExpected")
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_app_turned_deployment_loses_its_jobs() {
+        let app = app("");
+        let old = job("hello-0ld0ld00", json!({"succeeded": 1}));
+        let mut calls = vec![
+            call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),
+            not_found("GET", "/api/v1/namespaces/apps/services/hello"),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+            not_found("GET", &format!("{BATCH}/cronjobs/hello")),
+            call("GET", &format!("{BATCH}/jobs"), list("JobList", vec![old.clone()])),
+            call("DELETE", &format!("{BATCH}/jobs/hello-0ld0ld00"), old),
         ];
         calls.extend(observe_and_report(&app));
         run(app, calls).await;

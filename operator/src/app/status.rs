@@ -1,12 +1,18 @@
-//! A WasmApp's status from what the cluster shows: its Deployment, its pods, and whether
-//! any node serves its RuntimeClass. Pure: classify each pod's trouble, then one match.
+//! A WasmApp's status from what the cluster shows: its Deployment (or its Job or CronJob and
+//! their runs), its pods, and whether any node serves its RuntimeClass. Pure: classify each
+//! pod's trouble and each run's state, then one match.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobCondition};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
+use kube::ResourceExt;
+use spore_crds::LastRun;
 
-use crate::conditions::Cond;
+use crate::conditions::{Cond, truncate};
 use crate::resources::hpa::CONCURRENCY_METRIC;
+use crate::resources::job::JOB_NAME_LABEL;
+use crate::resources::pod::CONTAINER_NAME;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -27,6 +33,11 @@ pub struct Observed {
     pub ready_nodes: usize,
     /// The app's HorizontalPodAutoscaler, when autoscaled.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// `job` apps: the Job of the current spec.
+    pub job: Option<Job>,
+    /// `cronJob` apps: the CronJob, and the Jobs it made (its runs).
+    pub cron_job: Option<CronJob>,
+    pub runs: Vec<Job>,
 }
 
 /// Why an app cannot reach its desired state, as the reason of its conditions.
@@ -46,6 +57,7 @@ pub struct Summary {
     pub conditions: Vec<Cond>,
     pub replicas: i32,
     pub ready_replicas: i32,
+    pub last_run: Option<LastRun>,
 }
 
 /// The app's conditions for `desired` replicas (`None`: autoscaled, the HPA decides).
@@ -61,8 +73,10 @@ pub fn summarize(runtime_class: &str, desired: Option<i32>, observed: &Observed)
         .is_some_and(|d| d.metadata.generation.is_some() && d.metadata.generation == status.observed_generation)
         && updated >= wanted
         && replicas == wanted;
+    // Pods of a Job the app ran before it became a Deployment are not its trouble.
+    let pods = observed.pods.iter().filter(|p| !p.labels().contains_key(JOB_NAME_LABEL));
     let trouble = runtime_problem(runtime_class, observed)
-        .or_else(|| observed.pods.iter().find_map(pod_problem))
+        .or_else(|| pods.into_iter().find_map(pod_problem))
         .or_else(|| observed.autoscaler.as_ref().and_then(autoscaler_problem));
 
     let ready_cond = match (&trouble, ready >= wanted) {
@@ -82,7 +96,210 @@ pub fn summarize(runtime_class: &str, desired: Option<i32>, observed: &Observed)
         Some(p) => Cond::new(DEGRADED, true, p.reason, p.message.clone()),
         None => Cond::new(DEGRADED, false, "AsExpected", ""),
     };
-    Summary { conditions: vec![ready_cond, progressing, degraded], replicas, ready_replicas: ready }
+    Summary { conditions: vec![ready_cond, progressing, degraded], replicas, ready_replicas: ready, last_run: None }
+}
+
+/// Where a run is, from its Job's conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState<'a> {
+    Running,
+    Succeeded,
+    Failed(&'a JobCondition),
+}
+
+impl<'a> RunState<'a> {
+    pub fn of(job: &'a Job) -> Self {
+        let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+        let holds = |type_: &str| conditions.into_iter().flatten().find(|c| c.type_ == type_ && c.status == "True");
+        match (holds("Complete"), holds("Failed")) {
+            (Some(_), _) => Self::Succeeded,
+            (None, Some(failed)) => Self::Failed(failed),
+            (None, None) => Self::Running,
+        }
+    }
+}
+
+/// A `job` app's conditions: running, then succeeded or failed; a pod's trouble (a bad
+/// module, no Wasm node, ...) outranks everything but success.
+pub fn summarize_job(runtime_class: &str, observed: &Observed) -> Summary {
+    let Some(job) = &observed.job else {
+        let waiting = Cond::new(READY, false, RUNNING, "the Job is not created yet");
+        return batch_summary(waiting, Cond::new(PROGRESSING, true, RUNNING, ""), None, None);
+    };
+    let pods = pods_of(&observed.pods, &job.name_any());
+    let run = last_run(job, &pods);
+    let trouble = runtime_problem(runtime_class, observed).or_else(|| pods.iter().copied().find_map(pod_problem));
+    let summary = match (RunState::of(job), trouble) {
+        (RunState::Succeeded, _) => {
+            let done = Cond::new(READY, true, SUCCEEDED, run_summary(&run, "succeeded"));
+            batch_summary(done.clone(), Cond { type_: PROGRESSING, status: false, ..done }, None, Some(run))
+        }
+        (_, Some(p)) => troubled(&p, Some(run)),
+        (RunState::Failed(failed), None) => job_failed(failed, run),
+        (RunState::Running, None) => {
+            let running = Cond::new(READY, false, RUNNING, run_summary(&run, "is running"));
+            batch_summary(running.clone(), Cond { type_: PROGRESSING, status: true, ..running }, None, Some(run))
+        }
+    };
+    Summary { ready_replicas: ready_pods(Some(job)), ..summary }
+}
+
+/// Pods of the run that are ready (what the Available column shows).
+fn ready_pods(job: Option<&Job>) -> i32 {
+    job.and_then(|j| j.status.as_ref()?.ready).unwrap_or(0)
+}
+
+/// A `cronJob` app's conditions: Ready while its schedule runs and its newest finished run
+/// did not fail; Progressing while a run is active.
+pub fn summarize_cron_job(runtime_class: &str, observed: &Observed) -> Summary {
+    let cron = observed.cron_job.as_ref();
+    let status = cron.and_then(|c| c.status.clone()).unwrap_or_default();
+    let newest = observed.runs.iter().max_by_key(|j| j.creation_timestamp().map(|t| t.0));
+    let pods = newest.map(|j| pods_of(&observed.pods, &j.name_any())).unwrap_or_default();
+    let run = newest.map(|job| LastRun {
+        last_schedule_time: status.last_schedule_time.clone(),
+        last_successful_time: status.last_successful_time.clone(),
+        ..last_run(job, &pods)
+    });
+    let active = status.active.as_ref().is_some_and(|a| !a.is_empty());
+    let trouble = runtime_problem(runtime_class, observed).or_else(|| pods.iter().copied().find_map(pod_problem));
+    let summary = match trouble {
+        Some(p) => troubled(&p, run),
+        None => scheduled(cron, newest, active, &observed.pods, &observed.runs, run),
+    };
+    Summary { ready_replicas: ready_pods(newest.filter(|_| active)), ..summary }
+}
+
+/// A healthy schedule's conditions: how its newest finished run went, and whether one runs.
+fn scheduled(
+    cron: Option<&CronJob>,
+    newest: Option<&Job>,
+    active: bool,
+    pods: &[Pod],
+    runs: &[Job],
+    run: Option<LastRun>,
+) -> Summary {
+    let suspended = cron.and_then(|c| c.spec.as_ref()?.suspend).unwrap_or(false);
+    let newest_finished = runs
+        .iter()
+        .filter(|j| RunState::of(j) != RunState::Running)
+        .max_by_key(|j| j.creation_timestamp().map(|t| t.0));
+    let progressing = match (active, newest) {
+        (true, Some(job)) => Cond::new(PROGRESSING, true, RUNNING, format!("run {} is running", job.name_any())),
+        _ => Cond::new(PROGRESSING, false, "Waiting", "waiting for the next run of the schedule"),
+    };
+    let schedule = cron.and_then(|c| Some(c.spec.as_ref()?.schedule.clone())).unwrap_or_default();
+    let ready = match newest_finished.map(|j| (j, RunState::of(j))) {
+        Some((job, RunState::Failed(failed))) => {
+            let failed = job_failed(failed, last_run(job, &pods_of(pods, &job.name_any())));
+            return Summary { last_run: run, ..failed_while(failed, progressing) };
+        }
+        _ if suspended => Cond::new(READY, true, "Suspended", format!("schedule {schedule:?} is suspended")),
+        Some((job, _)) => Cond::new(READY, true, SUCCEEDED, format!("run {} succeeded", job.name_any())),
+        None => Cond::new(READY, true, "Scheduled", format!("runs on schedule {schedule:?}")),
+    };
+    batch_summary(ready, progressing, None, run)
+}
+
+pub const RUNNING: &str = "Running";
+pub const SUCCEEDED: &str = "Succeeded";
+pub const JOB_FAILED: &str = "JobFailed";
+
+/// The pods of the Job `job`.
+fn pods_of<'a>(pods: &'a [Pod], job: &str) -> Vec<&'a Pod> {
+    pods.iter().filter(|p| p.labels().get(JOB_NAME_LABEL).map(String::as_str) == Some(job)).collect()
+}
+
+fn batch_summary(ready: Cond, progressing: Cond, degraded: Option<Cond>, run: Option<LastRun>) -> Summary {
+    let degraded = degraded.unwrap_or_else(|| Cond::new(DEGRADED, false, "AsExpected", ""));
+    let (replicas, ready_replicas) = (run.as_ref().map_or(0, |r| r.active), 0);
+    Summary { conditions: vec![ready, progressing, degraded], replicas, ready_replicas, last_run: run }
+}
+
+fn troubled(p: &Problem, run: Option<LastRun>) -> Summary {
+    let [ready, progressing, degraded] = [(READY, false), (PROGRESSING, false), (DEGRADED, true)]
+        .map(|(t, s)| Cond::new(t, s, p.reason, p.message.clone()));
+    batch_summary(ready, progressing, Some(degraded), run)
+}
+
+/// A run past its backoff limit or deadline: the Job's reason, and how the last attempt ended
+/// (exit code, trap report).
+fn job_failed(failed: &JobCondition, run: LastRun) -> Summary {
+    let why = match (failed.reason.as_deref(), failed.message.as_deref()) {
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.to_string(),
+        (None, m) => m.unwrap_or_default().to_string(),
+    };
+    let attempt = match (run.exit_code, run.message.as_deref().map(str::trim)) {
+        (Some(code), Some(m)) if !m.is_empty() => format!("; the last attempt exited with code {code}: {m}"),
+        (Some(code), _) => format!("; the last attempt exited with code {code}"),
+        (None, _) => String::new(),
+    };
+    let attempts = if run.failed == 1 { "attempt" } else { "attempts" };
+    let message = format!("run {} failed after {} {attempts} ({why}){attempt}", run.job_name, run.failed);
+    let cond = |type_, status| Cond::new(type_, status, JOB_FAILED, message.clone());
+    batch_summary(cond(READY, false), cond(PROGRESSING, false), Some(cond(DEGRADED, true)), Some(run))
+}
+
+/// `failed` with `progressing` in place of its own: a CronJob's next run may be under way.
+fn failed_while(failed: Summary, progressing: Cond) -> Summary {
+    let conditions =
+        failed.conditions.into_iter().map(|c| if c.type_ == PROGRESSING { progressing.clone() } else { c });
+    Summary { conditions: conditions.collect(), ..failed }
+}
+
+fn run_summary(run: &LastRun, state: &str) -> String {
+    let mut text = format!(
+        "run {} {state}: {} active, {} succeeded, {} failed",
+        run.job_name, run.active, run.succeeded, run.failed
+    );
+    if let Some(code) = run.exit_code.filter(|_| run.failed > 0) {
+        text.push_str(&format!(" (last exit code {code})"));
+    }
+    text
+}
+
+/// The most an attempt's termination message adds to the status.
+const MAX_RUN_MESSAGE: usize = 4096;
+
+/// The run of `job` as the status shows it, with how its newest attempt (of `pods`) ended.
+pub fn last_run(job: &Job, pods: &[&Pod]) -> LastRun {
+    let status = job.status.clone().unwrap_or_default();
+    let finished = match RunState::of(job) {
+        RunState::Running => None,
+        RunState::Failed(c) => c.last_transition_time.clone(),
+        RunState::Succeeded => status.completion_time.clone(),
+    };
+    let attempt = last_attempt(pods);
+    LastRun {
+        job_name: job.name_any(),
+        start_time: status.start_time,
+        completion_time: finished,
+        active: status.active.unwrap_or(0),
+        succeeded: status.succeeded.unwrap_or(0),
+        failed: status.failed.unwrap_or(0),
+        exit_code: attempt.map(|t| t.exit_code),
+        reason: attempt.and_then(|t| t.reason.clone()),
+        message: attempt
+            .and_then(|t| t.message.as_deref())
+            .map(|m| truncate(m.trim_end(), MAX_RUN_MESSAGE))
+            .filter(|m| !m.is_empty()),
+        ..LastRun::default()
+    }
+}
+
+/// The newest terminated state of the app's container in `pods`: the attempt that ended last.
+fn last_attempt<'a>(pods: &[&'a Pod]) -> Option<&'a ContainerStateTerminated> {
+    pods.iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter(|c| c.name == CONTAINER_NAME)
+        .filter_map(|c| {
+            let terminated =
+                |s: &'a Option<k8s_openapi::api::core::v1::ContainerState>| s.as_ref()?.terminated.as_ref();
+            terminated(&c.state).or_else(|| terminated(&c.last_state))
+        })
+        .max_by_key(|t| t.finished_at.as_ref().map(|f| f.0))
 }
 
 fn runtime_problem(runtime_class: &str, observed: &Observed) -> Option<Problem> {
@@ -188,6 +405,8 @@ fn non_empty_or(a: String, b: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
     use super::*;
 
     fn pod(status: serde_json::Value) -> Pod {
@@ -204,7 +423,7 @@ mod tests {
     }
 
     fn healthy(deployment: Option<Deployment>, pods: Vec<Pod>) -> Observed {
-        Observed { deployment, pods, runtime_class_exists: true, ready_nodes: 1, autoscaler: None }
+        Observed { deployment, pods, runtime_class_exists: true, ready_nodes: 1, ..Observed::default() }
     }
 
     fn hpa(reason: &str, message: &str) -> HorizontalPodAutoscaler {
@@ -382,5 +601,175 @@ mod tests {
             reasons(&s),
             [(READY, false, "ModuleInvalid"), (PROGRESSING, false, "ModuleInvalid"), (DEGRADED, true, "ModuleInvalid")]
         );
+    }
+
+    fn batch_job(name: &str, status: serde_json::Value) -> Job {
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"template": {}}, "status": status}),
+        )
+        .unwrap()
+    }
+
+    fn finished(type_: &str, reason: &str) -> serde_json::Value {
+        serde_json::json!({"failed": 1, "conditions": [{"type": type_, "status": "True", "reason": reason, "message": "m",
+            "lastTransitionTime": "2026-01-01T00:01:00Z"}]})
+    }
+
+    /// A pod of Job `job` whose app container ended with `terminated`.
+    fn run_pod(job: &str, terminated: serde_json::Value) -> Pod {
+        let mut p =
+            pod(serde_json::json!({"containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": terminated}}]}));
+        p.metadata.labels = Some([(JOB_NAME_LABEL.to_string(), job.to_string())].into());
+        p
+    }
+
+    #[test]
+    fn a_job_apps_conditions_follow_its_run() {
+        let exited = |code: i32, message: &str| serde_json::json!({"exitCode": code, "reason": "Error", "message": message, "finishedAt": "2026-01-01T00:00:30Z"});
+        let cases = [
+            (
+                "running",
+                serde_json::json!({"active": 1}),
+                vec![],
+                [(false, RUNNING), (true, RUNNING), (false, "AsExpected")],
+            ),
+            (
+                "retrying",
+                serde_json::json!({"active": 1, "failed": 1}),
+                vec![run_pod("run", exited(3, ""))],
+                [(false, RUNNING), (true, RUNNING), (false, "AsExpected")],
+            ),
+            (
+                "succeeded",
+                finished("Complete", "CompletionsReached"),
+                vec![],
+                [(true, SUCCEEDED), (false, SUCCEEDED), (false, "AsExpected")],
+            ),
+            (
+                "failed",
+                finished("Failed", "BackoffLimitExceeded"),
+                vec![run_pod("run", exited(134, "wasm trap: unreachable"))],
+                [(false, JOB_FAILED), (false, JOB_FAILED), (true, JOB_FAILED)],
+            ),
+            (
+                "a bad module outranks the failure",
+                finished("Failed", "BackoffLimitExceeded"),
+                vec![run_pod("run", exited(128, "invalid WebAssembly: bad magic"))],
+                [(false, "ModuleInvalid"), (false, "ModuleInvalid"), (true, "ModuleInvalid")],
+            ),
+            (
+                "another run's pods do not count",
+                serde_json::json!({"active": 1}),
+                vec![run_pod("old", exited(128, "invalid WebAssembly: bad magic"))],
+                [(false, RUNNING), (true, RUNNING), (false, "AsExpected")],
+            ),
+        ];
+        for (name, status, pods, expected) in cases {
+            let observed = Observed { job: Some(batch_job("run", status)), ..healthy(None, pods) };
+            let s = summarize_job("spore", &observed);
+            let expected: Vec<_> =
+                [READY, PROGRESSING, DEGRADED].into_iter().zip(expected).map(|(t, (s, r))| (t, s, r)).collect();
+            assert_eq!(reasons(&s), expected, "{name}");
+            assert_eq!(s.last_run.as_ref().map(|r| r.job_name.as_str()), Some("run"), "{name}");
+        }
+        let observed = Observed {
+            runtime_class_exists: false,
+            job: Some(batch_job("run", serde_json::json!({}))),
+            ..healthy(None, vec![])
+        };
+        assert_eq!(reasons(&summarize_job("spore", &observed))[2], (DEGRADED, true, "RuntimeClassNotFound"));
+    }
+
+    #[test]
+    fn a_failed_run_names_its_reason_exit_code_and_trap() {
+        let trap = "wasm trap: integer divide by zero\n  at divide (guest.c:3)\n";
+        let pods = vec![
+            run_pod("run", serde_json::json!({"exitCode": 1, "finishedAt": "2026-01-01T00:00:10Z"})),
+            run_pod(
+                "run",
+                serde_json::json!({"exitCode": 134, "reason": "Error", "message": trap, "finishedAt": "2026-01-01T00:00:40Z"}),
+            ),
+        ];
+        let observed =
+            Observed { job: Some(batch_job("run", finished("Failed", "BackoffLimitExceeded"))), ..healthy(None, pods) };
+        let s = summarize_job("spore", &observed);
+        assert_eq!(
+            s.conditions[2].message,
+            "run run failed after 1 attempt (BackoffLimitExceeded: m); the last attempt exited with code 134: \
+             wasm trap: integer divide by zero\n  at divide (guest.c:3)"
+        );
+        let run = s.last_run.unwrap();
+        assert_eq!((run.exit_code, run.reason.as_deref(), run.failed), (Some(134), Some("Error"), 1));
+        assert_eq!(run.message.as_deref(), Some(trap.trim_end()));
+        assert_eq!(run.completion_time.map(|t| t.0.to_string()).as_deref(), Some("2026-01-01T00:01:00Z"));
+        let long = "x".repeat(10_000);
+        let pod = run_pod("run", serde_json::json!({"exitCode": 134, "message": long}));
+        let run = last_run(&batch_job("run", serde_json::json!({})), &[&pod]);
+        assert_eq!(run.message.map(|m| m.len()), Some(4096 + 3), "cut like condition messages");
+    }
+
+    fn cron(suspend: bool, active: bool) -> CronJob {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "tick"},
+            "spec": {"schedule": "* * * * *", "suspend": suspend, "jobTemplate": {}},
+            "status": {"active": if active { serde_json::json!([{"name": "tick-2"}]) } else { serde_json::json!([]) },
+                "lastScheduleTime": "2026-01-01T00:02:00Z"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_scheduled_apps_conditions_follow_its_newest_runs() {
+        let at = |name: &str, minute: u32, status: serde_json::Value| {
+            let mut job = batch_job(name, status);
+            job.metadata.creation_timestamp = Some(Time(format!("2026-01-01T00:0{minute}:00Z").parse().unwrap()));
+            job
+        };
+        let ok = || finished("Complete", "CompletionsReached");
+        let failed = || finished("Failed", "BackoffLimitExceeded");
+        let running = || serde_json::json!({"active": 1});
+        let cases = [
+            (
+                "no run yet",
+                cron(false, false),
+                vec![],
+                [(true, "Scheduled"), (false, "Waiting"), (false, "AsExpected")],
+            ),
+            (
+                "suspended",
+                cron(true, false),
+                vec![at("tick-1", 1, ok())],
+                [(true, "Suspended"), (false, "Waiting"), (false, "AsExpected")],
+            ),
+            (
+                "succeeded, next one running",
+                cron(false, true),
+                vec![at("tick-1", 1, ok()), at("tick-2", 2, running())],
+                [(true, SUCCEEDED), (true, RUNNING), (false, "AsExpected")],
+            ),
+            (
+                "failed, next one running",
+                cron(false, true),
+                vec![at("tick-1", 1, failed()), at("tick-2", 2, running())],
+                [(false, JOB_FAILED), (true, RUNNING), (true, JOB_FAILED)],
+            ),
+            (
+                "failed, then succeeded",
+                cron(false, false),
+                vec![at("tick-2", 2, ok()), at("tick-1", 1, failed())],
+                [(true, SUCCEEDED), (false, "Waiting"), (false, "AsExpected")],
+            ),
+        ];
+        for (name, cron_job, runs, expected) in cases {
+            let newest = runs.iter().map(|j| j.metadata.name.clone().unwrap()).max();
+            let observed = Observed { cron_job: Some(cron_job), runs, ..healthy(None, vec![]) };
+            let s = summarize_cron_job("spore", &observed);
+            let expected: Vec<_> =
+                [READY, PROGRESSING, DEGRADED].into_iter().zip(expected).map(|(t, (s, r))| (t, s, r)).collect();
+            assert_eq!(reasons(&s), expected, "{name}");
+            let run = s.last_run.as_ref();
+            assert_eq!(run.map(|r| r.job_name.clone()), newest, "{name}");
+            assert!(run.is_none_or(|r| r.last_schedule_time.is_some()), "{name}");
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! Pure desired-state builders: each turns a custom resource into the Kubernetes objects
 //! that should exist for it, with no API call, so they are table-tested without a cluster.
 
+pub mod cron_job;
 pub mod daemonset;
 pub mod deployment;
 pub mod hpa;
+pub mod job;
+pub mod pod;
 pub mod runtime_class;
 pub mod service;
 pub mod uninstall_job;
@@ -68,6 +71,23 @@ pub fn app_object_meta(
 /// The controller owner reference to `owner`, so garbage collection removes what we made.
 pub fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, kind: &'static str) -> Result<OwnerReference> {
     owner.controller_owner_ref(&()).ok_or(Error::MissingField { kind, field: "metadata.uid" })
+}
+
+/// The longest name an object whose name becomes a label value may have (Jobs: `job-name`).
+pub const MAX_LABEL_NAME: usize = 63;
+
+/// `base-<hash of key>` in at most [`MAX_LABEL_NAME`] characters: `base` is cut (at an
+/// alphanumeric) to make room, the hash keeps names distinct and stable.
+pub fn hashed_name(base: &str, key: &[u8]) -> String {
+    let hash = format!("{:08x}", fnv1a(key) as u32);
+    let room = MAX_LABEL_NAME - hash.len() - 1;
+    let cut = base.char_indices().nth(room).map_or(base, |(i, _)| &base[..i]);
+    format!("{}-{hash}", cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+}
+
+/// FNV-1a: stable across Rust releases (unlike `DefaultHasher`), so names survive upgrades.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `metadata.name`, or the error every builder returns without it.

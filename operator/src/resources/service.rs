@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use spore_crds::{InboundPort, WasmApp};
 
-use super::deployment::{is_port_name, protocol};
+use super::pod::{is_port_name, protocol};
 use super::{app_object_meta, app_selector, name_of};
 use crate::error::Result;
 

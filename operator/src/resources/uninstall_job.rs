@@ -6,26 +6,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use spore_crds::WasmRuntime;
 
 use super::daemonset::{InstallerSettings, installer_labels, installer_pod_spec};
-use super::name_of;
+use super::{MAX_LABEL_NAME, hashed_name, name_of};
 use crate::error::Result;
-
-const MAX_NAME: usize = 63;
 
 /// The uninstall Job's name for a node: `<runtime>-uninstall-<node>`, shortened with a
 /// stable hash when longer than a label value may be.
 pub fn uninstall_job_name(runtime: &str, node: &str) -> String {
     let full = format!("{runtime}-uninstall-{node}");
-    if full.len() <= MAX_NAME {
+    if full.len() <= MAX_LABEL_NAME {
         return full;
     }
-    let hash = format!("{:08x}", fnv1a(full.as_bytes()) as u32);
-    let prefix = full[..MAX_NAME - hash.len() - 1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    format!("{prefix}-{hash}")
-}
-
-/// FNV-1a: stable across Rust releases (unlike `DefaultHasher`), so names survive upgrades.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    hashed_name(&full, full.as_bytes())
 }
 
 /// A Job pinned to `node` (no scheduler, so it runs even where nothing else may) that

@@ -1,0 +1,143 @@
+//! Batch apps on the cluster: a command WasmApp with `job` runs to completion once (again only
+//! when its spec changes), one that fails reports the exit code (and the guest's trap report)
+//! after its retries, and one with `cronJob` runs on its schedule. The tests use their own
+//! namespaces and may run in parallel (the schedule's wait overlaps the others).
+
+use std::time::Duration;
+
+use spore_e2e::*;
+
+/// A WasmApp `name` running the probe guest with `args` and `extra` spec lines.
+fn probe_app(ns: &Namespace, name: &str, args: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/probe:1}}\n  args: {args}\n{extra}",
+        ns.0
+    )
+}
+
+fn field(ns: &Namespace, what: &str, path: &str) -> String {
+    ns.jsonpath(&["get", what], path)
+}
+
+fn condition(ns: &Namespace, app: &str, type_: &str, what: &str) -> String {
+    field(ns, &format!("wasmapp/{app}"), &format!(r#"{{.status.conditions[?(@.type=="{type_}")].{what}}}"#))
+}
+
+fn jobs_of(ns: &Namespace, app: &str) -> Vec<String> {
+    let names = ns.jsonpath(&["get", "jobs", "-l", &format!("spore.dev/app={app}")], "{.items[*].metadata.name}");
+    names.split_whitespace().map(str::to_string).collect()
+}
+
+/// Waits until `app`'s Ready condition has `reason`; explains the app and its pods if not.
+fn wait_reason(ns: &Namespace, app: &str, reason: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let now = condition(ns, app, "Ready", "reason");
+        if now == reason {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WasmApp {app} is {now:?}, not {reason}, after {timeout:?}:\n{}\n{}",
+            ns.describe(&["wasmapp", app]),
+            ns.describe(&["pods", "-l", &format!("spore.dev/app={app}")])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_command_app_runs_as_a_job_once_and_again_when_its_spec_changes() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-job");
+    apply(&probe_app(&ns, "once", "[echo, done]", "  job: {}\n"));
+    wait_reason(&ns, "once", "Succeeded", Duration::from_secs(120));
+    assert_eq!(condition(&ns, "once", "Ready", "status"), "True");
+    let first = jobs_of(&ns, "once");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with("once-"), "{first:?}");
+    assert_eq!(
+        field(&ns, "wasmapp/once", "{.status.lastRun.jobName} {.status.lastRun.succeeded} {.status.lastRun.exitCode}"),
+        format!("{} 1 0", first[0])
+    );
+    let pod = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=once"], "{.items[0].metadata.name}");
+    assert_eq!(ns.kubectl_ok(&["logs", &pod]), "done\n");
+    assert!(ns.kubectl_ok(&["get", "deployments"]).is_empty(), "a job app got a Deployment");
+    let table = ns.kubectl_ok(&["get", "wasmapp", "once"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row[..5], ["once", "True", "0", "0", "Succeeded"], "{table}");
+
+    // A change outside the spec reconciles the app but must not run it again.
+    ns.kubectl_ok(&["annotate", "wasmapp/once", "touched=1"]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(jobs_of(&ns, "once"), first, "an unchanged spec ran again");
+    assert_eq!(ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=once"], "{.items[*].metadata.name}"), pod);
+
+    // A changed spec runs a new Job and the old one goes.
+    apply(&probe_app(&ns, "once", "[echo, again]", "  job: {}\n"));
+    let mut jobs = Vec::new();
+    wait_until("the new Job replaces the old one", Duration::from_secs(60), || {
+        jobs = jobs_of(&ns, "once");
+        jobs.len() == 1 && jobs != first
+    });
+    wait_until("the new run succeeds", Duration::from_secs(120), || {
+        field(&ns, "wasmapp/once", "{.status.lastRun.jobName}") == jobs[0]
+            && condition(&ns, "once", "Ready", "reason") == "Succeeded"
+    });
+}
+
+#[test]
+fn a_failing_command_reports_its_exit_code_and_trap_after_its_retries() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-job-fails");
+    // The C probe keeps exact exit codes (a p2 component would exit 1).
+    apply(&probe_app(&ns, "exits", "[exit, '3']", "  job: {backoffLimit: 1}\n"));
+    apply(&probe_app(&ns, "traps", "[trap]", "  job: {backoffLimit: 0}\n"));
+    for app in ["exits", "traps"] {
+        wait_reason(&ns, app, "JobFailed", Duration::from_secs(150));
+        assert_eq!(condition(&ns, app, "Degraded", "status"), "True");
+    }
+    let message = condition(&ns, "exits", "Degraded", "message");
+    assert!(message.contains("BackoffLimitExceeded") && message.contains("exited with code 3"), "{message}");
+    assert_eq!(field(&ns, "wasmapp/exits", "{.status.lastRun.exitCode} {.status.lastRun.failed}"), "3 2");
+    let attempts = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=exits"], "{.items[*].status.phase}");
+    assert_eq!(attempts, "Failed Failed", "one pod per attempt (restartPolicy Never)");
+
+    assert_eq!(field(&ns, "wasmapp/traps", "{.status.lastRun.exitCode}"), "134");
+    let message = condition(&ns, "traps", "Degraded", "message");
+    assert!(message.contains("exited with code 134"), "{message}");
+    // The trap report reaches the status through the container's termination message, which
+    // the shim writes (the shim half of issue 10). Until a shim that does is installed, the
+    // message may be empty: then only the exit code is checked.
+    let report = field(&ns, "wasmapp/traps", "{.status.lastRun.message}");
+    if report.is_empty() {
+        eprintln!("NOTE: the shim wrote no termination message; the trap-report assertion is skipped");
+    } else {
+        assert!(report.contains("wasm trap"), "{report}");
+        assert!(message.contains(&report), "the Degraded message lacks the trap report: {message}");
+    }
+    let events = ns.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=traps,reason=JobFailed"]);
+    assert!(events.contains("JobFailed"), "no JobFailed event:\n{events}");
+}
+
+#[test]
+fn a_scheduled_app_runs_on_its_schedule() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-cron");
+    apply(&probe_app(
+        &ns,
+        "tick",
+        "[echo, tick]",
+        "  cronJob: {schedule: '* * * * *', successfulJobsHistoryLimit: 1}\n",
+    ));
+    wait_until("the CronJob exists", Duration::from_secs(30), || {
+        ns.kubectl(&["get", "cronjob", "tick"]).status.success()
+    });
+    assert_eq!(field(&ns, "cronjob/tick", "{.spec.schedule}"), "* * * * *");
+    assert_eq!(condition(&ns, "tick", "Ready", "reason"), "Scheduled");
+    // The next minute starts a run: at most 60 s, plus the pod's start.
+    wait_reason(&ns, "tick", "Succeeded", Duration::from_secs(90));
+    let run = field(&ns, "wasmapp/tick", "{.status.lastRun.jobName} {.status.lastRun.exitCode}");
+    assert!(run.starts_with("tick-") && run.ends_with(" 0"), "{run}");
+    assert!(!field(&ns, "wasmapp/tick", "{.status.lastRun.lastScheduleTime}").is_empty());
+}
