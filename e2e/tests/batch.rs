@@ -107,15 +107,10 @@ fn a_failing_command_reports_its_exit_code_and_trap_after_its_retries() {
     let message = condition(&ns, "traps", "Degraded", "message");
     assert!(message.contains("exited with code 134"), "{message}");
     // The trap report reaches the status through the container's termination message, which
-    // the shim writes (the shim half of issue 10). Until a shim that does is installed, the
-    // message may be empty: then only the exit code is checked.
+    // the shim writes.
     let report = field(&ns, "wasmapp/traps", "{.status.lastRun.message}");
-    if report.is_empty() {
-        eprintln!("NOTE: the shim wrote no termination message; the trap-report assertion is skipped");
-    } else {
-        assert!(report.contains("wasm trap"), "{report}");
-        assert!(message.contains(&report), "the Degraded message lacks the trap report: {message}");
-    }
+    assert!(report.starts_with("guest trapped: wasm trap"), "{report}");
+    assert!(message.contains(&report), "the Degraded message lacks the trap report: {message}");
     let events = ns.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=traps,reason=JobFailed"]);
     assert!(events.contains("JobFailed"), "no JobFailed event:\n{events}");
 }

@@ -183,6 +183,8 @@ fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
 /// Restarts a control-plane or node component (`kubelet-node-wasm`, `kube-apiserver`; they
 /// have no supervisor here) with the command line cluster.sh gave it, recording its new PID
 /// where `cluster.sh down` looks.
+// Not waited for: the component outlives the test; `cluster.sh down` stops it.
+#[allow(clippy::zombie_processes)]
 fn restart_component(name: &str) {
     let pidfile = state_dir().join("pids").join(name);
     let pid = std::fs::read_to_string(&pidfile).expect("the component's pid file").trim().to_string();

@@ -64,6 +64,12 @@ fn a_wasm_pod_survives_a_containerd_restart(version: Version) {
     let load = Load::start(ip.clone(), 8080);
     std::thread::sleep(Duration::from_millis(300));
     cri.ctrd.restart();
+    // containerd answers before its CRI plugin has finished recovering the pods.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cri.crictl(&["pods"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "CRI not serving 20 s after the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let (sent, failed) = load.finish();
     assert!(sent > 20, "only {sent} requests sent");

@@ -83,14 +83,14 @@ pub async fn watch(tasks: Arc<TaskService>, ttrpc_address: String, exit: Arc<Exi
             () = exit.wait() => return,
             () = tokio::time::sleep(CHECK_EVERY) => {}
         }
-        if tasks.forget_tasks_without_bundle() > 0 && tasks.len() == 0 {
+        if tasks.forget_tasks_without_bundle() > 0 && tasks.task_count() == 0 {
             log::warn!("shim exits: containerd cleaned up all its tasks without it");
             exit.signal();
             return;
         }
         let seen = Observation {
             containerd_reachable: tokio::net::UnixStream::connect(&socket).await.is_ok(),
-            tasks: tasks.len(),
+            tasks: tasks.task_count(),
         };
         if let Verdict::Exit(why) = watchdog.observe(seen, Instant::now()) {
             log::warn!("shim exits: {why}");
@@ -136,6 +136,9 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(600);
 
+    /// An observation at a second since the start.
+    type Timeline = (u64, Observation);
+
     fn seen(containerd_reachable: bool, tasks: usize) -> Observation {
         Observation { containerd_reachable, tasks }
     }
@@ -143,7 +146,7 @@ mod tests {
     /// Each case: observations at the given seconds; the verdict after the last.
     #[test]
     fn a_shim_leaves_only_when_containerd_is_gone_for_long_or_it_has_nothing_to_run() {
-        let cases: [(&str, &[(u64, Observation)], bool); 6] = [
+        let cases: [(&str, &[Timeline], bool); 6] = [
             ("containerd restarting", &[(0, seen(false, 1)), (30, seen(false, 1)), (31, seen(true, 1))], false),
             (
                 "containerd back, then briefly away",

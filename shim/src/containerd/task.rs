@@ -121,7 +121,7 @@ impl TaskService {
     }
 
     /// How many tasks this shim holds.
-    pub fn len(&self) -> usize {
+    pub fn task_count(&self) -> usize {
         self.containers.lock().expect("containers lock").len()
     }
 
