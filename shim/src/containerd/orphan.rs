@@ -13,13 +13,15 @@ use containerd_shim_protos::shim_async::{Client, TaskClient};
 use containerd_shim_protos::ttrpc::context;
 
 use super::TaskService;
-use super::serve::ADDRESS_FILE;
+use super::serve::{ADDRESS_FILE, socket_path};
 
 /// Seconds containerd may stay unreachable before the shim takes itself for orphaned.
 pub const ORPHAN_TIMEOUT_ENV: &str = "SPORE_ORPHAN_TIMEOUT";
 /// Longer than any restart or upgrade of containerd: only a containerd gone for good.
 const DEFAULT_ORPHAN_TIMEOUT: Duration = Duration::from_secs(600);
-const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Each look connects to containerd's socket: rare enough for many shims per node, frequent
+/// against the timeouts.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
 /// A shim with no task left (containerd never created one, or forgot to shut it down).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -76,7 +78,7 @@ fn orphan_timeout() -> Duration {
 /// Watches until the shim should leave, then stops every guest and signals `exit`.
 /// `ttrpc_address` is containerd's socket: reachable means containerd runs.
 pub async fn watch(tasks: Arc<TaskService>, ttrpc_address: String, exit: Arc<ExitSignal>) {
-    let socket = ttrpc_address.strip_prefix("unix://").unwrap_or(&ttrpc_address).to_string();
+    let socket = socket_path(&ttrpc_address).to_string();
     let mut watchdog = Watchdog::new(orphan_timeout());
     loop {
         tokio::select! {

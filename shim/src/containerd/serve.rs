@@ -129,7 +129,8 @@ pub async fn serve(flags: &Flags) -> Result<(), String> {
     Ok(())
 }
 
-fn socket_path(address: &str) -> &str {
+/// The filesystem path of a `unix://` socket address.
+pub fn socket_path(address: &str) -> &str {
     address.strip_prefix("unix://").unwrap_or(address)
 }
 
