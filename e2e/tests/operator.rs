@@ -539,8 +539,9 @@ fn objects_the_cluster_rejects_degrade_the_app_with_the_apiservers_message() {
             ns.0
         )
     };
+    let served = "  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n";
     // The CRD takes any podLabels; the apiserver refuses a label value with a space.
-    apply(&app("labels", "  podLabels: {team: a b}\n"));
+    apply(&app("labels", &format!("  podLabels: {{team: a b}}\n{served}")));
     // A namespace allowed no Services: the cluster refuses the app's Service.
     apply(&format!(
         "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: no-services, namespace: {}}}\nspec: {{hard: {{services: '0'}}}}\n",
@@ -550,7 +551,7 @@ fn objects_the_cluster_rejects_degrade_the_app_with_the_apiservers_message() {
     wait_until("the quota is counted", Duration::from_secs(30), || {
         field(&ns, "resourcequota/no-services", "{.status.hard.services}") == "0"
     });
-    apply(&app("served", "  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n"));
+    apply(&app("served", served));
     for (name, reason, text) in [
         ("labels", "DeploymentRejected", r#"Invalid value: "a b""#),
         ("served", "ServiceRejected", "exceeded quota: no-services"),
@@ -569,10 +570,14 @@ fn objects_the_cluster_rejects_degrade_the_app_with_the_apiservers_message() {
         assert_eq!(field(&ns, &format!("wasmapp/{name}"), "{.status.observedGeneration}"), generation);
     }
 
-    // Fixed, the app recovers and the condition clears.
-    apply(&app("labels", "  podLabels: {team: web}\n"));
-    wait_ready(&ns, "labels");
-    assert_eq!(field(&ns, "wasmapp/labels", r#"{.status.conditions[?(@.type=="Degraded")].status}"#), "False");
+    // Fixed, both apps recover and the condition clears.
+    ns.kubectl_ok(&["delete", "resourcequota", "no-services"]);
+    apply(&app("labels", &format!("  podLabels: {{team: web}}\n{served}")));
+    for name in ["labels", "served"] {
+        wait_ready(&ns, name);
+        let degraded = field(&ns, &format!("wasmapp/{name}"), r#"{.status.conditions[?(@.type=="Degraded")].status}"#);
+        assert_eq!(degraded, "False", "{name}");
+    }
     let events = ns.kubectl_ok(&[
         "get",
         "events",
