@@ -83,7 +83,7 @@ pub async fn watch(tasks: Arc<TaskService>, ttrpc_address: String, exit: Arc<Exi
             () = exit.wait() => return,
             () = tokio::time::sleep(CHECK_EVERY) => {}
         }
-        if tasks.forget_tasks_without_bundle() > 0 && tasks.len() == 0 {
+        if tasks.forget_tasks_without_bundle() > 0 && tasks.is_empty() {
             log::warn!("shim exits: containerd cleaned up all its tasks without it");
             exit.signal();
             return;
@@ -140,10 +140,12 @@ mod tests {
         Observation { containerd_reachable, tasks }
     }
 
-    /// Each case: observations at the given seconds; the verdict after the last.
+    /// A case's name, its observations at the given seconds, and whether the shim exits after the last.
+    type Case<'a> = (&'a str, &'a [(u64, Observation)], bool);
+
     #[test]
     fn a_shim_leaves_only_when_containerd_is_gone_for_long_or_it_has_nothing_to_run() {
-        let cases: [(&str, &[(u64, Observation)], bool); 6] = [
+        let cases: [Case; 6] = [
             ("containerd restarting", &[(0, seen(false, 1)), (30, seen(false, 1)), (31, seen(true, 1))], false),
             (
                 "containerd back, then briefly away",

@@ -125,6 +125,10 @@ impl TaskService {
         self.containers.lock().expect("containers lock").len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Stops and drops tasks whose bundle is gone: containerd cleaned them up without
     /// reaching this shim (it will not ask for them again).
     pub fn forget_tasks_without_bundle(&self) -> usize {
