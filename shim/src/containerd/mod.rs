@@ -4,6 +4,7 @@
 mod container;
 mod content;
 mod orphan;
+mod rootfs;
 mod serve;
 pub mod spec;
 mod stdin;
@@ -94,13 +95,13 @@ impl Shim for SporeShim {
     }
 
     /// Called when containerd could not reach the task's shim: stop the task in the shim if
-    /// it still lives, report the task as killed and release its rootfs.
+    /// it still lives and report the task as killed.
     async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
         let derived = containerd_shim::asynchronous::util::read_spec(&self.bundle).await.ok().map(|spec| {
             containerd_shim::socket_address(&self.address, &self.namespace, &spec::pod_id(&spec, &self.id))
         });
         orphan::stop_in_live_shim(&self.bundle, &self.id, derived).await;
-        task::unmount_rootfs(&self.bundle);
+        rootfs::unmount_legacy(&self.bundle);
         log::info!("cleaned up {} in {} after its shim exited", self.id, self.namespace);
         Ok(DeleteResponse {
             exit_status: container::signalled(9),
