@@ -2,7 +2,7 @@
 //! stopped by a signal or by its own exit, and its exit status kept for Wait and Delete.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -35,7 +35,6 @@ pub struct Container {
     pub stdin: String,
     pub stdout: String,
     pub stderr: String,
-    pub rootfs_mounted: bool,
     /// Taken when the task ends: dropping it closes the guest's output FIFOs, which is how
     /// containerd's IO copiers (and so CRI's exit handling) learn the output is complete.
     workload: Mutex<Option<Arc<Workload>>>,
@@ -51,20 +50,13 @@ pub fn signalled(signal: u32) -> u32 {
 }
 
 impl Container {
-    pub fn new(
-        id: String,
-        bundle: PathBuf,
-        [stdin, stdout, stderr]: [String; 3],
-        rootfs_mounted: bool,
-        workload: Workload,
-    ) -> Self {
+    pub fn new(id: String, bundle: PathBuf, [stdin, stdout, stderr]: [String; 3], workload: Workload) -> Self {
         Self {
             id,
             bundle,
             stdin,
             stdout,
             stderr,
-            rootfs_mounted,
             usage: match &workload {
                 Workload::Sandbox => None,
                 Workload::Guest { sandbox, .. } => Some(sandbox.usage().clone()),
@@ -226,22 +218,4 @@ pub fn guest(
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }
     Ok(Workload::Guest { wasm, sandbox, hosting })
-}
-
-/// Reads the entrypoint from the rootfs; `Ok(None)` when the rootfs has no such file.
-pub fn read_entrypoint(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", display(path))),
-    }
-}
-
-/// The path as the image has it (without the bundle's rootfs prefix).
-pub fn display(path: &Path) -> String {
-    let s = path.display().to_string();
-    match s.find("/rootfs/") {
-        Some(i) => s[i + "/rootfs".len()..].to_string(),
-        None => s,
-    }
 }

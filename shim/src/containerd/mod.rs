@@ -3,7 +3,9 @@
 
 mod container;
 mod content;
+pub mod hardening;
 mod orphan;
+mod rootfs;
 mod serve;
 pub mod spec;
 mod stdin;
@@ -31,13 +33,20 @@ pub fn main() {
         Ok(flags) => flags,
         Err(err) => fail(format!("bad arguments: {err}")),
     };
+    let serving = flags.action.is_empty() && !flags.info && !flags.version;
     // Join the pod's network namespace while this is the only thread: every thread started
     // later (the runtime's, wasmtime's) inherits it, so the pod's sockets live there.
-    if let Some(netns) = std::env::var_os(serve::NETNS_ENV).filter(|_| flags.action.is_empty())
+    if let Some(netns) = std::env::var_os(serve::NETNS_ENV).filter(|_| serving)
         && let Err(err) = serve::join_netns(std::path::Path::new(&netns))
     {
         fail(err);
     }
+    // Then give up what running guests does not need, still on the only thread, so that
+    // every later thread inherits it. Reported once the shim's log is open (a failure too:
+    // the server's stderr goes nowhere).
+    let hardened = serving.then(|| {
+        hardening::harden(hardening::SeccompMode::from_env(std::env::var(hardening::SECCOMP_ENV).ok().as_deref()))
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match flags.action.as_str() {
         _ if flags.info || flags.version => {
@@ -49,7 +58,8 @@ pub fn main() {
             runtime.block_on(containerd_shim::asynchronous::run::<SporeShim>(RUNTIME_ID, None));
             Ok(())
         }
-        _ => runtime.block_on(serve::serve(&flags)),
+        "" => runtime.block_on(serve::serve(&flags, hardened.unwrap_or_else(|| Err("not hardened".into())))),
+        other => Err(format!("unknown action {other:?}")),
     };
     if let Err(err) = result {
         fail(err);
@@ -94,13 +104,13 @@ impl Shim for SporeShim {
     }
 
     /// Called when containerd could not reach the task's shim: stop the task in the shim if
-    /// it still lives, report the task as killed and release its rootfs.
+    /// it still lives and report the task as killed.
     async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
         let derived = containerd_shim::asynchronous::util::read_spec(&self.bundle).await.ok().map(|spec| {
             containerd_shim::socket_address(&self.address, &self.namespace, &spec::pod_id(&spec, &self.id))
         });
         orphan::stop_in_live_shim(&self.bundle, &self.id, derived).await;
-        task::unmount_rootfs(&self.bundle);
+        rootfs::unmount_legacy(&self.bundle);
         log::info!("cleaned up {} in {} after its shim exited", self.id, self.namespace);
         Ok(DeleteResponse {
             exit_status: container::signalled(9),

@@ -145,7 +145,6 @@ mod tests {
         Observation { containerd_reachable, tasks }
     }
 
-    /// Each case: observations at the given seconds; the verdict after the last.
     #[test]
     fn a_shim_leaves_only_when_containerd_is_gone_for_long_or_it_has_nothing_to_run() {
         let cases: [(&str, &[Timeline], bool); 6] = [

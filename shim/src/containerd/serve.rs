@@ -98,11 +98,19 @@ fn loopback_up() -> Result<(), String> {
 }
 
 /// Serving: the Task API on the pod's socket until containerd shuts the shim down.
-pub async fn serve(flags: &Flags) -> Result<(), String> {
+/// `hardened` is what `main` did to the process (see `hardening`): a failure stops the shim.
+pub async fn serve(flags: &Flags, hardened: Result<String, String>) -> Result<(), String> {
     if flags.socket.is_empty() {
         return Err("-socket is required".into());
     }
     let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    match hardened {
+        Ok(report) => log::info!("shim server hardened: {report}"),
+        Err(err) => {
+            log::error!("cannot harden the shim server, not serving: {err}");
+            return Err(err);
+        }
+    }
     let Some(listener) = listen(&flags.socket).await? else {
         // Another shim already serves this pod; containerd will use it.
         server_started();

@@ -49,7 +49,7 @@ fn spec_error(field: impl Into<String>, message: impl Into<String>) -> SpecError
 pub enum ContainerKind {
     /// The CRI pod sandbox ("pause") container: the shim holds it without running anything.
     Sandbox,
-    /// A Wasm guest with its sandbox. `module` is the entrypoint's path inside the rootfs;
+    /// A Wasm guest with its sandbox. `module` is the entrypoint's path in the image;
     /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
     Wasm { module: Option<PathBuf>, config: Box<AppConfig>, hosting: Hosting },
 }
@@ -73,7 +73,7 @@ impl Default for Hosting {
 }
 
 impl ContainerKind {
-    pub fn from_spec(spec: &Spec, rootfs: &Path) -> Result<Self, SpecError> {
+    pub fn from_spec(spec: &Spec) -> Result<Self, SpecError> {
         let annotations = spec.annotations().clone().unwrap_or_default();
         if annotations.get(CONTAINER_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox") {
             return Ok(Self::Sandbox);
@@ -81,7 +81,7 @@ impl ContainerKind {
         let process = spec.process().as_ref().ok_or_else(|| spec_error("process", "the spec has no process"))?;
         let args = process.args().clone().unwrap_or_default();
         let entry = args.first();
-        let module = entry.map(|e| rootfs.join(e.trim_start_matches('/')));
+        let module = entry.map(|e| Path::new("/").join(e.trim_start_matches('/')));
         let config = AppConfig {
             name: entry.map_or(DEFAULT_GUEST_NAME.into(), |e| {
                 Path::new(e).file_name().map_or_else(|| e.clone(), |n| n.to_string_lossy().into_owned())
@@ -226,7 +226,7 @@ mod tests {
     }
 
     fn wasm(json: serde_json::Value) -> Result<(Option<PathBuf>, AppConfig), SpecError> {
-        match ContainerKind::from_spec(&spec(json), Path::new("/bundle/rootfs"))? {
+        match ContainerKind::from_spec(&spec(json))? {
             ContainerKind::Wasm { module, config, .. } => Ok((module, *config)),
             ContainerKind::Sandbox => panic!("not a Wasm container"),
         }
@@ -239,7 +239,7 @@ mod tests {
             "process": {"args": ["/app.wasm", "serve", "--fast"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
         }))
         .unwrap();
-        assert_eq!(module.as_deref(), Some(Path::new("/bundle/rootfs/app.wasm")));
+        assert_eq!(module.as_deref(), Some(Path::new("/app.wasm")));
         assert_eq!((config.name.as_str(), config.args), ("app.wasm", vec!["serve".to_string(), "--fast".into()]));
     }
 
@@ -333,12 +333,9 @@ mod tests {
         for (value, expected) in cases {
             let annotations =
                 value.map_or_else(|| serde_json::json!({}), |v| serde_json::json!({"spore.dev/metrics-port": v}));
-            let kind = ContainerKind::from_spec(
-                &spec(serde_json::json!({
-                    "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
-                })),
-                Path::new("/r"),
-            );
+            let kind = ContainerKind::from_spec(&spec(serde_json::json!({
+                "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
+            })));
             let port = kind.map_err(|e| e.to_string()).map(|kind| match kind {
                 ContainerKind::Wasm { hosting, .. } => hosting.metrics_port,
                 ContainerKind::Sandbox => panic!("not a Wasm container"),
@@ -348,7 +345,7 @@ mod tests {
     }
 
     fn hosting(json: serde_json::Value) -> Result<Hosting, String> {
-        match ContainerKind::from_spec(&spec(json), Path::new("/r")).map_err(|e| e.to_string())? {
+        match ContainerKind::from_spec(&spec(json)).map_err(|e| e.to_string())? {
             ContainerKind::Wasm { hosting, .. } => Ok(hosting),
             ContainerKind::Sandbox => panic!("not a Wasm container"),
         }
@@ -402,7 +399,7 @@ mod tests {
             "process": {"args": ["/pause"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
             "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1"},
         }));
-        assert_eq!(ContainerKind::from_spec(&sandbox, Path::new("/r")).unwrap(), ContainerKind::Sandbox);
+        assert_eq!(ContainerKind::from_spec(&sandbox).unwrap(), ContainerKind::Sandbox);
         assert_eq!(pod_id(&sandbox, "c1"), "pod1");
         let plain = spec(serde_json::json!({"ociVersion": "1.0.2"}));
         assert_eq!(pod_id(&plain, "c1"), "c1");

@@ -21,8 +21,9 @@ use containerd_shim_protos::ttrpc::{self, Code};
 use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile};
 
 use super::DEFAULT_CACHE_DIR;
-use super::container::{Container, Status, Workload, display, guest, read_entrypoint};
+use super::container::{Container, Status, Workload, guest};
 use super::content::ContentStore;
+use super::rootfs::{Rootfs, RootfsError};
 use super::spec::ContainerKind;
 use super::stdin::{FifoReader, end_pending_open};
 use crate::{Engine, EngineConfig, Stdio};
@@ -81,34 +82,47 @@ impl TaskService {
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
     ) -> Result<Workload, String> {
-        let (module, config, hosting) =
-            match ContainerKind::from_spec(spec, &bundle.join("rootfs")).map_err(|e| e.to_string())? {
-                ContainerKind::Sandbox => return Ok(Workload::Sandbox),
-                ContainerKind::Wasm { module, config, hosting } => (module, config, hosting),
-            };
-        let (bytes, source) = self.module_bytes(&req.id, module.as_deref()).await?;
+        let (module, config, hosting) = match ContainerKind::from_spec(spec).map_err(|e| e.to_string())? {
+            ContainerKind::Sandbox => return Ok(Workload::Sandbox),
+            ContainerKind::Wasm { module, config, hosting } => (module, config, hosting),
+        };
+        let rootfs = Rootfs::from_mounts(&req.rootfs, &bundle.join("rootfs"));
+        let (bytes, source) = self.module_bytes(&req.id, rootfs, module.as_deref()).await?;
         let io = stdio(req).map_err(|e| e.to_string())?;
         guest(&bytes, &source, *config, hosting, &self.engine, io)
     }
 
-    /// The entrypoint file in the rootfs (plain images), else the image's Wasm layer from
-    /// containerd's content store (Wasm artifact images). Returns the bytes and their source.
-    async fn module_bytes(&self, id: &str, entrypoint: Option<&Path>) -> Result<(Vec<u8>, String), String> {
-        if let Some(path) = entrypoint
-            && let Some(bytes) = read_entrypoint(path)?
-        {
-            return Ok((bytes, display(path)));
+    /// The entrypoint file in the image's rootfs (plain images), else the image's Wasm layer
+    /// from containerd's content store (Wasm artifact images, whose rootfs may be of any
+    /// kind). Returns the bytes and their source.
+    async fn module_bytes(
+        &self,
+        id: &str,
+        rootfs: Result<Rootfs, RootfsError>,
+        entrypoint: Option<&Path>,
+    ) -> Result<(Vec<u8>, String), String> {
+        let mut unreadable = None;
+        if let Some(path) = entrypoint {
+            match rootfs.and_then(|rootfs| rootfs.read(path)) {
+                Ok(Some(bytes)) => return Ok((bytes, path.display().to_string())),
+                Ok(None) => {}
+                Err(err @ (RootfsError::UnsupportedMount { .. } | RootfsError::NoLayers)) => unreadable = Some(err),
+                Err(err) => return Err(err.to_string()),
+            }
         }
         match self.content.wasm_of(id).await {
             Ok(bytes) => Ok((bytes, "the image's Wasm layer".into())),
-            Err(image_error) => Err(match entrypoint {
-                Some(path) => format!(
+            Err(image_error) => Err(match (entrypoint, unreadable) {
+                (Some(path), Some(why)) => {
+                    format!("{}: {why}; and the image has no Wasm layer either ({image_error})", path.display())
+                }
+                (Some(path), None) => format!(
                     "{}: not found in the image, and the image has no Wasm layer either ({image_error}); \
                      make the entrypoint the .wasm file (e.g. ENTRYPOINT [\"/app.wasm\"]) or build a Wasm image \
                      with `spore image build`",
-                    display(path)
+                    path.display()
                 ),
-                None => format!(
+                (None, _) => format!(
                     "the container has no entrypoint and its image no Wasm layer ({image_error}); \
                      build the image with `spore image build` or set the entrypoint to the .wasm file"
                 ),
@@ -149,12 +163,9 @@ impl TaskService {
     }
 }
 
-/// Kills a container's guest and unmounts its rootfs.
+/// Kills a container's guest.
 fn release(container: &Container) {
     container.kill(9);
-    if container.rootfs_mounted {
-        unmount_rootfs(&container.bundle);
-    }
 }
 
 /// The events of one running task.
@@ -198,25 +209,6 @@ fn pid() -> u32 {
     std::process::id()
 }
 
-/// Mounts the rootfs containerd prepared (its snapshot) at `bundle/rootfs`.
-async fn mount_rootfs(bundle: &Path, mounts: &[api::Mount]) -> TtrpcResult<bool> {
-    let target = bundle.join("rootfs");
-    for mount in mounts {
-        containerd_shim::asynchronous::util::mount_rootfs(mount, &target)
-            .await
-            .map_err(|e| status(Code::INTERNAL, format!("cannot mount the rootfs at {}: {e}", target.display())))?;
-    }
-    Ok(!mounts.is_empty())
-}
-
-pub fn unmount_rootfs(bundle: &Path) {
-    let target = bundle.join("rootfs");
-    let detach = nix::mount::MntFlags::MNT_DETACH.bits();
-    if let Err(err) = containerd_shim::mount::umount_recursive(target.to_str(), detach) {
-        log::warn!("unmounting {}: {err}", target.display());
-    }
-}
-
 /// Opens an output FIFO for reading too, as runc's shim does: while containerd restarts
 /// nobody reads it, and a write-only end would fail the guest's writes with EPIPE; this way
 /// they wait in the pipe until the new containerd reattaches.
@@ -252,18 +244,13 @@ impl Task for TaskService {
         let spec = containerd_shim::asynchronous::util::read_spec(&bundle)
             .await
             .map_err(|e| status(Code::INVALID_ARGUMENT, format!("cannot read the OCI spec in {}: {e}", req.bundle)))?;
-        let mounted = mount_rootfs(&bundle, &req.rootfs).await?;
-        let workload = match self.workload(&req, &spec, &bundle).await {
-            Ok(workload) => workload,
-            Err(message) => {
-                if mounted {
-                    unmount_rootfs(&bundle);
-                }
-                return Err(status(Code::FAILED_PRECONDITION, format!("spore: container {}: {message}", req.id)));
-            }
-        };
+        // The rootfs is read where the snapshot lies, never mounted (see `rootfs`).
+        let workload = self
+            .workload(&req, &spec, &bundle)
+            .await
+            .map_err(|message| status(Code::FAILED_PRECONDITION, format!("spore: container {}: {message}", req.id)))?;
         let io = [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()];
-        let container = Arc::new(Container::new(req.id.clone(), bundle, io, mounted, workload));
+        let container = Arc::new(Container::new(req.id.clone(), bundle, io, workload));
         self.containers.lock().expect("containers lock").insert(req.id.clone(), container);
         self.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
@@ -370,9 +357,6 @@ impl Task for TaskService {
             ));
         };
         self.containers.lock().expect("containers lock").remove(&req.id);
-        if container.rootfs_mounted {
-            unmount_rootfs(&container.bundle);
-        }
         self.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
             Box::new(TaskDelete {
