@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 GUESTS       := target/guests
 SPORE        := target/release/spore
-APT_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry protobuf-compiler \
+APT_PACKAGES := clang lld binutils wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry protobuf-compiler \
                 containerd runc containernetworking-plugins iptables conntrack busybox-static openssl jq
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
 # Go tools built from the module proxy (versions in tools/versions.env), cached outside the
@@ -76,8 +76,9 @@ e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, tear
 e2e-images: build guests $(COREDNS) $(CRICTL)
 	mkdir -p $(E2E_IMAGES)
 	cc -O2 -static -o $(E2E_IMAGES)/pause tests/native/pause.c
+	cc -O2 -static -o $(E2E_IMAGES)/http-server tests/native/http-server.c
 	target/release/e2e-images $(CURDIR)/$(E2E_IMAGES) $(CURDIR)/$(GUESTS) $(E2E_IMAGES)/pause $(COREDNS) \
-		$(CURDIR)/target/release $(CRICTL)
+		$(CURDIR)/target/release $(CRICTL) $(E2E_IMAGES)/http-server
 
 ##@ Building
 
@@ -144,8 +145,21 @@ crds: ## Regenerate crds/*.yaml and the Helm chart's copies from the Rust types
 ##@ Quality
 
 .PHONY: bench
-bench: build guests ## Run benchmarks, write docs/benchmarks.md
-	bench/run.sh docs/benchmarks.md
+bench: build guests tools ## Run benchmarks (engine, containerd, then the cluster), write docs/benchmarks.md
+	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD17_DIR=$(CONTAINERD17_DIR) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
+		bench/run.sh docs/benchmarks.md
+	$(MAKE) bench-cluster
+
+.PHONY: bench-cluster
+bench-cluster: build guests cluster-tools e2e-images ## Cluster benchmarks (a fresh cluster of 120 pods a node), appended to docs/benchmarks.md
+	@status=0; \
+	export KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) SPORE_HELM=$(HELM) \
+		SPORE_BENCH_OUT=$(CURDIR)/docs/benchmarks.md; \
+	{ MAX_PODS=120 $(CLUSTER_ENV) e2e/cluster.sh up && \
+	  $(CARGO) test --release --locked -p spore-e2e --test bench_cluster -- --ignored --test-threads=1 --nocapture; \
+	} || status=$$?; \
+	$(CLUSTER_ENV) e2e/cluster.sh down; \
+	exit $$status
 
 .PHONY: lint
 lint: ## Clippy and rustfmt checks

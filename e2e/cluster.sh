@@ -31,6 +31,8 @@ ETCD_PORT=23790
 REGISTRY_ADDR=127.0.0.1:5010
 REGISTRY=localhost:5010
 PAUSE_IMAGE=$REGISTRY/spore/pause:1
+# Pods per node: few for the tests, more for the density benchmark (make bench-cluster).
+MAX_PODS=${MAX_PODS:-40}
 NODES=(node-container node-wasm)
 
 declare -A NODE_IP=([node-container]=198.18.0.2 [node-wasm]=198.18.0.3)
@@ -363,7 +365,7 @@ evictionHard: {memory.available: 50Mi, nodefs.available: 1%, nodefs.inodesFree: 
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
-maxPods: 40
+maxPods: $MAX_PODS
 EOF
 }
 

@@ -4,6 +4,8 @@
 //! Needs `KUBECONFIG`, `SPORE_E2E_DIR` (the cluster's state directory) and `SPORE_HELM`
 //! from `make e2e`.
 
+pub mod load;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -131,9 +133,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 
 /// Spore shim processes serving node-wasm's containerd.
 pub fn spore_shims() -> Vec<u32> {
-    let address = state_dir().join("node-wasm/containerd/containerd.sock");
+    node_shims("node-wasm", "containerd-shim-spore-v1")
+}
+
+/// Processes of the shim binary `shim` serving `node`'s containerd.
+pub fn node_shims(node: &str, shim: &str) -> Vec<u32> {
+    let address = state_dir().join(node).join("containerd/containerd.sock");
     let out = Command::new("pgrep")
-        .args(["-f", &format!("containerd-shim-spore-v1 .*-address {}", address.display())])
+        .args(["-f", &format!("{shim} .*-address {}", address.display())])
         .output()
         .expect("pgrep runs");
     text(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()

@@ -2,12 +2,14 @@
 //! restarted under load leaves the Wasm pods running (same pods, sandboxes, shims, no
 //! restarts, no failed request), so does a kubelet restart, a SIGKILLed shim is replaced by
 //! kubelet without leaks, an apiserver restart is followed by convergence and no reconcile
-//! storm, and a rolling update or a scale-down under keep-alive load (wrk) fails no request.
+//! storm, a rolling update or a scale-down under keep-alive load (wrk) fails no request, and
+//! a shim upgrade through the WasmRuntime leaves running pods on their shim.
 //! Run by `make e2e` (Spore is installed the way operator.rs installs it).
 
 use std::process::Command;
 use std::time::Duration;
 
+use spore_e2e::load::{Load, finish_wrk, start_wrk};
 use spore_e2e::*;
 
 /// A hello app with `replicas` pods serving on 8080; its ClusterIP once Ready.
@@ -34,48 +36,8 @@ fn pods(ns: &Namespace, app: &str) -> Vec<String> {
     rows
 }
 
-/// What wrk reports: requests completed, socket errors of any kind, non-2xx answers.
-#[derive(Debug)]
-struct Load {
-    requests: u64,
-    socket_errors: u64,
-    non_2xx: u64,
-}
-
-/// wrk with 4 kept-alive connections (as a load balancer or client pool holds them).
-fn start_wrk(url: &str, seconds: u32) -> std::process::Child {
-    Command::new("wrk")
-        .args(["-t2", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", url])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("wrk runs (`make deps` installs it)")
-}
-
-fn finish_wrk(child: std::process::Child) -> Load {
-    let out = child.wait_with_output().expect("wrk finishes");
-    let report = text(&out.stdout);
-    let number = |line: &str, key: &str| -> u64 {
-        line.split(key)
-            .nth(1)
-            .and_then(|r| r.trim().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let mut load = Load { requests: 0, socket_errors: 0, non_2xx: 0 };
-    for line in report.lines().map(str::trim) {
-        if line.contains(" requests in ") {
-            load.requests = line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        } else if line.starts_with("Socket errors:") {
-            load.socket_errors = ["connect", "read", "write", "timeout"].iter().map(|k| number(line, k)).sum();
-        } else if line.starts_with("Non-2xx") {
-            load.non_2xx = number(line, ":");
-        }
-    }
-    assert!(load.requests > 0, "wrk sent nothing:\n{report}");
-    load
-}
-
 fn assert_nothing_lost(load: &Load, what: &str) {
-    assert_eq!((load.socket_errors, load.non_2xx), (0, 0), "{what}: {load:?}");
+    assert_eq!(load.failed(), 0, "{what}: {load:?}");
 }
 
 fn containerd_pid(node: &str) -> Option<u32> {
@@ -178,6 +140,91 @@ fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
     let load = finish_wrk(wrk);
     assert_nothing_lost(&load, "requests during the rollout and the scale-down");
     eprintln!("rollout and scale-down under load: {load:?}");
+}
+
+/// The installed shim, and whether it is the upgraded binary of node-installer:2.
+fn installed_shim_is_upgraded() -> bool {
+    let shim = std::fs::read(install_dir().join("containerd-shim-spore-v1")).unwrap_or_default();
+    shim.ends_with(b"\nspore-e2e-upgraded-shim\n")
+}
+
+/// `helm upgrade` to the node installer image `tag`, then waits until node-wasm runs the
+/// shim it carries and the WasmRuntime is Ready again.
+fn upgrade_installer(tag: &str) {
+    let chart = repo_root().join("helm/spore");
+    let set = format!("image.installer.tag={tag}");
+    let out = helm(&[
+        "upgrade",
+        RELEASE,
+        chart.to_str().expect("utf-8 path"),
+        "-n",
+        SPORE_NAMESPACE,
+        "--reuse-values",
+        "--set-string",
+        &set,
+        "--wait",
+        "--timeout=180s",
+    ]);
+    assert!(out.status.success(), "helm upgrade failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+    wait_until(&format!("node-wasm has the shim of node-installer:{tag}"), Duration::from_secs(180), || {
+        installed_shim_is_upgraded() == (tag == "2")
+            && kubectl_ok(&[
+                "-n",
+                SPORE_NAMESPACE,
+                "get",
+                "pods",
+                "--field-selector=status.phase=Running",
+                "-o",
+                "jsonpath={.items[*].spec.containers[*].image}",
+            ])
+            .split_whitespace()
+            .filter(|image| image.contains("/node-installer:"))
+            .all(|image| image.ends_with(&format!(":{tag}")))
+    });
+    let ready = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=180s"]);
+    assert!(ready.status.success(), "{}", text(&kubectl(&["describe", "wasmruntime", "spore"]).stdout));
+}
+
+/// Which file a process runs: its path, " (deleted)" once the file was replaced.
+fn executable(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn a_shim_upgrade_keeps_running_pods_on_their_shim_and_gives_new_pods_the_new_one() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-shim-upgrade");
+    let ip = hello(&ns, "lasting", 2, "lasting");
+    let before = pods(&ns, "lasting");
+    let old_shims = spore_shims();
+    let wrk = start_wrk(&format!("http://{ip}:8080/"), 45);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A platform team upgrades Spore: the WasmRuntime's image changes, the installer
+    // replaces the shim binary (a rename) and restarts containerd.
+    upgrade_installer("2");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(pods(&ns, "lasting"), before, "running pods were restarted by the upgrade");
+    let running = spore_shims();
+    assert!(running.iter().all(|pid| old_shims.contains(pid)), "shims were replaced: {old_shims:?} -> {running:?}");
+    for pid in running {
+        assert!(executable(pid).ends_with(" (deleted)"), "shim {pid} does not run the old binary: {}", executable(pid));
+    }
+
+    ns.kubectl_ok(&["scale", "wasmapp/lasting", "--replicas=3"]);
+    wait_until("the third pod is Ready", Duration::from_secs(90), || {
+        ns.jsonpath(&["get", "wasmapp", "lasting"], "{.status.readyReplicas}") == "3"
+    });
+    let installed = install_dir().join("containerd-shim-spore-v1").display().to_string();
+    let new_shims: Vec<u32> = spore_shims().into_iter().filter(|pid| !old_shims.contains(pid)).collect();
+    assert_eq!(new_shims.len(), 1, "one new shim for the new pod");
+    assert_eq!(executable(new_shims[0]), installed, "the new pod's shim is not the upgraded binary");
+    let load = finish_wrk(wrk);
+    assert_nothing_lost(&load, "requests across the shim upgrade");
+
+    // Back to the shim the other tests expect (a downgrade is an upgrade too).
+    ns.kubectl_ok(&["delete", "wasmapp", "lasting", "--wait"]);
+    upgrade_installer("1");
 }
 
 /// Restarts a control-plane or node component (`kubelet-node-wasm`, `kube-apiserver`; they

@@ -126,21 +126,8 @@ fn idle_memory(ctrd: &Containerd, runtime: &str, start: impl Fn(&str, usize)) ->
     (per_pod(pss), per_pod(rss))
 }
 
-const NATIVE_SERVER: &str = r#"
-#include <netinet/in.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-int main(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(8080)};
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    listen(s, 64);
-    const char *r = "HTTP/1.1 200 OK\r\ncontent-length: 17\r\n\r\nhello from spore\n";
-    for (;;) { int c = accept(s, 0, 0); char b[4096]; read(c, b, sizeof b); write(c, r, strlen(r)); close(c); }
-}
-"#;
+/// The runc side's server (tests/native/http-server.c).
+const NATIVE_SERVER: &str = include_str!("../../tests/native/http-server.c");
 
 #[test]
 #[ignore = "benchmark: run by `make bench`"]

@@ -4,9 +4,13 @@
 //! module (Debian's containerd 1.6 cannot unpack Wasm artifact layers).
 //!
 //! Also Spore's own images: the operator, and the node installer (the shim, the installer and
-//! crictl), each with the shared libraries its binaries link (found by `ldd`).
+//! crictl), each with the shared libraries its binaries link (found by `ldd`), stripped of
+//! debug sections; and node-installer:2, whose shim is another binary, for the upgrade test.
 //!
-//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY
+//! And http-native, the static C server of tests/native/http-server.c, the runc side of the
+//! cluster benchmarks.
+//!
+//!   e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY HTTP_SERVER_BINARY
 //!
 //! It writes OUT_DIR/NAME.tar and OUT_DIR/images.txt.
 
@@ -23,11 +27,14 @@ const REGISTRY: &str = "localhost:5010";
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [out, guests, pause, coredns, release, crictl] = args.as_slice() else {
-        eprintln!("usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY");
+    let [out, guests, pause, coredns, release, crictl, http_server] = args.as_slice() else {
+        eprintln!(
+            "usage: e2e-images OUT_DIR GUESTS_DIR PAUSE_BINARY COREDNS_BINARY RELEASE_DIR CRICTL_BINARY HTTP_SERVER_BINARY"
+        );
         std::process::exit(2);
     };
     std::fs::create_dir_all(out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
+    let operator = release.join("spore-operator");
     let images = [
         (
             "pause",
@@ -42,6 +49,12 @@ fn main() {
                 .entrypoint(["/bin/busybox"]),
         ),
         (
+            "http-native",
+            ImageBuilder::new(&format!("{REGISTRY}/spore/http-native:1"))
+                .file("/server", read(http_server), 0o755)
+                .entrypoint(["/server"]),
+        ),
+        (
             "coredns",
             ImageBuilder::new(&format!("{REGISTRY}/spore/coredns:1"))
                 .file("/coredns", read(coredns), 0o755)
@@ -49,20 +62,15 @@ fn main() {
         ),
         (
             "operator",
-            native_image("operator", &[("/spore-operator", release.join("spore-operator"))])
+            native_image("operator:1", &[("/spore-operator", stripped(&operator), &operator)])
                 .entrypoint(["/spore-operator"]),
         ),
+        ("node-installer", installer_image("1", stripped(&release.join("containerd-shim-spore-v1")), release, crictl)),
+        // The shim upgrade test's "new" shim: another binary (the same code with bytes the
+        // loader ignores appended), so the installer replaces the file and restarts containerd.
         (
-            "node-installer",
-            native_image(
-                "node-installer",
-                &[
-                    ("/spore/spore-node-installer", release.join("spore-node-installer")),
-                    ("/spore/containerd-shim-spore-v1", release.join("containerd-shim-spore-v1")),
-                    ("/spore/crictl", crictl.clone()),
-                ],
-            )
-            .entrypoint(["/spore/spore-node-installer"]),
+            "node-installer-2",
+            installer_image("2", upgraded_shim(&release.join("containerd-shim-spore-v1")), release, crictl),
         ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
@@ -92,13 +100,60 @@ fn wasm_image(name: &str, module: &Path) -> ImageBuilder {
         .wasm()
 }
 
-/// An image of native binaries (`(path in image, file)`) and the shared libraries they link.
-fn native_image(name: &str, binaries: &[(&str, PathBuf)]) -> ImageBuilder {
-    let mut image = ImageBuilder::new(&format!("{REGISTRY}/spore/{name}:1"));
+/// The node installer image `tag`: the installer, `shim` (the built shim's bytes, or
+/// another version of them) and crictl.
+fn installer_image(tag: &str, shim: Vec<u8>, release: &Path, crictl: &Path) -> ImageBuilder {
+    let installer = release.join("spore-node-installer");
+    let shim_binary = release.join("containerd-shim-spore-v1");
+    native_image(
+        &format!("node-installer:{tag}"),
+        &[
+            ("/spore/spore-node-installer", stripped(&installer), &installer),
+            ("/spore/containerd-shim-spore-v1", shim, &shim_binary),
+            ("/spore/crictl", read(crictl), crictl),
+        ],
+    )
+    .entrypoint(["/spore/spore-node-installer"])
+}
+
+/// The marker the upgraded shim binary ends with.
+const UPGRADE_MARKER: &[u8] = b"\nspore-e2e-upgraded-shim\n";
+
+fn upgraded_shim(shim: &Path) -> Vec<u8> {
+    [stripped(shim), UPGRADE_MARKER.to_vec()].concat()
+}
+
+/// `binary` without its debug sections (symbols stay, for backtraces): a fifth of the size,
+/// which every image import, push, pull and install copies.
+fn stripped(binary: &Path) -> Vec<u8> {
+    let out = std::env::temp_dir().join(format!(
+        "e2e-images-{}-{}",
+        std::process::id(),
+        binary.display().to_string().replace('/', "_")
+    ));
+    let status = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&out)
+        .arg(binary)
+        .status()
+        .unwrap_or_else(|e| fail(&format!("cannot run strip (binutils) on {}: {e}", binary.display())));
+    if !status.success() {
+        fail(&format!("strip --strip-debug {} failed: {status}", binary.display()));
+    }
+    let bytes = read(&out);
+    let _ = std::fs::remove_file(&out);
+    bytes
+}
+
+/// An image `name:tag` of native binaries (path in the image, contents, the built file) and
+/// the shared libraries the built files link.
+fn native_image(name_tag: &str, binaries: &[(&str, Vec<u8>, &Path)]) -> ImageBuilder {
+    let mut image = ImageBuilder::new(&format!("{REGISTRY}/spore/{name_tag}"));
     let mut libraries = std::collections::BTreeSet::new();
-    for (dest, binary) in binaries {
-        image = image.file(dest, read(binary), 0o755);
-        libraries.extend(linked_libraries(binary));
+    for (dest, bytes, built) in binaries {
+        image = image.file(dest, bytes.clone(), 0o755);
+        libraries.extend(linked_libraries(built));
     }
     for library in libraries {
         image = image.file(&library, read(Path::new(&library)), 0o755);
