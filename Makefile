@@ -45,7 +45,7 @@ test: build guests tools ## Run every test: unit, engine with real guests, CLI, 
 		SPORE_HELM=$(HELM) $(CARGO) test --release --workspace --exclude spore-e2e --locked
 	$(MAKE) e2e
 
-##@ The e2e cluster (two nodes, built from source; state in E2E_DIR)
+##@ The e2e cluster (three nodes, built from source; state in E2E_DIR)
 
 E2E_DIR     ?= /var/tmp/spore-e2e
 E2E_IMAGES  := target/e2e-images

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A two-node Kubernetes cluster on this machine, from binaries built from source, as plain
+# A three-node Kubernetes cluster on this machine, from binaries built from source, as plain
 # processes (no kind, no Docker):
 #
 #   e2e/cluster.sh up      PKI, etcd, kube-apiserver, controller-manager, scheduler, kube-proxy,
-#                          a loopback registry, and two nodes (each a kubelet with its own
-#                          Debian containerd): node-container (runc) and node-wasm (runc and
-#                          Spore's shim). Writes $E2E_DIR/kubeconfig.
+#                          a loopback registry, and three nodes (each a kubelet with its own
+#                          Debian containerd): node-container (runc), node-wasm and node-wasm2
+#                          (runc and Spore's shim). Writes $E2E_DIR/kubeconfig.
 #   e2e/cluster.sh down    stops every process it started, removes its mounts, links, iptables
 #                          rules and state. Safe to run twice, and after a failed `up`.
 #
@@ -15,14 +15,16 @@
 # and imports drop-ins from its conf.d, as the installer expects of a real node.
 #
 # Addresses (all in 198.18.0.0/15, nothing routed off the machine): the control plane on
-# 198.18.0.1 and the nodes on .2/.3 (on lo); pods on bridges 198.18.16.0/24
-# (node-container) and 198.18.17.0/24 (node-wasm); Services in 198.19.0.0/16 (room for 65k, for scale tests), cluster DNS
-# (CoreDNS, cluster.local only) on 198.19.0.10.
+# 198.18.0.1 and the nodes on .2/.3/.4 (on lo); pods on bridges 198.18.16.0/24
+# (node-container), 198.18.17.0/24 (node-wasm) and 198.18.18.0/24 (node-wasm2); Services in
+# 198.19.0.0/16 (room for 65k, for scale tests), cluster DNS (CoreDNS, cluster.local only) on
+# 198.19.0.10. A node whose kubelet stops is NotReady after 20 s and its pods are evicted 15 s
+# later (defaults: 40 s and 300 s), so node-loss tests take a minute, not six.
 set -euo pipefail
 
 E2E_DIR=${E2E_DIR:-/var/tmp/spore-e2e}
 HOST_IP=198.18.0.1
-CLUSTER_CIDR=198.18.16.0/23
+CLUSTER_CIDR=198.18.16.0/22
 SERVICE_CIDR=198.19.0.0/16
 KUBERNETES_SVC_IP=198.19.0.1
 DNS_SVC_IP=198.19.0.10
@@ -33,14 +35,14 @@ REGISTRY=localhost:5010
 PAUSE_IMAGE=$REGISTRY/spore/pause:1
 # Pods per node: few for the tests, more for the density benchmark (make bench-cluster).
 MAX_PODS=${MAX_PODS:-40}
-NODES=(node-container node-wasm)
+NODES=(node-container node-wasm node-wasm2)
 
-declare -A NODE_IP=([node-container]=198.18.0.2 [node-wasm]=198.18.0.3)
-declare -A NODE_SUBNET=([node-container]=198.18.16.0/24 [node-wasm]=198.18.17.0/24)
-declare -A NODE_BRIDGE=([node-container]=spore-e2e-c [node-wasm]=spore-e2e-w)
-declare -A NODE_KIND=([node-container]=container [node-wasm]=wasm)
-declare -A KUBELET_PORT=([node-container]=10250 [node-wasm]=10260)
-declare -A KUBELET_HEALTHZ=([node-container]=10248 [node-wasm]=10258)
+declare -A NODE_IP=([node-container]=198.18.0.2 [node-wasm]=198.18.0.3 [node-wasm2]=198.18.0.4)
+declare -A NODE_SUBNET=([node-container]=198.18.16.0/24 [node-wasm]=198.18.17.0/24 [node-wasm2]=198.18.18.0/24)
+declare -A NODE_BRIDGE=([node-container]=spore-e2e-c [node-wasm]=spore-e2e-w [node-wasm2]=spore-e2e-w2)
+declare -A NODE_KIND=([node-container]=container [node-wasm]=wasm [node-wasm2]=wasm)
+declare -A KUBELET_PORT=([node-container]=10250 [node-wasm]=10260 [node-wasm2]=10270)
+declare -A KUBELET_HEALTHZ=([node-container]=10248 [node-wasm]=10258 [node-wasm2]=10268)
 
 PKI=$E2E_DIR/pki
 LOGS=$E2E_DIR/logs
@@ -229,7 +231,8 @@ start_apiserver() {
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types InternalIP \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling=false \
+    --default-not-ready-toleration-seconds 15 --default-unreachable-toleration-seconds 15
   wait_for kube-apiserver 90 kubectl_admin get --raw /readyz
 }
 
@@ -240,7 +243,7 @@ start_controllers() {
     --kubeconfig "$cm" --authentication-kubeconfig "$cm" --authorization-kubeconfig "$cm" \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --use-service-account-credentials=true --leader-elect=false \
+    --use-service-account-credentials=true --leader-elect=false --node-monitor-grace-period 20s \
     --bind-address 127.0.0.1 --secure-port 10357
   start kube-scheduler "$K8S_DIR/kube-scheduler" \
     --kubeconfig "$sched" --authentication-kubeconfig "$sched" --authorization-kubeconfig "$sched" \

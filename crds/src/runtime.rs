@@ -94,6 +94,7 @@ pub struct ShimSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Directory of the node the shim binary is copied to. Defaults to `/opt/spore/bin`.
+    /// `$(NODE_NAME)` in it is the node's name (for nodes that share a file system).
     #[serde(default = "default_install_dir")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("installDir must be an absolute path, e.g. /opt/spore/bin"))]
     pub install_dir: String,
@@ -117,6 +118,7 @@ fn default_install_dir() -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerdConfig {
     /// containerd configuration file on the node. Defaults to `/etc/containerd/config.toml`.
+    /// `$(NODE_NAME)` in it is the node's name (for nodes that share a file system).
     #[serde(default = "default_containerd_config_path")]
     pub config_path: String,
     /// Runtime handler name registered with containerd, a DNS label. Unset: the

@@ -131,9 +131,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// Spore shim processes serving node-wasm's containerd.
+/// The nodes Spore's WasmRuntime selects (label `spore.dev/node-kind=wasm`).
+pub const WASM_NODES: [&str; 2] = ["node-wasm", "node-wasm2"];
+/// The node of container pods only.
+pub const CONTAINER_NODE: &str = "node-container";
+
+/// Spore shim processes serving the Wasm nodes' containerds.
 pub fn spore_shims() -> Vec<u32> {
-    node_shims("node-wasm", "containerd-shim-spore-v1")
+    WASM_NODES.iter().flat_map(|node| node_shims(node, "containerd-shim-spore-v1")).collect()
 }
 
 /// Processes of the shim binary `shim` serving `node`'s containerd.
@@ -151,16 +156,18 @@ pub fn helm(args: &[&str]) -> Output {
     Command::new(helm).args(args).output().expect("helm runs")
 }
 
-/// Where the WasmRuntime installs the shim on node-wasm (inside the cluster's state dir,
-/// so nothing lands in the machine's /opt).
-pub fn install_dir() -> PathBuf {
-    state_dir().join("node-wasm/spore-bin")
+/// Where the WasmRuntime installs the shim on `node` (inside the cluster's state dir, so
+/// nothing lands in the machine's /opt).
+pub fn install_dir(node: &str) -> PathBuf {
+    state_dir().join(node).join("spore-bin")
 }
 
 /// The chart's values for this cluster: the locally built images, and a WasmRuntime for
-/// node-wasm with its containerd config path.
+/// the Wasm nodes. All nodes share this machine's file system, so each node's containerd
+/// config and install directory are under its state directory: `$(NODE_NAME)` in the
+/// paths expands to the node's name in the installer's arguments.
 pub fn helm_values() -> Vec<String> {
-    let config = state_dir().join("node-wasm/containerd/config.toml");
+    let config = state_dir().join("$(NODE_NAME)/containerd/config.toml");
     [
         format!("image.operator.repository={REGISTRY}/spore/operator"),
         "image.operator.tag=1".to_string(),
@@ -171,7 +178,7 @@ pub fn helm_values() -> Vec<String> {
         "operator.replicas=2".to_string(),
         "runtime.nodeSelector.spore\\.dev/node-kind=wasm".to_string(),
         format!("runtime.containerd.configPath={}", config.display()),
-        format!("runtime.installDir={}", install_dir().display()),
+        format!("runtime.installDir={}", state_dir().join("$(NODE_NAME)/spore-bin").display()),
     ]
     .into_iter()
     .flat_map(|v| [if v.starts_with("operator.replicas") { "--set" } else { "--set-string" }.to_string(), v])

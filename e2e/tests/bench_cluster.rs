@@ -43,13 +43,13 @@ impl Kind {
         }
     }
 
-    /// The manifest of app `name` with `replicas` pods answering on 8080. Both get a TCP
-    /// readiness probe every 5 s (the operator's default); runc pods run on `node`.
+    /// The manifest of app `name` with `replicas` pods on `node` answering on 8080. Both get
+    /// a TCP readiness probe every 5 s (the operator's default).
     fn manifest(self, ns: &Namespace, name: &str, replicas: u32, greeting: &str, node: &str) -> String {
         let ns = &ns.0;
         match self {
             Kind::Spore => format!(
-                "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n"
+                "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n  scheduling: {{nodeSelector: {{kubernetes.io/hostname: {node}}}}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n"
             ),
             Kind::Runc => format!(
                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{spore.dev/app: {name}}}}}\n  template:\n    metadata: {{labels: {{spore.dev/app: {name}}}}}\n    spec:\n      nodeSelector: {{kubernetes.io/hostname: {node}}}\n      containers:\n      - name: server\n        image: {NATIVE_IMAGE}\n        env: [{{name: GREETING, value: {greeting}}}]\n        ports: [{{containerPort: 8080}}]\n        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 5}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{spore.dev/app: {name}}}\n  ports: [{{name: http, port: 8080}}]\n"
@@ -204,7 +204,8 @@ fn rollout_under_load(ns: &Namespace, kind: Kind) -> Load {
         Kind::Spore => "roll-wasm",
         Kind::Runc => "roll-runc",
     };
-    apply(&kind.manifest(ns, name, 2, "one", "node-container"));
+    let node = if kind == Kind::Spore { "node-wasm" } else { CONTAINER_NODE };
+    apply(&kind.manifest(ns, name, 2, "one", node));
     wait_until(&format!("{name} Ready"), Duration::from_secs(120), || ready_replicas(ns, name) == 2);
     let ip = ns.jsonpath(&["get", &format!("service/{name}")], "{.spec.clusterIP}");
     let url = format!("http://{ip}:8080/");

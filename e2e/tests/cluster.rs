@@ -1,6 +1,6 @@
-//! End to end on the two-node cluster `e2e/cluster.sh up` starts (`make e2e` runs these,
+//! End to end on the three-node cluster `e2e/cluster.sh up` starts (`make e2e` runs these,
 //! one at a time, between `up` and `down`): container pods on runc, Wasm pods through the
-//! `spore` RuntimeClass on node-wasm only, Services, Jobs, logs, cleanup, and traffic
+//! `spore` RuntimeClass on the Wasm nodes only, Services, Jobs, logs, cleanup, and traffic
 //! between container and Wasm pods across nodes.
 //!
 //! Needs `KUBECONFIG` and `SPORE_E2E_DIR` (the cluster's state directory) from `make e2e`.
@@ -51,14 +51,14 @@ spec:
 }
 
 #[test]
-fn both_nodes_are_ready_with_their_labels() {
+fn every_node_is_ready_with_its_label() {
     let nodes = kubectl_ok(&[
         "get",
         "nodes",
         "-o",
         r#"jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.spore\.dev/node-kind},{.status.conditions[?(@.type=="Ready")].status} {end}"#,
     ]);
-    assert_eq!(nodes.trim(), "node-container=container,True node-wasm=wasm,True");
+    assert_eq!(nodes.trim(), "node-container=container,True node-wasm=wasm,True node-wasm2=wasm,True");
 }
 
 #[test]
@@ -85,18 +85,27 @@ spec:
     let rollout = kubectl(&["-n", &ns.0, "rollout", "status", "deployment/busybox", "--timeout=120s"]);
     assert!(rollout.status.success(), "busybox did not roll out:\n{}", ns.describe(&["pods"]));
     for node in pod_nodes(&ns, "app=busybox") {
-        assert!(["node-container", "node-wasm"].contains(&node.as_str()), "unknown node {node}");
+        assert!(node == CONTAINER_NODE || WASM_NODES.contains(&node.as_str()), "unknown node {node}");
     }
     // Container pods run under the default handler, runc, on either kind of node: ask the
     // node's containerd which runtime each container has.
-    let containers = ns.jsonpath(
-        &["get", "pods", "-l", "app=busybox"],
+    for (node, id) in containers(&ns, "app=busybox") {
+        assert_eq!(runtime_of(&node, &id), "io.containerd.runc.v2", "{node} runs {id} with another runtime");
+    }
+}
+
+/// `(node, container ID)` of the first container of each pod `selector` picks.
+fn containers(ns: &Namespace, selector: &str) -> Vec<(String, String)> {
+    let rows = ns.jsonpath(
+        &["get", "pods", "-l", selector],
         "{range .items[*]}{.spec.nodeName} {.status.containerStatuses[0].containerID}{'\\n'}{end}",
     );
-    for line in containers.lines() {
-        let (node, id) = line.split_once(" containerd://").unwrap_or_else(|| panic!("unexpected status {line:?}"));
-        assert_eq!(runtime_of(node, id), "io.containerd.runc.v2", "{node} runs {id} with another runtime");
-    }
+    rows.lines()
+        .map(|line| {
+            let (node, id) = line.split_once(" containerd://").unwrap_or_else(|| panic!("unexpected status {line:?}"));
+            (node.to_string(), id.to_string())
+        })
+        .collect()
 }
 
 /// The runtime containerd on `node` runs container `id` with.
@@ -117,10 +126,10 @@ fn runtime_of(node: &str, id: &str) -> String {
 fn a_wasm_deployment_lands_on_the_wasm_node_and_serves_its_service() {
     let ns = Namespace::new("e2e-hello");
     let cluster_ip = deploy_hello(&ns, 2);
-    assert_eq!(pod_nodes(&ns, "app=hello"), ["node-wasm", "node-wasm"], "Wasm pods only on node-wasm");
-    let ids = ns.jsonpath(&["get", "pods", "-l", "app=hello"], "{.items[*].status.containerStatuses[0].containerID}");
-    for id in ids.split_whitespace() {
-        let runtime = runtime_of("node-wasm", id.trim_start_matches("containerd://"));
+    let nodes = pod_nodes(&ns, "app=hello");
+    assert!(nodes.iter().all(|n| WASM_NODES.contains(&n.as_str())), "Wasm pods only on the Wasm nodes: {nodes:?}");
+    for (node, id) in containers(&ns, "app=hello") {
+        let runtime = runtime_of(&node, &id);
         // containerd 1.x names the shim by its path (the installer's workaround for containerd#8207).
         assert!(
             runtime == "io.containerd.spore.v1" || runtime.ends_with("/containerd-shim-spore-v1"),
@@ -146,7 +155,7 @@ fn a_wasm_deployment_lands_on_the_wasm_node_and_serves_its_service() {
     assert!(!spore_shims().is_empty(), "no Spore shim runs the Wasm pods");
     ns.kubectl_ok(&["delete", "deployment", "hello", "--wait=true"]);
     wait_until("the pods are gone", Duration::from_secs(60), || pod_nodes(&ns, "app=hello").is_empty());
-    wait_until("no Spore shim is left on node-wasm", Duration::from_secs(30), || spore_shims().is_empty());
+    wait_until("no Spore shim is left on the Wasm nodes", Duration::from_secs(30), || spore_shims().is_empty());
 }
 
 fn job(ns: &Namespace, name: &str, args: &str) {

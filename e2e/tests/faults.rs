@@ -3,7 +3,8 @@
 //! restarts, no failed request), so does a kubelet restart, a SIGKILLed shim is replaced by
 //! kubelet without leaks, an apiserver restart is followed by convergence and no reconcile
 //! storm, a rolling update or a scale-down under keep-alive load (wrk) fails no request, and
-//! a shim upgrade through the WasmRuntime leaves running pods on their shim.
+//! a shim upgrade through the WasmRuntime leaves running pods on their shim and rolls over
+//! the Wasm nodes one at a time, and a lost Wasm node's pods move to the other one.
 //! Run by `make e2e` (Spore is installed the way operator.rs installs it).
 
 use std::process::Command;
@@ -59,14 +60,18 @@ fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
     let wrk = start_wrk(&format!("http://{ip}:8080/"), 15);
     std::thread::sleep(Duration::from_secs(3));
 
-    let log_path = state_dir().join("logs/containerd-node-wasm.log");
-    let log_before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
-    let old = containerd_pid("node-wasm").expect("node-wasm's containerd runs");
-    Command::new("kill").args(["-TERM", &old.to_string()]).status().unwrap();
-    // Its supervisor starts it again, as systemd does.
-    wait_until("node-wasm's containerd is back", Duration::from_secs(30), || {
-        containerd_pid("node-wasm").is_some_and(|pid| pid != old)
-    });
+    // Every Wasm node's containerd, wherever the pods landed.
+    let log_of = |node: &str| state_dir().join(format!("logs/containerd-{node}.log"));
+    let log_sizes: Vec<usize> =
+        WASM_NODES.iter().map(|n| std::fs::metadata(log_of(n)).map_or(0, |m| m.len() as usize)).collect();
+    for node in WASM_NODES {
+        let old = containerd_pid(node).unwrap_or_else(|| panic!("{node}'s containerd runs"));
+        Command::new("kill").args(["-TERM", &old.to_string()]).status().unwrap();
+        // Its supervisor starts it again, as systemd does.
+        wait_until(&format!("{node}'s containerd is back"), Duration::from_secs(30), || {
+            containerd_pid(node).is_some_and(|pid| pid != old)
+        });
+    }
     let load = finish_wrk(wrk);
     assert_nothing_lost(&load, "requests across the containerd restart");
 
@@ -80,9 +85,11 @@ fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
         "{}",
         ns.describe(&["pods"])
     );
-    let log = std::fs::read(&log_path).unwrap_or_default();
-    let since_restart = String::from_utf8_lossy(&log[log_before.min(log.len())..]);
-    assert!(!since_restart.contains("cleaning up dead shim"), "containerd took a Spore shim for dead");
+    for (node, size) in WASM_NODES.iter().zip(log_sizes) {
+        let log = std::fs::read(log_of(node)).unwrap_or_default();
+        let since_restart = String::from_utf8_lossy(&log[size.min(log.len())..]);
+        assert!(!since_restart.contains("cleaning up dead shim"), "{node}'s containerd took a Spore shim for dead");
+    }
 }
 
 #[test]
@@ -142,15 +149,45 @@ fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
     eprintln!("rollout and scale-down under load: {load:?}");
 }
 
-/// The installed shim, and whether it is the upgraded binary of node-installer:2.
-fn installed_shim_is_upgraded() -> bool {
-    let shim = std::fs::read(install_dir().join("containerd-shim-spore-v1")).unwrap_or_default();
+/// Whether `node`'s installed shim is the upgraded binary of node-installer:2.
+fn installed_shim_is_upgraded(node: &str) -> bool {
+    let shim = std::fs::read(install_dir(node).join("containerd-shim-spore-v1")).unwrap_or_default();
     shim.ends_with(b"\nspore-e2e-upgraded-shim\n")
 }
 
-/// `helm upgrade` to the node installer image `tag`, then waits until node-wasm runs the
-/// shim it carries and the WasmRuntime is Ready again.
-fn upgrade_installer(tag: &str) {
+/// Wasm nodes whose installer pod is Ready (installed and holding).
+fn nodes_with_a_ready_installer() -> usize {
+    let rows = kubectl_ok(&[
+        "-n",
+        SPORE_NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        "spore.dev/installer=install",
+        "-o",
+        r#"jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+    ]);
+    let ready: std::collections::BTreeSet<&str> =
+        rows.lines().filter_map(|l| l.strip_suffix(" True")).filter(|n| WASM_NODES.contains(n)).collect();
+    ready.len()
+}
+
+/// `helm upgrade` to the node installer image `tag`, then waits until every Wasm node runs
+/// the shim it carries and the WasmRuntime is Ready again. Returns the fewest Wasm nodes
+/// seen with a Ready installer meanwhile (the rollout's `maxUnavailable: 1` at work).
+fn upgrade_installer(tag: &str) -> usize {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut fewest = WASM_NODES.len();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fewest = fewest.min(nodes_with_a_ready_installer());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            fewest
+        })
+    };
     let chart = repo_root().join("helm/spore");
     let set = format!("image.installer.tag={tag}");
     let out = helm(&[
@@ -166,8 +203,8 @@ fn upgrade_installer(tag: &str) {
         "--timeout=180s",
     ]);
     assert!(out.status.success(), "helm upgrade failed:\n{}{}", text(&out.stdout), text(&out.stderr));
-    wait_until(&format!("node-wasm has the shim of node-installer:{tag}"), Duration::from_secs(180), || {
-        installed_shim_is_upgraded() == (tag == "2")
+    wait_until(&format!("the Wasm nodes have the shim of node-installer:{tag}"), Duration::from_secs(240), || {
+        WASM_NODES.iter().all(|node| installed_shim_is_upgraded(node) == (tag == "2"))
             && kubectl_ok(&[
                 "-n",
                 SPORE_NAMESPACE,
@@ -183,6 +220,11 @@ fn upgrade_installer(tag: &str) {
     });
     let ready = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=180s"]);
     assert!(ready.status.success(), "{}", text(&kubectl(&["describe", "wasmruntime", "spore"]).stdout));
+    wait_until("every Wasm node's installer is Ready", Duration::from_secs(60), || {
+        nodes_with_a_ready_installer() == WASM_NODES.len()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().expect("the rollout watcher")
 }
 
 /// Which file a process runs: its path, " (deleted)" once the file was replaced.
@@ -201,8 +243,9 @@ fn a_shim_upgrade_keeps_running_pods_on_their_shim_and_gives_new_pods_the_new_on
     std::thread::sleep(Duration::from_secs(2));
 
     // A platform team upgrades Spore: the WasmRuntime's image changes, the installer
-    // replaces the shim binary (a rename) and restarts containerd.
-    upgrade_installer("2");
+    // replaces the shim binary (a rename) and restarts containerd, one node at a time.
+    let fewest_ready = upgrade_installer("2");
+    assert_eq!(fewest_ready, WASM_NODES.len() - 1, "maxUnavailable: 1 over the Wasm nodes");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(pods(&ns, "lasting"), before, "running pods were restarted by the upgrade");
     let running = spore_shims();
@@ -215,31 +258,35 @@ fn a_shim_upgrade_keeps_running_pods_on_their_shim_and_gives_new_pods_the_new_on
     wait_until("the third pod is Ready", Duration::from_secs(90), || {
         ns.jsonpath(&["get", "wasmapp", "lasting"], "{.status.readyReplicas}") == "3"
     });
-    let installed = install_dir().join("containerd-shim-spore-v1").display().to_string();
     let new_shims: Vec<u32> = spore_shims().into_iter().filter(|pid| !old_shims.contains(pid)).collect();
     assert_eq!(new_shims.len(), 1, "one new shim for the new pod");
-    assert_eq!(executable(new_shims[0]), installed, "the new pod's shim is not the upgraded binary");
+    let installed: Vec<String> =
+        WASM_NODES.iter().map(|n| install_dir(n).join("containerd-shim-spore-v1").display().to_string()).collect();
+    assert!(installed.contains(&executable(new_shims[0])), "the new pod's shim is not the upgraded binary");
     let load = finish_wrk(wrk);
     assert_nothing_lost(&load, "requests across the shim upgrade");
 
     // Back to the shim the other tests expect (a downgrade is an upgrade too).
     ns.kubectl_ok(&["delete", "wasmapp", "lasting", "--wait"]);
-    upgrade_installer("1");
+    assert_eq!(upgrade_installer("1"), WASM_NODES.len() - 1, "maxUnavailable: 1 on the way back");
 }
 
 /// Restarts a control-plane or node component (`kubelet-node-wasm`, `kube-apiserver`; they
-/// have no supervisor here) with the command line cluster.sh gave it, recording its new PID
-/// where `cluster.sh down` looks.
-// Not waited for: the component outlives the test; `cluster.sh down` stops it.
-#[allow(clippy::zombie_processes)]
+/// have no supervisor here) with the command line cluster.sh gave it.
 fn restart_component(name: &str) {
+    let command = stop_component(name);
+    start_component(name, &command);
+}
+
+/// Stops a component (TERM, then KILL after a minute, as systemd would); its command line.
+fn stop_component(name: &str) -> Vec<String> {
     let pidfile = state_dir().join("pids").join(name);
     let pid = std::fs::read_to_string(&pidfile).expect("the component's pid file").trim().to_string();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the component runs");
     let args: Vec<String> =
         cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    // The apiserver drains its watches for up to a minute: past that, as systemd would, KILL.
+    // The apiserver drains its watches for up to a minute.
     let gone = || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
@@ -252,19 +299,38 @@ fn restart_component(name: &str) {
         Command::new("kill").args(["-KILL", &pid]).status().unwrap();
         wait_until(&format!("the old {name} exits"), Duration::from_secs(10), gone);
     }
+    args
+}
+
+/// Starts a component with `command`, recording its PID where `cluster.sh down` looks.
+// Not waited for: the component outlives the test; `cluster.sh down` stops it.
+#[allow(clippy::zombie_processes)]
+fn start_component(name: &str, command: &[String]) {
     let log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(state_dir().join("logs").join(format!("{name}.log")))
         .expect("the component's log");
     let child = Command::new("setsid")
-        .args(&args)
+        .args(command)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("{name} does not start again: {e}"));
-    std::fs::write(&pidfile, child.id().to_string()).unwrap();
+    std::fs::write(state_dir().join("pids").join(name), child.id().to_string()).unwrap();
+}
+
+/// Starts the component again when dropped, so a failing test leaves the cluster whole.
+struct Restart {
+    name: String,
+    command: Vec<String>,
+}
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        start_component(&self.name, &self.command);
+    }
 }
 
 /// The leading operator's `spore_operator_reconciles_total`, summed over controllers.
@@ -320,4 +386,50 @@ fn a_kubelet_restart_leaves_the_wasm_pods_serving() {
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(pods(&ns, "calm"), before, "pods changed after the kubelet restart");
     assert_eq!(spore_shims(), shims, "the same shims serve the pods");
+}
+
+/// Ready pods of `app` per node, sorted: `node name` lines.
+fn ready_pods_by_node(ns: &Namespace, app: &str) -> Vec<String> {
+    let rows = ns.jsonpath(
+        &["get", "pods", "-l", &format!("spore.dev/app={app}")],
+        r#"{range .items[*]}{.spec.nodeName} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+    );
+    let mut ready: Vec<String> = rows.lines().filter_map(|l| l.strip_suffix(" True")).map(str::to_string).collect();
+    ready.sort();
+    ready
+}
+
+#[test]
+fn a_lost_wasm_node_has_its_pods_moved_to_the_other_wasm_node() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-node-loss");
+    let ip = hello(&ns, "mobile", 2, "mobile");
+    let lost = pod_nodes(&ns, "spore.dev/app=mobile")[0].clone();
+    let other = WASM_NODES.iter().find(|n| **n != lost).expect("two Wasm nodes").to_string();
+
+    // The node's kubelet stops for good (its containerd and pods run on, unreachable).
+    let kubelet = format!("kubelet-{lost}");
+    let back = Restart { command: stop_component(&kubelet), name: kubelet };
+    wait_until(&format!("{lost} is NotReady"), Duration::from_secs(90), || {
+        kubectl_ok(&["get", "node", &lost, "-o", r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#]) != "True"
+    });
+    // Evicted past the pods' not-ready toleration; the Deployment replaces them on the other node.
+    wait_until(&format!("two Ready pods on {other}"), Duration::from_secs(180), || {
+        let ready = ready_pods_by_node(&ns, "mobile");
+        ready.len() == 2 && ready.iter().all(|r| r.starts_with(&format!("{other} ")))
+    });
+    wait_until("the Service answers from the other node", Duration::from_secs(30), || {
+        curl(&format!("http://{ip}:8080/")).is_some()
+    });
+
+    // The node comes back: its kubelet stops the evicted pods; nothing of them is left.
+    drop(back);
+    let ready = kubectl(&["wait", "--for=condition=Ready", &format!("node/{lost}"), "--timeout=90s"]);
+    assert!(ready.status.success(), "{lost} not Ready after its kubelet started again");
+    wait_until(&format!("the evicted pods are gone from {lost}"), Duration::from_secs(120), || {
+        pod_nodes(&ns, "spore.dev/app=mobile").iter().all(|n| *n == other)
+            && node_shims(&lost, "containerd-shim-spore-v1").is_empty()
+    });
+    let runtime = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=120s"]);
+    assert!(runtime.status.success(), "{}", text(&kubectl(&["describe", "wasmruntime", "spore"]).stdout));
 }

@@ -1,5 +1,5 @@
-//! The product path on the two-node cluster: `helm install` the chart, the WasmRuntime puts
-//! the shim on node-wasm only, then WasmApps: the example serves (its pods export request
+//! The product path on the three-node cluster: `helm install` the chart, the WasmRuntime puts
+//! the shim on the two Wasm nodes only, then WasmApps: the example serves (its pods export request
 //! metrics), scales and autoscales, capabilities hold, bad manifests are rejected, a corrupt
 //! module is reported, the operator recovers from being killed, and a node leaving the
 //! selector is uninstalled.
@@ -34,8 +34,8 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
         "-o",
         r#"jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.runtime\.spore\.dev/spore} {end}"#,
     ]);
-    assert_eq!(labels.trim(), "node-container= node-wasm=ready");
-    for node in ["node-container", "node-wasm"] {
+    assert_eq!(labels.trim(), "node-container= node-wasm=ready node-wasm2=ready");
+    for node in ["node-container", "node-wasm", "node-wasm2"] {
         let dir = node_config(node);
         assert_eq!(
             read(&dir.join("config.toml")),
@@ -44,10 +44,14 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
         );
     }
     assert_eq!(drop_ins("node-container"), Vec::<String>::new(), "node-container got a drop-in");
-    assert_eq!(drop_ins("node-wasm"), ["spore-spore.toml"]);
-    let drop_in = read(&node_config("node-wasm").join("conf.d/spore-spore.toml"));
-    assert!(drop_in.contains("containerd-shim-spore-v1"), "{drop_in}");
-    assert!(install_dir().join("containerd-shim-spore-v1").is_file(), "no shim in {}", install_dir().display());
+    for node in WASM_NODES {
+        assert_eq!(drop_ins(node), ["spore-spore.toml"], "{node}");
+        // Each node's drop-in names its own shim: `$(NODE_NAME)` expanded per node.
+        let drop_in = read(&node_config(node).join("conf.d/spore-spore.toml"));
+        let shim = install_dir(node).join("containerd-shim-spore-v1");
+        assert!(drop_in.contains(&shim.display().to_string()), "{node}: {drop_in}");
+        assert!(shim.is_file(), "no shim in {}", shim.display());
+    }
 
     let class = kubectl_ok(&["get", "runtimeclass", "spore", "-o", "jsonpath={.handler} {.scheduling.nodeSelector}"]);
     assert_eq!(class, r#"spore {"runtime.spore.dev/spore":"ready"}"#);
@@ -58,7 +62,7 @@ fn helm_install_puts_the_shim_on_the_wasm_node_only() {
         "-o",
         "jsonpath={range .status.nodes[*]}{.name}={.state},{.shimVersion} {end}",
     ]);
-    assert_eq!(nodes.trim(), "node-wasm=Ready,0.1.0");
+    assert_eq!(nodes.trim(), "node-wasm=Ready,0.1.0 node-wasm2=Ready,0.1.0");
     let holder = lease_holder();
     assert!(operator_pods().contains(&holder), "the leader lease is held by {holder:?}, not an operator pod");
     let leader_ip = kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "pod", &holder, "-o", "jsonpath={.status.podIP}"]);
@@ -101,7 +105,8 @@ fn the_hello_example_serves_from_the_wasm_node_and_scales() {
     let ns = Namespace::new("e2e-example");
     apply(&hello_example(&ns));
     wait_ready(&ns, "hello-http");
-    assert_eq!(pod_nodes(&ns, "spore.dev/app=hello-http"), ["node-wasm", "node-wasm"]);
+    let nodes = pod_nodes(&ns, "spore.dev/app=hello-http");
+    assert!(nodes.len() == 2 && nodes.iter().all(|n| WASM_NODES.contains(&n.as_str())), "{nodes:?}");
     let ip = field(&ns, "service/hello-http", "{.spec.clusterIP}");
     let mut body = None;
     wait_until("the Service answers", Duration::from_secs(30), || {
@@ -498,7 +503,7 @@ fn runtime_label(node: &str) -> String {
 fn the_wasm_node_leaving_the_selector_is_uninstalled_then_reinstalled() {
     ensure_spore_installed();
     let config = node_config("node-wasm");
-    let shim = install_dir().join("containerd-shim-spore-v1");
+    let shim = install_dir("node-wasm").join("containerd-shim-spore-v1");
     assert!(shim.exists() && drop_ins("node-wasm") == ["spore-spore.toml"], "installed at the start");
 
     let reselect = Reselect;
@@ -508,8 +513,9 @@ fn the_wasm_node_leaving_the_selector_is_uninstalled_then_reinstalled() {
     });
     assert_eq!(read(&config.join("config.toml")), read(&config.join("config.toml.at-start")));
     wait_until("the status forgets node-wasm", Duration::from_secs(60), || {
-        kubectl_ok(&["get", "wasmruntime", "spore", "-o", "jsonpath={.status.nodes[*].name}"]).trim().is_empty()
+        kubectl_ok(&["get", "wasmruntime", "spore", "-o", "jsonpath={.status.nodes[*].name}"]).trim() == "node-wasm2"
     });
+    assert_eq!(runtime_label("node-wasm2"), "ready", "the other Wasm node keeps the runtime");
     let events = kubectl_ok(&[
         "get",
         "events",

@@ -1,12 +1,12 @@
 //! `helm uninstall` (run after every other e2e test): the operator and everything it made
-//! go, and node-wasm's containerd is back to its own config with no Spore drop-in or shim.
+//! go, and each Wasm node's containerd is back to its own config with no Spore drop-in or shim.
 
 use std::time::Duration;
 
 use spore_e2e::*;
 
 #[test]
-fn helm_uninstall_removes_spore_and_restores_the_wasm_node() {
+fn helm_uninstall_removes_spore_and_restores_the_wasm_nodes() {
     ensure_spore_installed();
     let out = helm(&["uninstall", RELEASE, "-n", SPORE_NAMESPACE, "--wait", "--timeout=300s"]);
     assert!(
@@ -34,13 +34,15 @@ fn helm_uninstall_removes_spore_and_restores_the_wasm_node() {
         let names = left(&["get", kind, "-l", "app.kubernetes.io/instance=spore", "-o", "name"]);
         assert_eq!(names, "", "{kind} left behind");
     }
-    let labels = kubectl_ok(&["get", "node", "node-wasm", "-o", "jsonpath={.metadata.labels}"]);
-    assert!(!labels.contains("runtime.spore.dev"), "node-wasm keeps the runtime label: {labels}");
-
-    let containerd = state_dir().join("node-wasm/containerd");
-    let config = std::fs::read_to_string(containerd.join("config.toml")).unwrap();
-    assert_eq!(config, std::fs::read_to_string(containerd.join("config.toml.at-start")).unwrap());
-    let drop_ins: Vec<_> = std::fs::read_dir(containerd.join("conf.d")).unwrap().collect();
-    assert!(drop_ins.is_empty(), "drop-ins left: {drop_ins:?}");
-    assert!(!install_dir().join("containerd-shim-spore-v1").exists(), "the shim binary is still installed");
+    for node in WASM_NODES {
+        let labels = kubectl_ok(&["get", "node", node, "-o", "jsonpath={.metadata.labels}"]);
+        assert!(!labels.contains("runtime.spore.dev"), "{node} keeps the runtime label: {labels}");
+        let containerd = state_dir().join(node).join("containerd");
+        let config = std::fs::read_to_string(containerd.join("config.toml")).unwrap();
+        assert_eq!(config, std::fs::read_to_string(containerd.join("config.toml.at-start")).unwrap(), "{node}");
+        let drop_ins: Vec<_> = std::fs::read_dir(containerd.join("conf.d")).unwrap().collect();
+        assert!(drop_ins.is_empty(), "drop-ins left on {node}: {drop_ins:?}");
+        let shim = install_dir(node).join("containerd-shim-spore-v1");
+        assert!(!shim.exists(), "the shim binary is still installed on {node}");
+    }
 }

@@ -88,6 +88,7 @@ pub fn desired_daemonset(rt: &WasmRuntime, settings: &InstallerSettings) -> Resu
 /// the host's `/` at `/host` and the host's PIDs (to find and restart containerd).
 pub fn installer_pod_spec(rt: &WasmRuntime, settings: &InstallerSettings, step: &str) -> PodSpec {
     let spec = &rt.spec;
+    // kubelet expands `$(NODE_NAME)` (the env var below) in these, so paths may name the node.
     let args = vec![
         step.to_string(),
         format!("--handler={}", spec.handler()),
