@@ -378,9 +378,11 @@ fn a_kubelet_restart_leaves_the_wasm_pods_serving() {
     let shims = spore_shims();
     let wrk = start_wrk(&format!("http://{ip}:8080/"), 20);
     std::thread::sleep(Duration::from_secs(2));
-    restart_component("kubelet-node-wasm");
-    let ready = kubectl(&["wait", "--for=condition=Ready", "node/node-wasm", "--timeout=60s"]);
-    assert!(ready.status.success(), "node-wasm not Ready after its kubelet restarted");
+    for node in WASM_NODES {
+        restart_component(&format!("kubelet-{node}"));
+        let ready = kubectl(&["wait", "--for=condition=Ready", &format!("node/{node}"), "--timeout=60s"]);
+        assert!(ready.status.success(), "{node} not Ready after its kubelet restarted");
+    }
     let load = finish_wrk(wrk);
     assert_nothing_lost(&load, "requests across the kubelet restart");
     std::thread::sleep(Duration::from_secs(10));
