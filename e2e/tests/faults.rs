@@ -57,7 +57,7 @@ fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
     let ip = hello(&ns, "steady", 2, "steady");
     let before = pods(&ns, "steady");
     let shims = spore_shims();
-    let wrk = start_wrk(&format!("http://{ip}:8080/"), 15);
+    let wrk = start_wrk(&format!("http://{ip}:8080/"), 20);
     std::thread::sleep(Duration::from_secs(3));
 
     // Every Wasm node's containerd, wherever the pods landed.
@@ -239,7 +239,7 @@ fn a_shim_upgrade_keeps_running_pods_on_their_shim_and_gives_new_pods_the_new_on
     let ip = hello(&ns, "lasting", 2, "lasting");
     let before = pods(&ns, "lasting");
     let old_shims = spore_shims();
-    let wrk = start_wrk(&format!("http://{ip}:8080/"), 45);
+    let wrk = start_wrk(&format!("http://{ip}:8080/"), 75);
     std::thread::sleep(Duration::from_secs(2));
 
     // A platform team upgrades Spore: the WasmRuntime's image changes, the installer
@@ -413,7 +413,8 @@ fn a_lost_wasm_node_has_its_pods_moved_to_the_other_wasm_node() {
     let kubelet = format!("kubelet-{lost}");
     let back = Restart { command: stop_component(&kubelet), name: kubelet };
     wait_until(&format!("{lost} is NotReady"), Duration::from_secs(90), || {
-        kubectl_ok(&["get", "node", &lost, "-o", r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#]) != "True"
+        kubectl_ok(&["get", "node", &lost, "-o", r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#])
+            != "True"
     });
     // Evicted past the pods' not-ready toleration; the Deployment replaces them on the other node.
     wait_until(&format!("two Ready pods on {other}"), Duration::from_secs(180), || {
