@@ -220,3 +220,20 @@ pub fn ensure_spore_installed() {
         );
     });
 }
+
+/// The pod holding the operator's leader Lease.
+pub fn operator_leader() -> String {
+    kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease", "spore-operator", "-o", "jsonpath={.spec.holderIdentity}"])
+}
+
+/// The leading operator's `spore_operator_reconciles_total`, summed over controllers.
+pub fn operator_reconciles() -> u64 {
+    let leader = operator_leader();
+    let ip = kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "pod", &leader, "-o", "jsonpath={.status.podIP}"]);
+    let metrics = curl(&format!("http://{ip}:8080/metrics")).expect("the operator serves /metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("spore_operator_reconciles_total{"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

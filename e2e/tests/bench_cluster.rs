@@ -65,6 +65,15 @@ impl Kind {
         }
     }
 
+    /// A merge patch for the CRD; a strategic one for the Deployment (it merges the
+    /// containers list by name instead of replacing it).
+    fn patch_type(self) -> &'static str {
+        match self {
+            Kind::Spore => "--type=merge",
+            Kind::Runc => "--type=strategic",
+        }
+    }
+
     fn env_patch(self, greeting: &str) -> String {
         match self {
             Kind::Spore => format!(r#"{{"spec":{{"env":[{{"name":"GREETING","value":"{greeting}"}}]}}}}"#),
@@ -213,7 +222,7 @@ fn rollout_under_load(ns: &Namespace, kind: Kind) -> Load {
 
     let wrk = start_wrk(&url, 45);
     std::thread::sleep(Duration::from_secs(3));
-    ns.kubectl_ok(&["patch", &kind.object(name), "--type=merge", "-p", &kind.env_patch("two")]);
+    ns.kubectl_ok(&["patch", &kind.object(name), kind.patch_type(), "-p", &kind.env_patch("two")]);
     let rolled = ns.kubectl(&["rollout", "status", &format!("deployment/{name}"), "--timeout=120s"]);
     assert!(rolled.status.success(), "rollout: {}", text(&rolled.stderr));
     std::thread::sleep(Duration::from_secs(8));
@@ -251,8 +260,7 @@ fn rollout_and_scale_down_under_load_spore_vs_runc() {
 /// The leading operator replica's resident memory in MB (its process, found by the pod
 /// name CRI puts in `HOSTNAME`).
 fn leader_rss_mb() -> f64 {
-    let leader =
-        kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease", "spore-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let leader = operator_leader();
     let hostname = format!("HOSTNAME={leader}");
     let pid = std::fs::read_dir("/proc")
         .expect("/proc")
@@ -297,7 +305,7 @@ fn apps_with_status(ns: &Namespace) -> usize {
 fn scale_1000_apps_operator_memory_status_time_and_idle_requests() {
     ensure_spore_installed();
     let ns = Namespace::new("bench-many");
-    let rss_before = leader_rss_mb();
+    let (rss_before, reconciles_before) = (leader_rss_mb(), operator_reconciles());
     let manifests: String = (0..MANY_APPS)
         .map(|i| {
             format!(
@@ -322,12 +330,25 @@ fn scale_1000_apps_operator_memory_status_time_and_idle_requests() {
     });
     let to_status = start.elapsed();
     let rss_busy = leader_rss_mb();
+    // Each app's own objects changing (Deployment created, then its status) wake it again:
+    // the operator is done once its reconcile count stops moving.
+    let mut last = operator_reconciles();
+    let mut still_since = Instant::now();
+    wait_until("the operator goes quiet", Duration::from_secs(900), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = operator_reconciles();
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+        still_since.elapsed() >= Duration::from_secs(20)
+    });
+    let to_quiet = still_since.duration_since(start);
 
     // Idle: every app settled. What the operator asks of the apiserver over a minute.
-    std::thread::sleep(Duration::from_secs(30));
-    let (requests, idle) = (service_account_requests(), Duration::from_secs(60));
+    let (requests, reconciles, idle) = (service_account_requests(), operator_reconciles(), Duration::from_secs(60));
     std::thread::sleep(idle);
     let requests_per_second = (service_account_requests() - requests) / idle.as_secs_f64();
+    let idle_reconciles = operator_reconciles() - reconciles;
     let rss_idle = leader_rss_mb();
     report(&format!(
         "\n## Cluster: the operator with {MANY_APPS} WasmApps\n\n\
@@ -335,7 +356,8 @@ fn scale_1000_apps_operator_memory_status_time_and_idle_requests() {
          created with one `kubectl create` in one namespace; the leading operator replica reconciles\n\
          them. Memory is the leader's VmRSS; idle requests are what the apiserver dispatched for\n\
          service accounts (its `service-accounts` flow schema: the operator's two replicas, lease\n\
-         renewals included) over 60 s, 30 s after the last status. Goals: <= 64 MiB, no resync storm.\n\
+         renewals included) over 60 s, once the operator's reconcile count has stood still for 20 s.\n\
+         Goals: <= 64 MiB, no resync storm.\n\
          Reproduce: `make bench-cluster` (`... --test bench_cluster -- --ignored scale_1000`).\n\n\
          | figure | value |\n|---|---:|\n\
          | operator RSS before the apps | {rss_before:.1} MB |\n\
@@ -343,8 +365,13 @@ fn scale_1000_apps_operator_memory_status_time_and_idle_requests() {
          | operator RSS idle with {MANY_APPS} apps | {rss_idle:.1} MB |\n\
          | `kubectl create` of {MANY_APPS} apps | {:.1} s |\n\
          | until every app has its status | {:.1} s |\n\
+         | until the operator is quiet (last reconcile) | {:.1} s |\n\
+         | reconciles per app until quiet | {:.1} |\n\
+         | reconciles in the idle minute | {idle_reconciles} |\n\
          | API requests per second, idle | {requests_per_second:.2} |\n",
         created.as_secs_f64(),
         to_status.as_secs_f64(),
+        to_quiet.as_secs_f64(),
+        (reconciles - reconciles_before) as f64 / MANY_APPS as f64,
     ));
 }

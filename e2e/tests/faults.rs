@@ -333,19 +333,6 @@ impl Drop for Restart {
     }
 }
 
-/// The leading operator's `spore_operator_reconciles_total`, summed over controllers.
-fn operator_reconciles() -> u64 {
-    let leader =
-        kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease", "spore-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
-    let ip = kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "pod", &leader, "-o", "jsonpath={.status.podIP}"]);
-    let metrics = curl(&format!("http://{ip}:8080/metrics")).expect("the operator serves /metrics");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("spore_operator_reconciles_total{"))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 #[test]
 fn an_apiserver_restart_is_survived_without_a_reconcile_storm() {
     ensure_spore_installed();
