@@ -8,17 +8,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::registry::Registry;
-use harness::{Containerd, ImageBuilder, OutputExt, SPORE};
-
-/// A plain image whose entrypoint is the probe module (default command: `echo hi`).
-fn probe_image(ctrd: &Containerd) -> String {
-    let image = ImageBuilder::new("localhost/spore/probe:1")
-        .file("/probe.wasm", common::guest_bytes("probe-c.wasm"), 0o755)
-        .entrypoint(["/probe.wasm"])
-        .cmd(["echo", "hi"]);
-    ctrd.import_image(&image);
-    image.name().to_string()
-}
+use harness::{Containerd, ImageBuilder, OutputExt, SPORE, probe_image};
 
 #[test]
 fn runs_a_wasm_command_and_shows_its_output() {

@@ -8,19 +8,10 @@
 mod common;
 mod harness;
 
-use harness::{Containerd, ImageBuilder, OutputExt, SPORE};
+use harness::{Containerd, OutputExt, SPORE, probe_image};
 
 /// CAP_DAC_OVERRIDE (1), CAP_FOWNER (3), CAP_NET_BIND_SERVICE (10): `hardening::KEPT`.
 const KEPT: u64 = 1 << 1 | 1 << 3 | 1 << 10;
-
-fn probe_image(ctrd: &Containerd) -> String {
-    let image = ImageBuilder::new("localhost/spore/probe:1")
-        .file("/probe.wasm", common::guest_bytes("probe-c.wasm"), 0o755)
-        .entrypoint(["/probe.wasm"])
-        .cmd(["echo", "hi"]);
-    ctrd.import_image(&image);
-    image.name().to_string()
-}
 
 fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
     status

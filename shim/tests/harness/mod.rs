@@ -882,3 +882,14 @@ pub fn build_artifact(dir: &Path, guest: &str, tag: &str) -> PathBuf {
     out.assert_success("spore image build");
     tar
 }
+
+/// Imports a plain image whose entrypoint is the probe module (default command: `echo hi`);
+/// its name.
+pub fn probe_image(ctrd: &Containerd) -> String {
+    let image = ImageBuilder::new("localhost/spore/probe:1")
+        .file("/probe.wasm", crate::common::guest_bytes("probe-c.wasm"), 0o755)
+        .entrypoint(["/probe.wasm"])
+        .cmd(["echo", "hi"]);
+    ctrd.import_image(&image);
+    image.name().to_string()
+}
