@@ -18,6 +18,9 @@ pub const REGISTRY: &str = "localhost:5010";
 pub const HELLO: &str = "hello from spore\n";
 /// Namespace and release name of the Helm install.
 pub const SPORE_NAMESPACE: &str = "spore-system";
+/// The bytes the shim of node-installer:2 ends with: the same code with bytes the loader
+/// ignores appended, so that the upgrade test has another binary to install.
+pub const UPGRADED_SHIM_MARKER: &[u8] = b"\nspore-e2e-upgraded-shim\n";
 pub const RELEASE: &str = "spore";
 
 pub fn state_dir() -> PathBuf {
@@ -129,6 +132,15 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         assert!(Instant::now() < deadline, "{what} after {timeout:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A WasmApp `name` of the hello component with `replicas` pods serving on 8080, env
+/// `GREETING`, and `extra_spec` (indented spec lines) added.
+pub fn hello_app(ns: &Namespace, name: &str, replicas: u32, greeting: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n{extra_spec}  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n",
+        ns = ns.0
+    )
 }
 
 /// The nodes Spore's WasmRuntime selects (label `spore.dev/node-kind=wasm`).

@@ -46,13 +46,17 @@ impl Kind {
     /// The manifest of app `name` with `replicas` pods on `node` answering on 8080. Both get
     /// a TCP readiness probe every 5 s (the operator's default).
     fn manifest(self, ns: &Namespace, name: &str, replicas: u32, greeting: &str, node: &str) -> String {
-        let ns = &ns.0;
         match self {
-            Kind::Spore => format!(
-                "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n  scheduling: {{nodeSelector: {{kubernetes.io/hostname: {node}}}}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n"
+            Kind::Spore => hello_app(
+                ns,
+                name,
+                replicas,
+                greeting,
+                &format!("  scheduling: {{nodeSelector: {{kubernetes.io/hostname: {node}}}}}\n"),
             ),
             Kind::Runc => format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{spore.dev/app: {name}}}}}\n  template:\n    metadata: {{labels: {{spore.dev/app: {name}}}}}\n    spec:\n      nodeSelector: {{kubernetes.io/hostname: {node}}}\n      containers:\n      - name: server\n        image: {NATIVE_IMAGE}\n        env: [{{name: GREETING, value: {greeting}}}]\n        ports: [{{containerPort: 8080}}]\n        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 5}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{spore.dev/app: {name}}}\n  ports: [{{name: http, port: 8080}}]\n"
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{spore.dev/app: {name}}}}}\n  template:\n    metadata: {{labels: {{spore.dev/app: {name}}}}}\n    spec:\n      nodeSelector: {{kubernetes.io/hostname: {node}}}\n      containers:\n      - name: server\n        image: {NATIVE_IMAGE}\n        env: [{{name: GREETING, value: {greeting}}}]\n        ports: [{{containerPort: 8080}}]\n        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 5}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{spore.dev/app: {name}}}\n  ports: [{{name: http, port: 8080}}]\n",
+                ns = ns.0
             ),
         }
     }

@@ -15,10 +15,7 @@ use spore_e2e::*;
 
 /// A hello app with `replicas` pods serving on 8080; its ClusterIP once Ready.
 fn hello(ns: &Namespace, name: &str, replicas: u32, greeting: &str) -> String {
-    apply(&format!(
-        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-http:1}}\n  env: [{{name: GREETING, value: {greeting}}}]\n  scaling: {{replicas: {replicas}}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n",
-        ns = ns.0
-    ));
+    apply(&hello_app(ns, name, replicas, greeting, ""));
     let ready = ns.kubectl(&["wait", "--for=condition=Ready", &format!("wasmapp/{name}"), "--timeout=120s"]);
     assert!(ready.status.success(), "{name} not Ready:\n{}", ns.describe(&["wasmapp", name]));
     let ip = ns.jsonpath(&["get", &format!("service/{name}")], "{.spec.clusterIP}");
@@ -152,7 +149,7 @@ fn a_rolling_update_and_a_scale_down_under_load_fail_no_request() {
 /// Whether `node`'s installed shim is the upgraded binary of node-installer:2.
 fn installed_shim_is_upgraded(node: &str) -> bool {
     let shim = std::fs::read(install_dir(node).join("containerd-shim-spore-v1")).unwrap_or_default();
-    shim.ends_with(b"\nspore-e2e-upgraded-shim\n")
+    shim.ends_with(UPGRADED_SHIM_MARKER)
 }
 
 /// Wasm nodes whose installer pod is Ready (installed and holding).

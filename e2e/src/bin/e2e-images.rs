@@ -116,11 +116,8 @@ fn installer_image(tag: &str, shim: Vec<u8>, release: &Path, crictl: &Path) -> I
     .entrypoint(["/spore/spore-node-installer"])
 }
 
-/// The marker the upgraded shim binary ends with.
-const UPGRADE_MARKER: &[u8] = b"\nspore-e2e-upgraded-shim\n";
-
 fn upgraded_shim(shim: &Path) -> Vec<u8> {
-    [stripped(shim), UPGRADE_MARKER.to_vec()].concat()
+    [stripped(shim), spore_e2e::UPGRADED_SHIM_MARKER.to_vec()].concat()
 }
 
 /// `binary` without its debug sections (symbols stay, for backtraces): a fifth of the size,
