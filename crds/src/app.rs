@@ -52,6 +52,9 @@ pub const MAX_ENV: usize = 256;
     validation = Rule::new(
         "!has(self.capabilities) || !has(self.capabilities.filesystem) || self.capabilities.filesystem.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume))"
     ).message("every capabilities.filesystem[].volume must name an entry in spec.volumes; add the volume or fix the name"),
+    validation = Rule::new(
+        "!has(self.scaling) || !has(self.scaling.autoscale) || self.scaling.autoscale.minReplicas != 0 || (has(self.capabilities) && has(self.capabilities.network) && has(self.capabilities.network.inbound) && size(self.capabilities.network.inbound) == 1 && (!has(self.capabilities.network.inbound[0].protocol) || self.capabilities.network.inbound[0].protocol == 'TCP'))"
+    ).message("scale to zero (minReplicas 0) needs exactly one TCP inbound port: the activator wakes the app on an HTTP request to it; a command app keeps minReplicas >= 1"),
     validation = Rule::new("!(has(self.job) && has(self.cronJob))").message("set either job (run once to completion) or cronJob (run on a schedule), not both"),
     validation = Rule::new(
         "!(has(self.job) || has(self.cronJob)) || !has(self.scaling) || (!has(self.scaling.replicas) && !has(self.scaling.autoscale))"
@@ -183,11 +186,13 @@ pub struct EnvVarSource {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("!(has(self.replicas) && has(self.autoscale))").message("set either replicas or autoscale, not both"),
+    validation = Rule::new("!(has(self.replicas) && has(self.autoscale)) || has(self.autoscale.targetConcurrency)").message("set either replicas or autoscale with targetCpuUtilization, not both (with targetConcurrency, replicas is the autoscaler's current count)"),
     validation = Rule::new("!has(self.replicas) || self.replicas >= 0").message("replicas must be 0 or more"),
 )]
 pub struct Scaling {
-    /// Fixed number of replicas. This is the field `kubectl scale` sets.
+    /// Fixed number of replicas. This is the field `kubectl scale` sets. With
+    /// `autoscale.targetConcurrency`, Spore's autoscaler (and the activator, waking an app at
+    /// zero) sets it through the scale subresource; it starts at `max(minReplicas, 1)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// Scale between `minReplicas` and `maxReplicas` on one target metric.
@@ -200,6 +205,31 @@ impl Scaling {
     pub fn fixed_replicas(&self) -> i32 {
         self.replicas.unwrap_or(1)
     }
+
+    /// The replicas the app's Deployment gets: fixed, or the concurrency autoscaler's current
+    /// count within its range. `None`: an HPA owns the count (`targetCpuUtilization`).
+    pub fn deployment_replicas(&self) -> Option<i32> {
+        match &self.autoscale {
+            None => Some(self.fixed_replicas()),
+            Some(a) if a.target_concurrency.is_some() => {
+                let min = a.min_replicas.max(0);
+                let max = a.max_replicas.max(min);
+                Some(self.replicas.unwrap_or(min.max(1)).clamp(min, max))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The autoscale settings when Spore's own autoscaler scales the app
+    /// (`targetConcurrency`), not an HPA.
+    pub fn concurrency_autoscale(&self) -> Option<&Autoscale> {
+        self.autoscale.as_ref().filter(|a| a.target_concurrency.is_some())
+    }
+
+    /// The app may scale to zero: `minReplicas: 0` with `targetConcurrency`.
+    pub fn scales_to_zero(&self) -> bool {
+        self.concurrency_autoscale().is_some_and(|a| a.min_replicas == 0)
+    }
 }
 
 /// Autoscaling range and target. Exactly one of `targetConcurrency` and
@@ -207,14 +237,20 @@ impl Scaling {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("self.minReplicas >= 1").message("minReplicas must be at least 1"),
+    validation = Rule::new("self.minReplicas >= 0").message("minReplicas must be 0 or more"),
+    validation = Rule::new("self.minReplicas >= 1 || has(self.targetConcurrency)").message("minReplicas 0 (scale to zero) needs targetConcurrency: a CPU autoscaler (an HPA) cannot wake an app at zero; set targetConcurrency or minReplicas >= 1"),
+    validation = Rule::new("self.maxReplicas >= 1").message("maxReplicas must be at least 1"),
+    validation = Rule::new("!has(self.scaleToZeroAfter) || self.scaleToZeroAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')").message("scaleToZeroAfter must be a duration such as 60s, 5m or 1h"),
+    validation = Rule::new("!has(self.scaleToZeroAfter) || self.minReplicas == 0").message("scaleToZeroAfter applies only with minReplicas 0; remove it or set minReplicas: 0"),
     validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not be greater than maxReplicas"),
     validation = Rule::new("has(self.targetConcurrency) != has(self.targetCpuUtilization)").message("set exactly one of targetConcurrency or targetCpuUtilization"),
     validation = Rule::new("!has(self.targetConcurrency) || self.targetConcurrency >= 1").message("targetConcurrency must be at least 1"),
     validation = Rule::new("!has(self.targetCpuUtilization) || self.targetCpuUtilization >= 1").message("targetCpuUtilization must be at least 1 (percent)"),
 )]
 pub struct Autoscale {
-    /// Fewest replicas. Defaults to 1.
+    /// Fewest replicas. Defaults to 1. 0 scales the app to zero after `scaleToZeroAfter`
+    /// without requests; the activator wakes it on the next one (needs `targetConcurrency`
+    /// and one TCP inbound port).
     #[serde(default = "default_min_replicas")]
     pub min_replicas: i32,
     /// Most replicas.
@@ -225,6 +261,20 @@ pub struct Autoscale {
     /// Scale so that average CPU use is about this percentage of the CPU limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpu_utilization: Option<i32>,
+    /// With `minReplicas: 0`: how long the app must go without requests before its last pod
+    /// goes, as a duration (`60s`, `5m`). Defaults to 60s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero_after: Option<String>,
+}
+
+/// Idle time before an app with `minReplicas: 0` loses its last pod, unless it says otherwise.
+pub const DEFAULT_SCALE_TO_ZERO_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Autoscale {
+    /// `scaleToZeroAfter` as a duration (default 60s).
+    pub fn scale_to_zero_after(&self) -> Result<std::time::Duration, crate::units::UnitError> {
+        self.scale_to_zero_after.as_deref().map_or(Ok(DEFAULT_SCALE_TO_ZERO_AFTER), crate::units::parse_duration)
+    }
 }
 
 fn default_min_replicas() -> i32 {

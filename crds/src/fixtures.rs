@@ -14,7 +14,13 @@ pub fn app() -> WasmApp {
 
 /// An autoscale range with a concurrency target of 10.
 pub fn autoscale(min: i32, max: i32) -> Autoscale {
-    Autoscale { min_replicas: min, max_replicas: max, target_concurrency: Some(10), target_cpu_utilization: None }
+    Autoscale {
+        min_replicas: min,
+        max_replicas: max,
+        target_concurrency: Some(10),
+        target_cpu_utilization: None,
+        scale_to_zero_after: None,
+    }
 }
 
 /// An emptyDir volume.
@@ -76,6 +82,11 @@ impl Autoscale {
 
     pub fn with_concurrency_target(mut self, requests: Option<i32>) -> Self {
         self.target_concurrency = requests;
+        self
+    }
+
+    pub fn with_scale_to_zero_after(mut self, idle: &str) -> Self {
+        self.scale_to_zero_after = Some(idle.into());
         self
     }
 }

@@ -287,7 +287,7 @@ fn check_key_ref(errors: &mut Errors, field: &str, name: &str, key: &str) {
 
 fn validate_scaling(errors: &mut Errors, app: &WasmApp) {
     let scaling = &app.spec.scaling;
-    if scaling.replicas.is_some() && scaling.autoscale.is_some() {
+    if scaling.replicas.is_some() && scaling.autoscale.is_some() && scaling.concurrency_autoscale().is_none() {
         errors.add(
             "spec.scaling",
             "sets both replicas and autoscale; keep replicas for a fixed count or autoscale for a range",
@@ -301,12 +301,60 @@ fn validate_scaling(errors: &mut Errors, app: &WasmApp) {
     if let Some(auto) = &scaling.autoscale {
         validate_autoscale(errors, auto);
     }
+    if scaling.autoscale.as_ref().is_some_and(|a| a.min_replicas == 0) {
+        validate_scale_to_zero(errors, app);
+    }
+}
+
+/// An app at zero is woken by an HTTP request on its one port: what the activator receives.
+fn validate_scale_to_zero(errors: &mut Errors, app: &WasmApp) {
+    let inbound = &app.spec.capabilities.network.inbound;
+    if inbound.len() != 1 || inbound[0].protocol != crate::Protocol::Tcp {
+        errors.add(
+            "spec.scaling.autoscale.minReplicas",
+            format!(
+                "is 0 (scale to zero), which needs exactly one TCP inbound port, but the app declares {}: the activator wakes the app on an HTTP request to that port; a command app keeps minReplicas >= 1",
+                describe_ports(inbound)
+            ),
+        );
+    }
+}
+
+fn describe_ports(inbound: &[crate::InboundPort]) -> String {
+    match inbound {
+        [] => "none".into(),
+        ports => ports
+            .iter()
+            .map(|p| format!("{}/{}", p.port, if p.protocol == crate::Protocol::Tcp { "TCP" } else { "UDP" }))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 fn validate_autoscale(errors: &mut Errors, auto: &Autoscale) {
     const FIELD: &str = "spec.scaling.autoscale";
-    if auto.min_replicas < 1 {
-        errors.add(format!("{FIELD}.minReplicas"), format!("is {}; set it to at least 1", auto.min_replicas));
+    if auto.min_replicas < 0 {
+        errors.add(format!("{FIELD}.minReplicas"), format!("is {}; set 0 or more", auto.min_replicas));
+    }
+    if auto.min_replicas == 0 && auto.target_concurrency.is_none() {
+        errors.add(
+            format!("{FIELD}.minReplicas"),
+            "is 0 (scale to zero), which needs targetConcurrency: a CPU autoscaler (an HPA) cannot wake an app at zero; set targetConcurrency or minReplicas >= 1",
+        );
+    }
+    if auto.max_replicas < 1 {
+        errors.add(format!("{FIELD}.maxReplicas"), format!("is {}; set it to at least 1", auto.max_replicas));
+    }
+    if let Some(idle) = &auto.scale_to_zero_after {
+        if let Err(e) = crate::units::parse_duration(idle) {
+            errors.add(format!("{FIELD}.scaleToZeroAfter"), format!("{e}; use a duration such as 60s or 5m"));
+        }
+        if auto.min_replicas != 0 {
+            errors.add(
+                format!("{FIELD}.scaleToZeroAfter"),
+                "applies only with minReplicas 0; remove it or set minReplicas: 0",
+            );
+        }
     }
     if auto.min_replicas > auto.max_replicas {
         errors.add(

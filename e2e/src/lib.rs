@@ -185,7 +185,14 @@ pub fn helm_values() -> Vec<String> {
         "image.operator.tag=1".to_string(),
         format!("image.installer.repository={REGISTRY}/spore/node-installer"),
         "image.installer.tag=1".to_string(),
+        format!("image.activator.repository={REGISTRY}/spore/activator"),
+        "image.activator.tag=1".to_string(),
         "operator.logFormat=text".to_string(),
+        "activator.logFormat=text".to_string(),
+        // Short enough for the scale-to-zero tests to see held requests time out and load
+        // go away within a minute.
+        "activator.holdTimeout=10s".to_string(),
+        "operator.autoscaler.stableWindow=10s".to_string(),
         // Two replicas: leader election is part of what the tests check.
         "operator.replicas=2".to_string(),
         "runtime.nodeSelector.spore\\.dev/node-kind=wasm".to_string(),

@@ -22,8 +22,13 @@ impl Load {
 
 /// Starts `wrk -t2 -c4` on `url` for `seconds`.
 pub fn start_wrk(url: &str, seconds: u32) -> Child {
+    start_wrk_with(url, seconds, 4)
+}
+
+/// Starts wrk on `url` for `seconds` with `connections` kept-alive connections.
+pub fn start_wrk_with(url: &str, seconds: u32, connections: u32) -> Child {
     Command::new("wrk")
-        .args(["-t2", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", url])
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--timeout", "5s", url])
         .stdout(Stdio::piped())
         .spawn()
         .expect("wrk runs (`make deps` installs it)")

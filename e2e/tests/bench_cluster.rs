@@ -379,3 +379,98 @@ fn scale_1000_apps_operator_memory_status_time_and_idle_requests() {
         (reconciles - reconciles_before) as f64 / MANY_APPS as f64,
     ));
 }
+
+/// Cold starts of each app: requests to an app at zero until answered.
+const COLD_STARTS: usize = 20;
+
+/// A scale-to-zero WasmApp on node-wasm, idle after 2 s; `runtime_class` runc runs the
+/// static C server image as an ordinary container behind the same activator.
+fn zero_app(ns: &Namespace, name: &str, image: &str, runtime_class: Option<&str>) -> String {
+    let class = runtime_class.map(|c| format!("  runtimeClassName: {c}\n")).unwrap_or_default();
+    format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {image}}}\n{class}  env: [{{name: GREETING, value: cold}}]\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n  scheduling: {{nodeSelector: {{kubernetes.io/hostname: node-wasm}}}}\n  scaling: {{autoscale: {{minReplicas: 0, maxReplicas: 1, targetConcurrency: 10, scaleToZeroAfter: 2s}}}}\n",
+        ns = ns.0
+    )
+}
+
+/// Seconds from a request to the app at zero until its answer, `COLD_STARTS` times.
+fn cold_starts(ns: &Namespace, name: &str, by_hand: bool) -> Vec<f64> {
+    let ip = ns.jsonpath(&["get", &format!("service/{name}")], "{.spec.clusterIP}");
+    let mut times = Vec::new();
+    for _ in 0..COLD_STARTS {
+        // Spore's pods go to zero by themselves (idle 2 s after the stable window); runc pods
+        // export no concurrency metric, and the autoscaler never scales on missing metrics,
+        // so they go by hand. At zero the Service routes to the activator (pods still
+        // draining get no new connection); kube-proxy syncs once a second.
+        if by_hand {
+            ns.kubectl_ok(&["scale", &format!("wasmapp/{name}"), "--replicas=0"]);
+        }
+        wait_until(&format!("{name} at zero"), Duration::from_secs(120), || {
+            let replicas = ns.jsonpath(&["get", &format!("wasmapp/{name}")], "{.spec.scaling.replicas}");
+            let activator =
+                ns.jsonpath(&["get", &format!("endpointslice/{name}-spore-activator")], "{.endpoints[*].addresses[0]}");
+            replicas == "0" && !activator.is_empty()
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let start = Instant::now();
+        let body = curl_for(&format!("http://{ip}:8080/"), 30);
+        times.push(start.elapsed().as_secs_f64());
+        assert!(body.is_some(), "a cold start of {name} failed");
+    }
+    times
+}
+
+fn curl_for(url: &str, seconds: u32) -> Option<String> {
+    let out = Command::new("curl").args(["-s", "-f", "--max-time", &seconds.to_string(), url]).output().ok()?;
+    out.status.success().then(|| text(&out.stdout))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[test]
+#[ignore = "benchmark: run by `make bench-cluster`"]
+fn cold_start_from_zero_through_the_activator_spore_vs_runc() {
+    ensure_spore_installed();
+    let ns = Namespace::new("bench-cold");
+    // runc behind the same activator and autoscaler: a RuntimeClass for containerd's default
+    // handler, and the label the operator looks for on nodes serving a class.
+    apply("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: runc}\nhandler: runc\n");
+    kubectl_ok(&["label", "node", "node-wasm", "runtime.spore.dev/runc=ready", "--overwrite"]);
+    apply(&zero_app(&ns, "cold-spore", &format!("{REGISTRY}/spore/hello-http:1"), None));
+    apply(&zero_app(&ns, "cold-runc", NATIVE_IMAGE, Some("runc")));
+    let mut rows = Vec::new();
+    for (label, name, by_hand) in
+        [("Spore (hello component)", "cold-spore", false), ("runc (static C server)", "cold-runc", true)]
+    {
+        let mut times = cold_starts(&ns, name, by_hand);
+        times.sort_by(f64::total_cmp);
+        rows.push((label, percentile(&times, 50.0), percentile(&times, 99.0), times[0], times[times.len() - 1]));
+    }
+    let _ = kubectl(&["label", "node", "node-wasm", "runtime.spore.dev/runc-"]);
+    let _ = kubectl(&["delete", "runtimeclass", "runc"]);
+    let table: String = rows
+        .iter()
+        .map(|(label, p50, p99, min, max)| {
+            format!(
+                "| {label} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+                p50 * 1e3,
+                p99 * 1e3,
+                min * 1e3,
+                max * 1e3
+            )
+        })
+        .collect();
+    report(&format!(
+        "\n## Cluster: cold start from zero through the activator, Spore vs runc\n\n\
+         `make bench-cluster` (`cargo test -p spore-e2e --test bench_cluster -- --ignored cold_start`): {COLD_STARTS} \
+         requests each to an app at zero (`minReplicas: 0`, idle after 2 s; runc scaled to 0 by `kubectl scale`, its pods export no concurrency metric) through its Service, from the \
+         request to the response; both on node-wasm behind the same activator and autoscaler, runc \
+         running the static C server as the app's container. Goal: Spore p50 <= 400 ms, p99 <= 1 s.\n\n\
+         | app | p50 | p99 | fastest | slowest |\n|---|---|---|---|---|\n{table}\
+         | **spore / runc (p50)** | **{:.2}x** | | | |\n",
+        rows[0].1 / rows[1].1
+    ));
+}

@@ -190,7 +190,8 @@ fn an_autoscaled_app_gets_an_hpa_and_loses_it_when_fixed() {
     assert!(message.contains("needs metrics-server"), "{message}");
     let refused = ns.kubectl(&["scale", "wasmapp/auto", "--replicas=3"]);
     assert!(
-        !refused.status.success() && text(&refused.stderr).contains("set either replicas or autoscale, not both"),
+        !refused.status.success()
+            && text(&refused.stderr).contains("set either replicas or autoscale with targetCpuUtilization, not both"),
         "{}",
         text(&refused.stderr)
     );
@@ -268,8 +269,16 @@ fn bad_manifests_are_rejected_by_kubectl_apply() {
     };
     let cases = [
         (
-            "  scaling: {replicas: 2, autoscale: {maxReplicas: 3, targetConcurrency: 5}}\n",
-            "set either replicas or autoscale, not both",
+            "  scaling: {replicas: 2, autoscale: {maxReplicas: 3, targetCpuUtilization: 50}}\n",
+            "set either replicas or autoscale with targetCpuUtilization, not both",
+        ),
+        (
+            "  scaling: {autoscale: {minReplicas: 0, maxReplicas: 3, targetConcurrency: 5}}\n",
+            "scale to zero (minReplicas 0) needs exactly one TCP inbound port",
+        ),
+        (
+            "  capabilities: {network: {inbound: [{port: 8080}]}}\n  scaling: {autoscale: {minReplicas: 0, maxReplicas: 3, targetCpuUtilization: 50}}\n",
+            "minReplicas 0 (scale to zero) needs targetConcurrency",
         ),
         (
             "  volumes: [{name: data, emptyDir: {}}]\n  capabilities: {filesystem: [{volume: data, guestPath: data}]}\n",

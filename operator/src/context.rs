@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store, store::Writer};
 
 use crate::metrics::Metrics;
 use crate::resources::daemonset::InstallerSettings;
@@ -18,6 +21,46 @@ pub struct Settings {
     pub default_runtime_class: String,
     /// Where installer pods and uninstall Jobs run.
     pub installer: InstallerSettings,
+    /// Where the activator is, for apps that scale to zero.
+    pub activator: ActivatorSettings,
+    /// How the concurrency autoscaler samples and decides.
+    pub autoscaler: AutoscalerSettings,
+}
+
+/// The activator's Service (in the operator's namespace) and its ports.
+#[derive(Clone, Debug)]
+pub struct ActivatorSettings {
+    pub namespace: String,
+    pub service: String,
+    /// Where it receives the apps' traffic.
+    pub port: i32,
+    /// Where it serves `/metrics` (held requests per app).
+    pub metrics_port: u16,
+}
+
+#[derive(Clone, Debug)]
+pub struct AutoscalerSettings {
+    /// Time between two samples (and decisions).
+    pub tick: Duration,
+    /// Scale down follows the average concurrency over this long.
+    pub stable_window: Duration,
+    /// Scale up follows the average over this long.
+    pub burst_window: Duration,
+}
+
+impl Default for AutoscalerSettings {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            stable_window: Duration::from_secs(60),
+            burst_window: Duration::from_secs(2),
+        }
+    }
+}
+
+pub struct SliceWriters {
+    pub activator: Writer<EndpointSlice>,
+    pub routing: Writer<EndpointSlice>,
 }
 
 pub struct Context {
@@ -25,6 +68,12 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// The activator Service's EndpointSlices, kept by a reflector the app controller runs.
+    pub activator: Store<EndpointSlice>,
+    /// The EndpointSlices the operator wrote for apps that scale to zero, likewise.
+    pub routing: Store<EndpointSlice>,
+    writers: Mutex<Option<SliceWriters>>,
+    announce: Mutex<Option<String>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -33,13 +82,45 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl Context {
     pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>, settings: Settings) -> Self {
+        let (activator, activator_writer) = reflector::store();
+        let (routing, routing_writer) = reflector::store();
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             settings,
+            activator,
+            routing,
+            writers: Mutex::new(Some(SliceWriters { activator: activator_writer, routing: routing_writer })),
+            announce: Mutex::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// `clusterIP:metricsPort` of the activator's Service, where the shims of scale-to-zero
+    /// pods announce themselves; read once, `None` while the Service does not exist.
+    pub async fn announce_address(&self) -> Option<String> {
+        if let Some(known) = self.announce.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Some(known);
+        }
+        let settings = &self.settings.activator;
+        let api = kube::Api::<Service>::namespaced(self.client.clone(), &settings.namespace);
+        let ip = match api.get_opt(&settings.service).await {
+            Ok(service) => service?.spec?.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None")?,
+            Err(e) => {
+                tracing::warn!(error = %e, service = %settings.service, "reading the activator's Service failed");
+                return None;
+            }
+        };
+        let address = format!("{ip}:{}", settings.metrics_port);
+        *self.announce.lock().unwrap_or_else(|e| e.into_inner()) = Some(address.clone());
+        Some(address)
+    }
+
+    /// The writers of [`Context::activator`] and [`Context::routing`], for the reflectors
+    /// that fill them (once).
+    pub fn take_slice_writers(&self) -> Option<SliceWriters> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The delay before retrying `key` after another failure: 2s, 4s, 8s ... up to 5 min,

@@ -81,6 +81,13 @@ pub fn mock_context(
             namespace: "spore-system".into(),
             service_account: "spore-node-installer".into(),
         },
+        activator: crate::context::ActivatorSettings {
+            namespace: "spore-system".into(),
+            service: "spore-activator".into(),
+            port: 8012,
+            metrics_port: 9090,
+        },
+        autoscaler: Default::default(),
     };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     (std::sync::Arc::new(crate::context::Context::new(client, reporter, metrics, settings)), verifier)

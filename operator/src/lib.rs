@@ -1,5 +1,6 @@
 //! Spore's operator: the WasmApp controller runs apps as Deployments with Spore's
-//! RuntimeClass; the WasmRuntime controller installs the shim on nodes and publishes the
+//! RuntimeClass (and scales the ones with `targetConcurrency` itself, see `autoscale`); the
+//! WasmRuntime controller installs the shim on nodes and publishes the
 //! RuntimeClass.
 
 pub mod error;
@@ -11,6 +12,7 @@ mod fixtures;
 pub use error::{Error, Result};
 pub mod app;
 pub mod apply;
+pub mod autoscale;
 pub mod conditions;
 pub mod context;
 pub mod leader;

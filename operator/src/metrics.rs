@@ -22,6 +22,16 @@ struct ErrorLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScaleLabels {
+    namespace: String,
+    app: String,
+    /// ScaledUp, ScaledDown or ScaledToZero.
+    direction: &'static str,
+    /// load, less_load, idle, range or no_activator.
+    reason: &'static str,
+}
+
 /// The operator's metrics and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
@@ -29,6 +39,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Family<ControllerLabel, Histogram>,
     managed: Family<ControllerLabel, Gauge>,
+    scalings: Family<ScaleLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -44,7 +55,13 @@ impl Default for Metrics {
         registry.register("reconcile_errors", "Reconciles that failed, by reason", errors.clone());
         registry.register("reconcile_duration_seconds", "Time a reconcile takes", duration.clone());
         registry.register("managed_objects", "Custom resources each controller manages", managed.clone());
-        Self { registry, reconciles, errors, duration, managed }
+        let scalings = Family::default();
+        registry.register(
+            "autoscaler_scalings",
+            "Replica changes the autoscaler made, by app, direction and reason",
+            scalings.clone(),
+        );
+        Self { registry, reconciles, errors, duration, managed, scalings }
     }
 }
 
@@ -57,6 +74,11 @@ impl Metrics {
 
     pub fn error(&self, controller: &'static str, reason: &'static str) {
         self.errors.get_or_create(&ErrorLabels { controller, reason }).inc();
+    }
+
+    pub fn scaled(&self, namespace: &str, app: &str, direction: &'static str, reason: &'static str) {
+        let labels = ScaleLabels { namespace: namespace.into(), app: app.into(), direction, reason };
+        self.scalings.get_or_create(&labels).inc();
     }
 
     pub fn set_managed(&self, controller: &'static str, count: usize) {
@@ -96,12 +118,14 @@ mod tests {
         drop(metrics.reconcile("wasmapp"));
         metrics.error("wasmapp", "ApiError");
         metrics.set_managed("wasmapp", 3);
+        metrics.scaled("apps", "hello", "ScaledUp", "load");
         let text = metrics.encode();
         for line in [
             r#"spore_operator_reconciles_total{controller="wasmapp"} 1"#,
             r#"spore_operator_reconcile_errors_total{controller="wasmapp",reason="ApiError"} 1"#,
             r#"spore_operator_reconcile_duration_seconds_count{controller="wasmapp"} 1"#,
             r#"spore_operator_managed_objects{controller="wasmapp"} 3"#,
+            r#"spore_operator_autoscaler_scalings_total{namespace="apps",app="hello",direction="ScaledUp",reason="load"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

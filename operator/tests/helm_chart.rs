@@ -76,6 +76,16 @@ fn the_default_render_has_the_operator_its_rbac_and_a_runtime() {
     assert_eq!(verbs("cronjobs"), ["get", "list", "watch", "create", "patch", "delete"]);
     let role = find(&docs, "Role", "spore-operator");
     assert!(role["rules"].to_string().contains("leases"));
+    let activator = find(&docs, "Deployment", "spore-activator");
+    assert_eq!(activator["spec"]["replicas"], 2, "two activators: one can restart while the other holds requests");
+    let pod = &activator["spec"]["template"];
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/component"], "activator");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/spore-dev/spore-activator:0.1.0");
+    assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 45, "the hold timeout and the preStop sleep fit in");
+    let selector = &find(&docs, "Service", "spore-operator-metrics")["spec"]["selector"];
+    assert_eq!(selector["app.kubernetes.io/component"], "operator", "the operator's Service must not pick activators");
+    assert!(env.contains(&("SPORE_ACTIVATOR_SERVICE", "spore-activator")), "{env:?}");
+    assert!(operator["rules"].to_string().contains("endpointslices"), "apps at zero are routed by EndpointSlices");
     let hook = find(&docs, "Job", "spore-cleanup");
     assert_eq!(hook["metadata"]["annotations"]["helm.sh/hook"], "pre-delete");
 }
@@ -117,6 +127,8 @@ fn the_schema_rejects_bad_values_with_the_field_named() {
         ("operator.replicas=0", "/operator/replicas"),
         ("operator.logFormat=xml", "/operator/logFormat"),
         ("operator.unknown=1", "additional properties 'unknown' not allowed"),
+        ("activator.holdTimeout=soon", "/activator/holdTimeout"),
+        ("operator.autoscaler.stableWindow=1 minute", "/operator/autoscaler/stableWindow"),
     ] {
         let err = template(&[set]).expect_err(set);
         assert!(err.contains(expected), "{set}: expected {expected:?} in:\n{err}");

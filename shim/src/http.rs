@@ -284,7 +284,22 @@ pub async fn serve_http(
     metrics: Option<TcpListener>,
     shutdown: Shutdown<impl Future>,
 ) -> Result<()> {
+    serve_http_then(engine, wasm, sandbox, listener, metrics, shutdown, || ()).await
+}
+
+/// [`serve_http`], calling `serving` once the component is ready and the server is about
+/// to accept: connections made from then on are answered.
+pub(crate) async fn serve_http_then(
+    engine: &Engine,
+    wasm: &Wasm,
+    sandbox: &Sandbox,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: Shutdown<impl Future>,
+    serving: impl FnOnce(),
+) -> Result<()> {
     let server = HttpServer::new(engine, wasm, sandbox)?;
+    serving();
     let Some(metrics) = metrics else { return server.serve_until(listener, shutdown).await };
     let (drained, on_drained) = tokio::sync::oneshot::channel::<()>();
     let guest = async {

@@ -8,7 +8,7 @@
 mod common;
 mod harness;
 
-use harness::cri::{Cri, get, http_container, wait_for};
+use harness::cri::{AnnounceListener, Cri, get, http_container, wait_for};
 use harness::registry::Registry;
 use harness::{OutputExt, Version, build_artifact};
 
@@ -18,11 +18,22 @@ fn an_imported_artifact_serves_http_in_a_pod() {
     let tar = build_artifact(cri.ctrd.dir(), "http.wasm", "localhost/spore/http-artifact:1");
     cri.ctrd.import(&tar);
     let pod = cri.run_pod("artifact");
+    let activator = AnnounceListener::start();
     // No command: `spore image build` records an entrypoint CRI takes.
-    cri.start_container(&pod, http_container("http", "localhost/spore/http-artifact:1", 8080));
+    let mut config = http_container("http", "localhost/spore/http-artifact:1", 8080);
+    config["annotations"]["spore.dev/activator-announce"] = activator.address(&cri).into();
+    config["annotations"]["spore.dev/announce-token"] = "app-uid".into();
+    cri.start_container(&pod, config);
 
     let ip = cri.pod_ip(&pod.0);
     assert!(ip.starts_with("198.18.2."), "pod IP {ip} outside {}", cri.subnet());
+    // containerd 2.x puts the pod's metadata on the container's spec too.
+    let (peer, announcement) = activator.received();
+    assert_eq!(peer.to_string(), ip, "the announcement comes from the pod IP");
+    assert_eq!(
+        announcement,
+        serde_json::json!({"namespace": "default", "pod": "artifact", "uid": "uid-artifact", "port": 8080, "token": "app-uid"})
+    );
     let url = format!("http://{ip}:8080/");
     let body = wait_for(&url).unwrap_or_else(|| panic!("no answer from {url}\n{}", cri.ctrd.log()));
     assert_eq!(body, "hello from spore\n");

@@ -1,14 +1,15 @@
 //! The CRI path as kubelet drives it, with crictl against a real containerd 1.6 with the
 //! `spore` runtime handler: a pod sandbox on a CNI bridge, a Wasm HTTP container in it that
 //! answers on the pod IP (and serves its metrics on the annotated port), its logs, command
-//! containers' exit codes, and a clean stop and removal. Needs root, `make deps` (containerd,
+//! containers' exit codes, and a clean stop and removal. The HTTP guest's pod announces
+//! itself, as it does to Spore's activator. Needs root, `make deps` (containerd,
 //! CNI plugins) and `make tools` (crictl).
 
 mod common;
 mod harness;
 
 use harness::OutputExt;
-use harness::cri::{Cri, get, http_container, wait_for};
+use harness::cri::{AnnounceListener, Cri, get, http_container, wait_for};
 
 const HTTP_IMAGE: &str = "localhost/spore/http:1";
 
@@ -16,12 +17,23 @@ const HTTP_IMAGE: &str = "localhost/spore/http:1";
 fn a_wasm_pod_serves_http_on_its_pod_ip() {
     let cri = Cri::start();
     let pod = cri.run_pod("hello");
+    let activator = AnnounceListener::start();
     let mut config = http_container("http", HTTP_IMAGE, 8080);
     config["annotations"]["spore.dev/metrics-port"] = "9464".into();
+    config["annotations"]["spore.dev/activator-announce"] = activator.address(&cri).into();
+    config["annotations"]["spore.dev/announce-token"] = "app-uid".into();
     let container_id = cri.start_container(&pod, config);
 
     let ip = cri.pod_ip(&pod.0);
     assert!(ip.starts_with("198.18.1."), "pod IP {ip} outside {}", cri.subnet());
+    // The shim announced the guest from the pod's network namespace: from the pod IP, with
+    // the pod's metadata that containerd 1.6 put on the container's spec.
+    let (peer, announcement) = activator.received();
+    assert_eq!(peer.to_string(), ip, "the announcement comes from the pod IP");
+    assert_eq!(
+        announcement,
+        serde_json::json!({"namespace": "default", "pod": "hello", "uid": "uid-hello", "port": 8080, "token": "app-uid"})
+    );
     let url = format!("http://{ip}:8080/");
     let body = wait_for(&url).unwrap_or_else(|| panic!("no answer from {url}\n{}", cri.ctrd.log()));
     assert_eq!(body, "hello from spore\n");

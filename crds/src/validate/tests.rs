@@ -32,12 +32,6 @@ fn invalid_apps() -> Vec<Invalid> {
         too_many_volumes = too_many_volumes.with_volume(empty_dir(&format!("v{i}")));
     }
     vec![
-        invalid(
-            "replicas and autoscale together",
-            app().with_replicas(3).with_autoscale(autoscale(1, 5)),
-            "spec.scaling",
-            "sets both replicas and autoscale",
-        ),
         invalid("negative replicas", app().with_replicas(-1), "spec.scaling.replicas", "set 0 or more"),
         invalid(
             "autoscale min above max",
@@ -46,10 +40,46 @@ fn invalid_apps() -> Vec<Invalid> {
             "minReplicas (5) is greater than maxReplicas (2)",
         ),
         invalid(
-            "autoscale min zero",
+            "replicas and a cpu autoscaler together",
+            app().with_replicas(3).with_autoscale(autoscale(1, 5).with_concurrency_target(None).with_cpu_target(50)),
+            "spec.scaling",
+            "sets both replicas and autoscale",
+        ),
+        invalid(
+            "scale to zero without a port",
             app().with_autoscale(autoscale(0, 2)),
             "spec.scaling.autoscale.minReplicas",
-            "at least 1",
+            "needs exactly one TCP inbound port, but the app declares none",
+        ),
+        invalid(
+            "scale to zero with two ports",
+            app().with_inbound(8080).with_inbound(9000).with_autoscale(autoscale(0, 2)),
+            "spec.scaling.autoscale.minReplicas",
+            "declares 8080/TCP, 9000/TCP",
+        ),
+        invalid(
+            "scale to zero on cpu",
+            app().with_inbound(8080).with_autoscale(autoscale(0, 2).with_concurrency_target(None).with_cpu_target(50)),
+            "spec.scaling.autoscale.minReplicas",
+            "needs targetConcurrency",
+        ),
+        invalid(
+            "negative autoscale min",
+            app().with_autoscale(autoscale(-1, 2)),
+            "spec.scaling.autoscale.minReplicas",
+            "set 0 or more",
+        ),
+        invalid(
+            "idle time without scale to zero",
+            app().with_inbound(8080).with_autoscale(autoscale(1, 2).with_scale_to_zero_after("30s")),
+            "spec.scaling.autoscale.scaleToZeroAfter",
+            "applies only with minReplicas 0",
+        ),
+        invalid(
+            "idle time that is no duration",
+            app().with_inbound(8080).with_autoscale(autoscale(0, 2).with_scale_to_zero_after("a minute")),
+            "spec.scaling.autoscale.scaleToZeroAfter",
+            "use a duration such as 60s",
         ),
         invalid(
             "autoscale without target",
@@ -326,6 +356,11 @@ fn valid_apps() -> Vec<(&'static str, WasmApp)> {
         ("the default test app", app()),
         ("zero replicas", app().with_replicas(0)),
         ("autoscale on concurrency", app().with_autoscale(autoscale(1, 5))),
+        ("scale to zero", app().with_inbound(8080).with_autoscale(autoscale(0, 10).with_scale_to_zero_after("90s"))),
+        (
+            "the autoscaler's count beside its range",
+            app().with_inbound(8080).with_autoscale(autoscale(0, 3)).with_replicas(2),
+        ),
         ("a job with defaults", app().with_job(job())),
         (
             "a job with every knob",

@@ -3,7 +3,7 @@
 //! from the Go module proxy) and the Wasm guests as plain images, whose entrypoint is the
 //! module (Debian's containerd 1.6 cannot unpack Wasm artifact layers).
 //!
-//! Also Spore's own images: the operator, and the node installer (the shim, the installer and
+//! Also Spore's own images: the operator, the activator, and the node installer (the shim, the installer and
 //! crictl), each with the shared libraries its binaries link (found by `ldd`), stripped of
 //! debug sections; and node-installer:2, whose shim is another binary, for the upgrade test.
 //!
@@ -35,6 +35,7 @@ fn main() {
     };
     std::fs::create_dir_all(out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
     let operator = release.join("spore-operator");
+    let activator = release.join("spore-activator");
     let images = [
         (
             "pause",
@@ -64,6 +65,11 @@ fn main() {
             "operator",
             native_image("operator:1", &[("/spore-operator", stripped(&operator), &operator)])
                 .entrypoint(["/spore-operator"]),
+        ),
+        (
+            "activator",
+            native_image("activator:1", &[("/spore-activator", stripped(&activator), &activator)])
+                .entrypoint(["/spore-activator"]),
         ),
         ("node-installer", installer_image("1", stripped(&release.join("containerd-shim-spore-v1")), release, crictl)),
         // The shim upgrade test's "new" shim: another binary (the same code with bytes the

@@ -12,13 +12,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use spore_crds::runtime::{NODE_READY, node_label};
 use spore_crds::{RunMode, WasmApp, WasmAppStatus};
@@ -31,6 +32,7 @@ use crate::context::Context;
 use crate::error::{Error, Result, kube_err};
 use crate::resources::cron_job::desired_cron_job;
 use crate::resources::deployment::desired_deployment;
+use crate::resources::endpoint_slice::{self, MANAGED_BY_LABEL, activator_endpoints, desired_endpoint_slices, route};
 use crate::resources::hpa::desired_hpa;
 use crate::resources::job::desired_job;
 use crate::resources::service::desired_service;
@@ -47,12 +49,27 @@ pub const SERVICE_REJECTED: &str = "ServiceRejected";
 pub const AUTOSCALER_REJECTED: &str = "AutoscalerRejected";
 pub const JOB_REJECTED: &str = "JobRejected";
 pub const CRON_JOB_REJECTED: &str = "CronJobRejected";
+/// The EndpointSlices that route an app that scales to zero (to its pods or the activator).
+pub const ROUTING_REJECTED: &str = "RoutingRejected";
 /// Any other failure: reading pods, nodes or the RuntimeClass, an unreachable API server.
 pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+/// Runs the controller and the autoscaler until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    let Some(writers) = ctx.take_slice_writers() else {
+        warn!("the app controller runs once per process");
+        return;
+    };
+    let (activator, routing) = (writers.activator, writers.routing);
+    let routing = routing_slices(ctx.clone(), routing);
+    tokio::pin!(routing);
+    // Whether an app still has routing slices to clean up is read from this store: fill it
+    // before the first reconcile.
+    tokio::select! {
+        _ = ctx.routing.wait_until_ready() => {}
+        _ = &mut routing => return,
+    }
     let apps = Api::<WasmApp>::all(client.clone());
     let pods = Api::<Pod>::all(client.clone());
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
@@ -64,17 +81,59 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         // is found by label, not owner.
         .watches(Api::<Job>::all(client), watcher::Config::default().labels(APP_LABEL), app_of)
         .watches(pods, watcher::Config::default().labels(APP_LABEL), app_of)
-        .graceful_shutdown_on(shutdown);
+        .reconcile_all_on(activator_changes(&ctx, activator))
+        .graceful_shutdown_on(shutdown.clone());
     let store = controller.store();
     let metrics = ctx.metrics.clone();
-    controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            metrics.set_managed(CONTROLLER, store.len());
-            crate::error::log_outcome(CONTROLLER, &result);
+    let autoscaler = crate::autoscale::run(ctx.clone(), store.clone(), shutdown);
+    let controller = controller.run(reconcile, error_policy, ctx).for_each(|result| {
+        metrics.set_managed(CONTROLLER, store.len());
+        crate::error::log_outcome(CONTROLLER, &result);
+        futures::future::ready(())
+    });
+    tokio::select! {
+        _ = futures::future::join(controller, autoscaler) => {}
+        _ = routing => {}
+    }
+}
+
+/// Keeps `ctx.routing` filled: the EndpointSlices the operator writes for apps at zero.
+async fn routing_slices(ctx: Arc<Context>, writer: reflector::store::Writer<EndpointSlice>) {
+    let selector = format!("{MANAGED_BY_LABEL}={}", endpoint_slice::MANAGED_BY);
+    let api = Api::<EndpointSlice>::all(ctx.client.clone());
+    reflector(writer, watcher(api, watcher::Config::default().labels(&selector)))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|event| {
+            if let Err(e) = event {
+                warn!(error = %e, "watching the routing EndpointSlices failed; retrying");
+            }
             futures::future::ready(())
         })
         .await;
+}
+
+/// Fills `ctx.activator` from the activator Service's EndpointSlices and yields whenever its
+/// set of ready endpoints changes: every app at zero must then route to the new set.
+fn activator_changes(
+    ctx: &Context,
+    writer: reflector::store::Writer<EndpointSlice>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let settings = &ctx.settings.activator;
+    let api = Api::<EndpointSlice>::namespaced(ctx.client.clone(), &settings.namespace);
+    let config =
+        watcher::Config::default().labels(&format!("{}={}", endpoint_slice::SERVICE_NAME_LABEL, settings.service));
+    let store = ctx.activator.clone();
+    let mut last = None;
+    reflector(writer, watcher(api, config)).default_backoff().touched_objects().filter_map(move |event| {
+        if let Err(e) = event {
+            warn!(error = %e, "watching the activator's EndpointSlices failed; retrying");
+        }
+        let now = activator_endpoints(store.state().iter().map(|s| s.as_ref()));
+        let changed = last.as_ref() != Some(&now);
+        last = Some(now);
+        futures::future::ready(changed.then_some(()))
+    })
 }
 
 fn app_of<K: Resource>(obj: K) -> Option<ObjectRef<WasmApp>> {
@@ -150,8 +209,10 @@ async fn converge(app: &WasmApp, ctx: &Context, namespace: &str, name: &str) -> 
     let uid = app.uid().ok_or(Error::MissingField { kind: "WasmApp", field: "metadata.uid" })?;
     let runtime_class = runtime_class_of(app, ctx);
     let mode = app.spec.run_mode();
+    let scales_to_zero = matches!(mode, RunMode::Deployment) && app.spec.scaling.scales_to_zero();
+    let announce = if scales_to_zero { ctx.announce_address().await } else { None };
     let deployment = match mode {
-        RunMode::Deployment => Some(desired_deployment(app, &runtime_class)?),
+        RunMode::Deployment => Some(desired_deployment(app, &runtime_class, announce.as_deref())?),
         RunMode::Job(_) | RunMode::CronJob(_) => None,
     };
     let service = desired_service(app)?;
@@ -160,12 +221,31 @@ async fn converge(app: &WasmApp, ctx: &Context, namespace: &str, name: &str) -> 
     let job = desired_job(app, &runtime_class)?;
 
     let client = &ctx.client;
-    let deployment = apply_or_delete(&Api::namespaced(client.clone(), namespace), deployment, name, &uid)
-        .await
-        .map_err(rejected(DEPLOYMENT_REJECTED))?;
-    apply_or_delete(&Api::<Service>::namespaced(client.clone(), namespace), service, name, &uid)
+    let (deployment, pods) = if scales_to_zero {
+        // Route first: the activator takes the traffic before a scale to zero removes a pod.
+        let pods = list_pods(ctx, namespace, name).await?;
+        route_through_activator_at_zero(app, ctx, namespace, &pods).await?;
+        apply(
+            &Api::<Service>::namespaced(client.clone(), namespace),
+            &service.ok_or(Error::MissingField { kind: "WasmApp", field: "spec.capabilities.network.inbound" })?,
+        )
         .await
         .map_err(rejected(SERVICE_REJECTED))?;
+        let deployment = apply_or_delete(&Api::namespaced(client.clone(), namespace), deployment, name, &uid)
+            .await
+            .map_err(rejected(DEPLOYMENT_REJECTED))?;
+        (deployment, Some(pods))
+    } else {
+        let deployment = apply_or_delete(&Api::namespaced(client.clone(), namespace), deployment, name, &uid)
+            .await
+            .map_err(rejected(DEPLOYMENT_REJECTED))?;
+        apply_or_delete(&Api::<Service>::namespaced(client.clone(), namespace), service, name, &uid)
+            .await
+            .map_err(rejected(SERVICE_REJECTED))?;
+        // A Service with a selector again: the EndpointSlice controller writes its slices now.
+        delete_routing_slices(ctx, namespace, name).await.map_err(rejected(ROUTING_REJECTED))?;
+        (deployment, None)
+    };
     let autoscaler = apply_or_delete(&Api::namespaced(client.clone(), namespace), hpa, name, &uid)
         .await
         .map_err(rejected(AUTOSCALER_REJECTED))?;
@@ -215,12 +295,16 @@ async fn converge(app: &WasmApp, ctx: &Context, namespace: &str, name: &str) -> 
         job,
         cron_job,
         runs,
-        ..observe(ctx, namespace, name, &runtime_class).await?
+        ..observe(ctx, namespace, name, &runtime_class, pods).await?
     };
     Ok(Some(match mode {
         RunMode::Deployment => {
-            let desired = app.spec.scaling.autoscale.is_none().then(|| app.spec.scaling.fixed_replicas());
-            summarize(&runtime_class, desired, &observed)
+            let desired = app.spec.scaling.deployment_replicas();
+            let summary = summarize(&runtime_class, desired, &observed);
+            match app.spec.scaling.concurrency_autoscale().filter(|_| scales_to_zero) {
+                Some(autoscale) => status::idle_at_zero(summary, autoscale.scale_to_zero_after().unwrap_or_default()),
+                None => summary,
+            }
         }
         RunMode::Job(_) => summarize_job(&runtime_class, &observed),
         RunMode::CronJob(_) => summarize_cron_job(&runtime_class, &observed),
@@ -290,12 +374,61 @@ fn runtime_class_of(app: &WasmApp, ctx: &Context) -> String {
     app.spec.runtime_class_name.clone().unwrap_or_else(|| ctx.settings.default_runtime_class.clone())
 }
 
-/// The app's pods, whether its RuntimeClass exists, and how many nodes serve it.
-async fn observe(ctx: &Context, namespace: &str, name: &str, runtime_class: &str) -> Result<Observed> {
+async fn list_pods(ctx: &Context, namespace: &str, name: &str) -> Result<Vec<Pod>> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
         .list(&ListParams::default().labels(&selector_string(&app_selector(name))))
         .await
         .map_err(kube_err(format!("list pods of WasmApp {namespace}/{name}")))?;
+    Ok(pods.items)
+}
+
+/// Points the app's Service at its ready pods, or at the activator while it has none.
+async fn route_through_activator_at_zero(
+    app: &WasmApp,
+    ctx: &Context,
+    namespace: &str,
+    pods: &[Pod],
+) -> Result<(), Failed> {
+    let replicas = app.spec.scaling.deployment_replicas().unwrap_or(1);
+    let activator = activator_endpoints(ctx.activator.state().iter().map(|s| s.as_ref()));
+    let route = route(replicas, pods);
+    let slices = desired_endpoint_slices(app, route, pods, &activator, ctx.settings.activator.port)?;
+    let api = Api::<EndpointSlice>::namespaced(ctx.client.clone(), namespace);
+    for slice in &slices {
+        apply(&api, slice).await.map_err(rejected(ROUTING_REJECTED))?;
+    }
+    Ok(())
+}
+
+/// Removes the EndpointSlices the operator wrote while the app scaled to zero (found in the
+/// store, so an app that never scaled to zero costs no API call).
+async fn delete_routing_slices(ctx: &Context, namespace: &str, name: &str) -> Result<()> {
+    let api = Api::<EndpointSlice>::namespaced(ctx.client.clone(), namespace);
+    for slice in endpoint_slice::slice_names(name) {
+        if ctx.routing.get(&ObjectRef::new(&slice).within(namespace)).is_some() {
+            match api.delete(&slice, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(e) => return Err(kube_err(format!("delete EndpointSlice {namespace}/{slice}"))(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The app's pods, whether its RuntimeClass exists, and how many nodes serve it. `pods`:
+/// already listed by this reconcile.
+async fn observe(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    runtime_class: &str,
+    pods: Option<Vec<Pod>>,
+) -> Result<Observed> {
+    let pods = match pods {
+        Some(pods) => pods,
+        None => list_pods(ctx, namespace, name).await?,
+    };
     let runtime_class_exists = Api::<RuntimeClass>::all(ctx.client.clone())
         .get_opt(runtime_class)
         .await
@@ -307,7 +440,7 @@ async fn observe(ctx: &Context, namespace: &str, name: &str, runtime_class: &str
         .map_err(kube_err("list nodes of the runtime"))?
         .items
         .len();
-    Ok(Observed { pods: pods.items, runtime_class_exists, ready_nodes, ..Observed::default() })
+    Ok(Observed { pods, runtime_class_exists, ready_nodes, ..Observed::default() })
 }
 
 /// The Events of what changed since `previous`.
@@ -502,8 +635,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_app_at_zero_routes_its_service_to_the_activator_before_its_pods_go_and_is_idle() {
+        let app = app(
+            "  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n  scaling: {replicas: 0, autoscale: {minReplicas: 0, maxReplicas: 4, targetConcurrency: 10, scaleToZeroAfter: 30s}}\n",
+        );
+        let ready_pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello-1", "namespace": "apps", "labels": {"spore.dev/app": "hello"}},
+            "spec": {"containers": []}, "status": {"podIP": "198.18.17.5", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let slice = |name: &str| json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": name}, "addressType": "IPv4", "endpoints": []});
+        let at_zero = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "namespace": "apps", "generation": 1},
+            "spec": {"replicas": 0, "selector": {}, "template": {}}, "status": {"observedGeneration": 1}});
+        let activator = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "spore-activator", "namespace": "spore-system"},
+            "spec": {"clusterIP": "198.19.0.77"}});
+        let mut calls = vec![
+            call("GET", "/api/v1/namespaces/spore-system/services/spore-activator", activator),
+            call("GET", "/api/v1/namespaces/apps/pods", list("PodList", vec![ready_pod])),
+            call(
+                "PATCH",
+                "/apis/discovery.k8s.io/v1/namespaces/apps/endpointslices/hello-spore-pods",
+                slice("hello-spore-pods"),
+            ),
+            call(
+                "PATCH",
+                "/apis/discovery.k8s.io/v1/namespaces/apps/endpointslices/hello-spore-activator",
+                slice("hello-spore-activator"),
+            ),
+            call(
+                "PATCH",
+                "/api/v1/namespaces/apps/services/hello",
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}}),
+            ),
+            call("PATCH", &format!("{NS}/deployments/hello"), at_zero),
+            not_found("GET", "/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers/hello"),
+        ];
+        calls.extend(no_batch());
+        calls.extend(observe(vec![]).into_iter().skip(1));
+        calls.extend([event(), status_patch(&app)]);
+        let (_, bodies) = run(app, calls).await;
+        let bodies = &bodies[1..];
+        assert_eq!(bodies[1]["endpoints"], json!([]), "zero was decided: no pod gets new connections");
+        assert_eq!(bodies[2]["ports"][0]["port"], 8012, "the Service port goes to the activator's");
+        assert_eq!(bodies[2]["metadata"]["labels"]["kubernetes.io/service-name"], "hello");
+        assert_eq!(bodies[3]["spec"].get("selector"), None, "the operator's slices route it");
+        assert_eq!(bodies[4]["spec"]["replicas"], 0);
+        let annotations = &bodies[4]["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["spore.dev/activator-announce"], "198.19.0.77:9090");
+        assert_eq!(bodies[10]["reason"], "Ready", "the event: {}", bodies[10]);
+        let ready = &bodies[11]["status"]["conditions"][0];
+        assert_eq!((&ready["status"], &ready["reason"]), (&json!("True"), &json!("Idle")));
+        assert!(ready["message"].as_str().unwrap().contains("after 30s without requests"), "{ready}");
+    }
+
+    #[tokio::test]
     async fn an_autoscaled_worker_gets_an_hpa_and_loses_a_service_it_no_longer_needs() {
-        let app = app("  scaling: {autoscale: {maxReplicas: 3, targetConcurrency: 5}}\n");
+        let app = app("  scaling: {autoscale: {maxReplicas: 3, targetCpuUtilization: 50}}\n");
         let owned_service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello", "ownerReferences": owned_by("u-1")}});
         let mut calls = vec![
             call("PATCH", &format!("{NS}/deployments/hello"), echo_deployment()),

@@ -10,7 +10,6 @@ use kube::ResourceExt;
 use spore_crds::LastRun;
 
 use crate::conditions::{Cond, truncate};
-use crate::resources::hpa::CONCURRENCY_METRIC;
 use crate::resources::job::JOB_NAME_LABEL;
 use crate::resources::pod::CONTAINER_NAME;
 
@@ -80,7 +79,7 @@ pub fn summarize(runtime_class: &str, desired: Option<i32>, observed: &Observed)
         .or_else(|| observed.autoscaler.as_ref().and_then(autoscaler_problem));
 
     let ready_cond = match (&trouble, ready >= wanted) {
-        (_, true) if wanted == 0 => Cond::new(READY, true, "ScaledToZero", "no replicas requested"),
+        (_, true) if wanted == 0 => Cond::new(READY, true, SCALED_TO_ZERO, "no replicas requested"),
         (_, true) => Cond::new(READY, true, "ReplicasReady", format!("{ready}/{wanted} replicas ready")),
         (Some(p), false) => Cond::new(READY, false, p.reason, p.message.clone()),
         (None, false) => Cond::new(READY, false, "ReplicasNotReady", format!("{ready}/{wanted} replicas ready")),
@@ -98,6 +97,29 @@ pub fn summarize(runtime_class: &str, desired: Option<i32>, observed: &Observed)
     };
     Summary { conditions: vec![ready_cond, progressing, degraded], replicas, ready_replicas: ready, last_run: None }
 }
+
+/// Reason of Ready when the autoscaler took the app to zero: healthy, waiting for a request.
+pub const IDLE: &str = "Idle";
+
+/// An app its autoscaler took to zero is Ready with reason Idle, not merely "no replicas".
+pub fn idle_at_zero(summary: Summary, idle_after: std::time::Duration) -> Summary {
+    let conditions = summary
+        .conditions
+        .into_iter()
+        .map(|c| match (c.type_, c.reason.as_str()) {
+            (READY, SCALED_TO_ZERO) => Cond::new(
+                READY,
+                true,
+                IDLE,
+                format!("scaled to zero after {}s without requests; the next request wakes it", idle_after.as_secs()),
+            ),
+            _ => c,
+        })
+        .collect();
+    Summary { conditions, ..summary }
+}
+
+const SCALED_TO_ZERO: &str = "ScaledToZero";
 
 /// Where a run is, from its Job's conditions.
 #[derive(Clone, Debug, PartialEq)]
@@ -332,11 +354,6 @@ pub fn autoscaler_problem(hpa: &HorizontalPodAutoscaler) -> Option<Problem> {
         Some("FailedGetResourceMetric") => {
             " (targetCpuUtilization needs metrics-server, which serves metrics.k8s.io, in the cluster)".to_string()
         }
-        Some("FailedGetPodsMetric") => format!(
-            " (targetConcurrency needs a custom-metrics adapter serving {CONCURRENCY_METRIC}, which the pods \
-             export on their `metrics` port: e.g. Prometheus scraping them and prometheus-adapter; or use \
-             targetCpuUtilization with metrics-server)"
-        ),
         _ => String::new(),
     };
     let message = inactive.message.clone().unwrap_or_default();
@@ -445,10 +462,6 @@ mod tests {
             ("", None),
             ("ScalingDisabled", None),
             ("FailedGetResourceMetric", Some("metrics-server")),
-            (
-                "FailedGetPodsMetric",
-                Some("adapter serving spore_http_requests_in_flight, which the pods export on their `metrics` port"),
-            ),
             ("InvalidMetricSourceType", Some("the HorizontalPodAutoscaler cannot scale: boom")),
         ];
         for (reason, expected) in cases {
@@ -523,6 +536,12 @@ mod tests {
         ];
         for (name, observed, desired, expected) in cases {
             let s = summarize("spore", desired, &observed);
+            if name == "zero" {
+                let idle = idle_at_zero(s.clone(), std::time::Duration::from_secs(60));
+                assert_eq!((idle.conditions[0].status, idle.conditions[0].reason.as_str()), (true, IDLE));
+                assert!(idle.conditions[0].message.contains("after 60s without requests"), "{:?}", idle.conditions[0]);
+                assert_eq!(idle.conditions[1..], s.conditions[1..]);
+            }
             let expected: Vec<_> =
                 [READY, PROGRESSING, DEGRADED].into_iter().zip(expected).map(|(t, (s, r))| (t, s, r)).collect();
             assert_eq!(reasons(&s), expected, "{name}");

@@ -4,6 +4,7 @@
 pub mod cron_job;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoint_slice;
 pub mod hpa;
 pub mod job;
 pub mod pod;

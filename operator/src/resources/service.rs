@@ -1,4 +1,6 @@
-//! The Service in front of a WasmApp's pods: one port per declared inbound port.
+//! The Service in front of a WasmApp's pods: one port per declared inbound port. An app that
+//! scales to zero gets a Service without a selector, whose EndpointSlices the operator
+//! writes (see `endpoint_slice.rs`): the same ClusterIP and DNS name at zero and warm.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,7 +20,7 @@ pub fn desired_service(app: &WasmApp) -> Result<Option<Service>> {
     Ok(Some(Service {
         metadata: app_object_meta(app)?,
         spec: Some(ServiceSpec {
-            selector: Some(app_selector(&name)),
+            selector: (!app.spec.scaling.scales_to_zero()).then(|| app_selector(&name)),
             ports: Some(inbound.iter().map(service_port).collect()),
             ..Default::default()
         }),
@@ -28,7 +30,7 @@ pub fn desired_service(app: &WasmApp) -> Result<Option<Service>> {
 
 /// Kubernetes needs a name on every port of a multi-port Service: the declared one when it
 /// is a valid port name, else `tcp-8080`.
-fn service_port(port: &InboundPort) -> ServicePort {
+pub(crate) fn service_port(port: &InboundPort) -> ServicePort {
     let protocol = protocol(port.protocol);
     let name = port
         .name
@@ -52,6 +54,16 @@ mod tests {
     #[test]
     fn no_inbound_port_means_no_service() {
         assert!(desired_service(&app("")).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_app_that_scales_to_zero_gets_a_service_without_selector() {
+        let app = app(
+            "  capabilities: {network: {inbound: [{name: http, port: 8080}]}}\n  scaling: {autoscale: {minReplicas: 0, maxReplicas: 3, targetConcurrency: 5}}\n",
+        );
+        let spec = desired_service(&app).unwrap().unwrap().spec.unwrap();
+        assert_eq!(spec.selector, None, "the operator writes its EndpointSlices");
+        assert_eq!(spec.ports.unwrap()[0].port, 8080);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use super::announce;
 use super::spec::Hosting;
 use crate::{AppConfig, Engine, Exit, Sandbox, Shutdown, Stdio, Wasm, WasmKind};
 
@@ -126,7 +127,7 @@ impl Container {
             Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
-                match serve(engine, wasm, sandbox, hosting.metrics_port, shutdown).await {
+                match serve(engine, wasm, sandbox, hosting, &self.id, shutdown).await {
                     Ok(()) => 0,
                     Err(err) => self.failed(hosting, &err.to_string(), 1),
                 }
@@ -184,25 +185,34 @@ fn exit_status(exit: &Exit) -> u32 {
 }
 
 /// Serves on 0.0.0.0 in the pod's network namespace: the guest's port and the metrics port.
+/// Once it serves, the pod announces itself if asked to (see [`announce`]).
 async fn serve(
     engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
-    metrics_port: Option<u16>,
+    hosting: &Hosting,
+    container: &str,
     shutdown: Shutdown<impl Future<Output = u32>>,
 ) -> crate::Result<()> {
     let any = IpAddr::from(Ipv4Addr::UNSPECIFIED);
     let listener = crate::bind(any, sandbox).await?;
-    let metrics = match metrics_port {
+    let metrics = match hosting.metrics_port {
         Some(port) => Some(crate::bind_metrics(SocketAddr::new(any, port), sandbox).await?),
         None => None,
     };
-    crate::serve_http(engine, wasm, sandbox, listener, metrics, shutdown).await
+    let port = listener.local_addr().map(|a| a.port()).ok();
+    let serving = || {
+        if let (Some(to), Some(port)) = (hosting.announce.clone(), port) {
+            announce::spawn(*to, container.to_string(), port);
+        }
+    };
+    crate::http::serve_http_then(engine, wasm, sandbox, listener, metrics, shutdown, serving).await
 }
 
 /// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad
 /// module fails Create with a reason rather than Start. `source` names where it came from.
-/// Only HTTP components get a metrics listener; commands ignore `hosting.metrics_port`.
+/// Only HTTP components get a metrics listener and announce themselves; commands ignore
+/// `hosting.metrics_port` and `hosting.announce`.
 pub fn guest(
     bytes: &[u8],
     source: &str,
@@ -214,6 +224,7 @@ pub fn guest(
     let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
     hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
+    hosting.announce = hosting.announce.filter(|_| wasm.kind() == WasmKind::HttpProxy);
     if let Some(port) = hosting.metrics_port {
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }

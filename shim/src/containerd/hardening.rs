@@ -487,7 +487,8 @@ mod tests {
         let spawned = std::process::Command::new("/bin/true").status();
         assert_eq!(spawned.map_err(|e| e.raw_os_error()).err(), Some(Some(libc::EPERM)), "fork and exec");
 
-        // What the shim does: files, threads (clone3 falls back to clone), tokio, sockets, wasmtime.
+        // What the shim does: files, threads (clone3 falls back to clone), tokio, sockets (the
+        // announcement too), wasmtime.
         std::fs::write(dir.path().join("f"), b"data").unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"data");
         let big = vec![7u8; 64 << 20];
@@ -499,6 +500,24 @@ mod tests {
             let (accepted, connected) = tokio::join!(listener.accept(), connect);
             accepted.unwrap();
             connected.unwrap();
+            // The announcement to the activator: an outbound TCP connection, write, read.
+            let to = listener.local_addr().unwrap();
+            let activator = tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 512];
+                let _ = stream.read(&mut request).await.unwrap();
+                stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+            });
+            let announce = crate::containerd::announce::Announce {
+                to,
+                namespace: "apps".into(),
+                pod: "p".into(),
+                uid: "u".into(),
+                token: "t".into(),
+            };
+            assert_eq!(announce.send(8080).await.unwrap(), "HTTP/1.1 204 No Content");
+            activator.await.unwrap();
             let socket = dir.path().join("s");
             let unix = tokio::net::UnixListener::bind(&socket).unwrap();
             let (accepted, connected) = tokio::join!(unix.accept(), tokio::net::UnixStream::connect(&socket));

@@ -1,6 +1,7 @@
 //! The containerd shim v2 (`io.containerd.spore.v1`): one shim process per pod, serving
 //! containerd's Task API over ttrpc and running each container's Wasm on one shared engine.
 
+pub mod announce;
 mod container;
 mod content;
 pub mod hardening;

@@ -1,13 +1,15 @@
 //! Reading a container's OCI spec: what kind of container it is, where its Wasm is, and
 //! the sandbox it gets from the `spore.dev/*` annotations. Pure functions over the spec.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::Spec;
 use spore_crds::{Capabilities, Limits};
 
+use super::announce::Announce;
 use crate::policy::{AppConfig, RuntimeLimits};
 
 /// The JSON of the WasmApp's `capabilities`.
@@ -23,6 +25,11 @@ pub const DRAIN_DELAY_ANNOTATION: &str = "spore.dev/drain-delay";
 /// Without the annotation: long enough for kube-proxy and load balancers to stop sending
 /// new connections to a terminating pod, short against the default 30 s grace period.
 pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+/// `<ip>:<port>` of the activator an HTTP guest's pod announces itself to once it serves
+/// (the operator sets it on apps that scale to zero); no announcement without it.
+pub const ANNOUNCE_ANNOTATION: &str = "spore.dev/activator-announce";
+/// The opaque token the announcement carries (the WasmApp's uid, which the activator checks).
+pub const ANNOUNCE_TOKEN_ANNOTATION: &str = "spore.dev/announce-token";
 /// Where kubelet mounts the file whose text becomes the container's termination message.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
@@ -31,6 +38,10 @@ const DEFAULT_GUEST_NAME: &str = "app.wasm";
 
 const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
 const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+/// The pod's metadata CRI puts on every container's spec (containerd 1.6, 1.7 and 2.x).
+const SANDBOX_NAMESPACE_ANNOTATION: &str = "io.kubernetes.cri.sandbox-namespace";
+const SANDBOX_NAME_ANNOTATION: &str = "io.kubernetes.cri.sandbox-name";
+const SANDBOX_UID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-uid";
 
 /// A spec that cannot run, with the field to blame.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +75,13 @@ pub struct Hosting {
     pub drain_delay: Duration,
     /// The host file (kubelet's) that gets a command's trap report when it fails.
     pub termination_log: Option<PathBuf>,
+    /// Whom an HTTP guest's pod tells that it serves, if anyone.
+    pub announce: Option<Box<Announce>>,
 }
 
 impl Default for Hosting {
     fn default() -> Self {
-        Self { metrics_port: None, drain_delay: DEFAULT_DRAIN_DELAY, termination_log: None }
+        Self { metrics_port: None, drain_delay: DEFAULT_DRAIN_DELAY, termination_log: None, announce: None }
     }
 }
 
@@ -97,12 +110,13 @@ impl ContainerKind {
             metrics_port: metrics_port(&annotations)?,
             drain_delay: drain_delay(&annotations)?,
             termination_log: termination_log(spec),
+            announce: announce(&annotations)?,
         };
         Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), hosting })
     }
 }
 
-fn drain_delay(annotations: &std::collections::HashMap<String, String>) -> Result<Duration, SpecError> {
+fn drain_delay(annotations: &HashMap<String, String>) -> Result<Duration, SpecError> {
     let Some(value) = annotations.get(DRAIN_DELAY_ANNOTATION) else { return Ok(DEFAULT_DRAIN_DELAY) };
     // parse_duration refuses zero (a zero timeout is a mistake); a zero delay is a choice.
     let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
@@ -132,7 +146,7 @@ pub fn pod_id(spec: &Spec, container_id: &str) -> String {
 }
 
 fn annotation_json<T: serde::de::DeserializeOwned + Default>(
-    annotations: &std::collections::HashMap<String, String>,
+    annotations: &HashMap<String, String>,
     key: &str,
 ) -> Result<T, SpecError> {
     match annotations.get(key) {
@@ -142,11 +156,11 @@ fn annotation_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn capabilities(annotations: &std::collections::HashMap<String, String>) -> Result<Capabilities, SpecError> {
+fn capabilities(annotations: &HashMap<String, String>) -> Result<Capabilities, SpecError> {
     annotation_json(annotations, CAPABILITIES_ANNOTATION)
 }
 
-fn metrics_port(annotations: &std::collections::HashMap<String, String>) -> Result<Option<u16>, SpecError> {
+fn metrics_port(annotations: &HashMap<String, String>) -> Result<Option<u16>, SpecError> {
     let Some(value) = annotations.get(METRICS_PORT_ANNOTATION) else { return Ok(None) };
     match value.parse::<u16>() {
         Ok(port) if port > 0 => Ok(Some(port)),
@@ -157,12 +171,38 @@ fn metrics_port(annotations: &std::collections::HashMap<String, String>) -> Resu
     }
 }
 
+/// The announcement the annotations ask for. A bad address or a missing token is the
+/// operator's mistake and fails the container like any bad annotation; missing CRI pod
+/// metadata (not a Kubernetes pod) only means there is nobody to announce.
+fn announce(annotations: &HashMap<String, String>) -> Result<Option<Box<Announce>>, SpecError> {
+    let Some(value) = annotations.get(ANNOUNCE_ANNOTATION) else { return Ok(None) };
+    let to = match value.parse::<SocketAddr>() {
+        Ok(to) if to.port() > 0 && !to.ip().is_unspecified() => to,
+        _ => {
+            return Err(spec_error(
+                format!("annotation {ANNOUNCE_ANNOTATION}"),
+                format!("{value:?} is not an address <ip>:<port> (e.g. 198.19.0.77:9090 or [fd00::77]:9090)"),
+            ));
+        }
+    };
+    let token = annotations.get(ANNOUNCE_TOKEN_ANNOTATION).filter(|t| !t.is_empty()).ok_or_else(|| {
+        spec_error(
+            format!("annotation {ANNOUNCE_TOKEN_ANNOTATION}"),
+            format!("missing or empty; {ANNOUNCE_ANNOTATION} needs it"),
+        )
+    })?;
+    let cri = |key| annotations.get(key).filter(|v| !v.is_empty()).cloned();
+    let (Some(namespace), Some(pod), Some(uid)) =
+        (cri(SANDBOX_NAMESPACE_ANNOTATION), cri(SANDBOX_NAME_ANNOTATION), cri(SANDBOX_UID_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Box::new(Announce { to, namespace, pod, uid, token: token.clone() })))
+}
+
 /// Only the names the app declared pass; containerd's own additions (PATH, HOSTNAME,
 /// Kubernetes service links) never reach the guest.
-fn declared_env(
-    env: &[String],
-    annotations: &std::collections::HashMap<String, String>,
-) -> Result<Vec<(String, String)>, SpecError> {
+fn declared_env(env: &[String], annotations: &HashMap<String, String>) -> Result<Vec<(String, String)>, SpecError> {
     let declared: Vec<String> = annotation_json(annotations, ENV_ANNOTATION)?;
     Ok(env
         .iter()
@@ -173,7 +213,7 @@ fn declared_env(
 }
 
 /// The annotation's limits; the pod's memory limit caps memory too (the lower wins).
-fn limits(spec: &Spec, annotations: &std::collections::HashMap<String, String>) -> Result<RuntimeLimits, SpecError> {
+fn limits(spec: &Spec, annotations: &HashMap<String, String>) -> Result<RuntimeLimits, SpecError> {
     let declared: Limits = annotation_json(annotations, LIMITS_ANNOTATION)?;
     let mut limits = RuntimeLimits::from_spec(&declared)
         .map_err(|e| spec_error(format!("annotation {LIMITS_ANNOTATION}"), e.to_string()))?;
@@ -372,6 +412,75 @@ mod tests {
                 (Err(err), Err(expected)) => assert!(err.starts_with(expected), "{value:?}: {err}"),
                 (got, expected) => panic!("{value:?}: got {got:?}, expected {expected:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_announcement_needs_an_address_a_token_and_the_cri_pod() {
+        let cri = serde_json::json!({
+            "io.kubernetes.cri.sandbox-namespace": "apps",
+            "io.kubernetes.cri.sandbox-name": "hello-1",
+            "io.kubernetes.cri.sandbox-uid": "pod-uid",
+        });
+        let with = |extra: serde_json::Value, cri_keys: &[&str]| {
+            let mut annotations = serde_json::json!({});
+            for key in cri_keys {
+                annotations[*key] = cri[*key].clone();
+            }
+            for (k, v) in extra.as_object().unwrap() {
+                annotations[k] = v.clone();
+            }
+            hosting(serde_json::json!({
+                "ociVersion": "1.0.2", "process": {"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "annotations": annotations,
+            }))
+            .map(|h| h.announce)
+        };
+        let all =
+            ["io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.sandbox-uid"];
+        let to = |addr: &str, token: &str| serde_json::json!({"spore.dev/activator-announce": addr, "spore.dev/announce-token": token});
+        let announce = |addr: &str| {
+            Ok(Some(Box::new(Announce {
+                to: addr.parse().unwrap(),
+                namespace: "apps".into(),
+                pod: "hello-1".into(),
+                uid: "pod-uid".into(),
+                token: "app-uid".into(),
+            })))
+        };
+        let not_an_address = |v: &str| {
+            Err(format!(
+                "annotation spore.dev/activator-announce: {v:?} is not an address <ip>:<port> (e.g. 198.19.0.77:9090 or [fd00::77]:9090)"
+            ))
+        };
+        type Case<'a> = (serde_json::Value, &'a [&'a str], Result<Option<Box<Announce>>, String>);
+        let cases: [Case; 13] = [
+            (serde_json::json!({}), &all, Ok(None)),
+            (serde_json::json!({"spore.dev/announce-token": "app-uid"}), &all, Ok(None)),
+            (to("198.19.0.77:9090", "app-uid"), &all, announce("198.19.0.77:9090")),
+            (to("[fd00::77]:9090", "app-uid"), &all, announce("[fd00::77]:9090")),
+            (to("198.19.0.77", "app-uid"), &all, not_an_address("198.19.0.77")),
+            (to("activator.spore-system:9090", "app-uid"), &all, not_an_address("activator.spore-system:9090")),
+            (to("198.19.0.77:0", "app-uid"), &all, not_an_address("198.19.0.77:0")),
+            (to("0.0.0.0:9090", "app-uid"), &all, not_an_address("0.0.0.0:9090")),
+            (to("", "app-uid"), &all, not_an_address("")),
+            (
+                serde_json::json!({"spore.dev/activator-announce": "198.19.0.77:9090"}),
+                &all,
+                Err("annotation spore.dev/announce-token: missing or empty; spore.dev/activator-announce needs it"
+                    .into()),
+            ),
+            (
+                to("198.19.0.77:9090", ""),
+                &all,
+                Err("annotation spore.dev/announce-token: missing or empty; spore.dev/activator-announce needs it"
+                    .into()),
+            ),
+            // Not a CRI pod (ctr run), or a containerd that left one out: nobody to announce.
+            (to("198.19.0.77:9090", "app-uid"), &[], Ok(None)),
+            (to("198.19.0.77:9090", "app-uid"), &all[..2], Ok(None)),
+        ];
+        for (annotations, cri_keys, expected) in cases {
+            assert_eq!(with(annotations.clone(), cri_keys), expected, "{annotations} with {cri_keys:?}");
         }
     }
 

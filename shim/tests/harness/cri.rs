@@ -211,6 +211,61 @@ pub fn http_container(name: &str, image: &str, port: u16) -> serde_json::Value {
     })
 }
 
+/// A stand-in for the activator's admin listener, on the host: a pod reaches it through its
+/// bridge's gateway address. It answers one announcement with 204 and keeps what came.
+pub struct AnnounceListener {
+    port: u16,
+    received: std::sync::mpsc::Receiver<(std::net::IpAddr, String)>,
+}
+
+impl AnnounceListener {
+    pub fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("bind the announce listener");
+        let port = listener.local_addr().unwrap().port();
+        let (tx, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((mut stream, peer)) = listener.accept() else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            // Up to the end of the body its Content-Length announces.
+            while !complete(&request) {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            let _ = tx.send((peer.ip(), String::from_utf8_lossy(&request).into_owned()));
+        });
+        Self { port, received }
+    }
+
+    /// The `spore.dev/activator-announce` value for a pod of `cri`: its gateway and our port.
+    pub fn address(&self, cri: &Cri) -> String {
+        let gateway = cri.subnet().trim_end_matches("0/24").to_string() + "1";
+        format!("{gateway}:{}", self.port)
+    }
+
+    /// The source address and the body of the announcement, once it came.
+    pub fn received(&self) -> (std::net::IpAddr, serde_json::Value) {
+        let (peer, request) = self.received.recv_timeout(Duration::from_secs(20)).expect("an announcement within 20s");
+        let (head, body) = request.split_once("\r\n\r\n").expect("an HTTP request");
+        assert!(head.starts_with("POST /v1/announce HTTP/1.1\r\n"), "{head}");
+        (peer, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+}
+
+fn complete(request: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(request);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)));
+    body.len() >= length.unwrap_or(0)
+}
+
 /// Whether `http://{ip}:{port}/` answers 200 right now (no subprocess: fit for tight polling).
 pub fn answers_200(ip: &str, port: u16) -> bool {
     use std::io::{Read, Write};
