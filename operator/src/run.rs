@@ -49,11 +49,14 @@ fn shutdown_signal() -> Signal {
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let client = Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
-    client.apiserver_version().await.context("the Kubernetes API does not answer")?;
     let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
     let server = tokio::spawn(serve(options.listen, metrics.clone(), readiness.clone()));
     info!(listen = %options.listen, "serving /metrics, /healthz and /readyz");
+    tokio::select! {
+        _ = wait_for_api(&client) => {}
+        _ = shutdown.clone() => return Ok(()),
+    }
     readiness.set(true);
 
     let election = options.lease.as_ref().map(|lease| {
@@ -91,6 +94,22 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     info!("stopped");
     outcome
+}
+
+/// Waits until the API answers. Exiting instead would put the replica into CrashLoopBackOff
+/// after an apiserver outage, and its backoff (up to 5 minutes) would delay the takeover.
+async fn wait_for_api(client: &Client) {
+    let mut attempts = 0u32;
+    while let Err(e) = client.apiserver_version().await {
+        if attempts.is_multiple_of(15) {
+            warn!(error = %e, "the Kubernetes API does not answer; retrying every 2s");
+        }
+        attempts += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if attempts > 0 {
+        info!(after = ?Duration::from_secs(2 * u64::from(attempts)), "the Kubernetes API answers");
+    }
 }
 
 /// How long in-flight reconciles may run after SIGTERM. The Lease is no longer renewed then,
