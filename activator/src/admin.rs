@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
 //! `/readyz` (the watches have synced and the activator is not shutting down) and
-//! `POST /v1/announce` (pods saying they serve, [`crate::announce`]).
+//! `POST /v1/announce` (pods saying they serve, [`crate::announce`], directly or relayed by
+//! a peer replica, [`crate::relay`]).
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use tracing::debug;
 use crate::announce::{ANNOUNCE_PATH, MAX_BODY, Refusal};
 use crate::metrics::{AnnounceOutcome, CONTENT_TYPE};
 use crate::proxy::{ACCEPT_BACKOFF, Activator};
+use crate::relay::{RELAYED_ADDRESS, Relay};
 
 /// Whether `/readyz` answers 200.
 #[derive(Default)]
@@ -35,7 +37,7 @@ impl Readiness {
 }
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, activator: Arc<Activator>, readiness: Arc<Readiness>) {
+pub async fn serve(listener: TcpListener, activator: Arc<Activator>, relay: Arc<Relay>, readiness: Arc<Readiness>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -46,13 +48,13 @@ pub async fn serve(listener: TcpListener, activator: Arc<Activator>, readiness: 
                 continue;
             }
         };
-        let (activator, readiness) = (activator.clone(), readiness.clone());
+        let (activator, relay, readiness) = (activator.clone(), relay.clone(), readiness.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let (activator, readiness) = (activator.clone(), readiness.clone());
+                let (activator, relay, readiness) = (activator.clone(), relay.clone(), readiness.clone());
                 async move {
                     let response = if req.uri().path() == ANNOUNCE_PATH {
-                        announce(req, peer.ip(), &activator).await
+                        announce(req, peer.ip(), &activator, &relay).await
                     } else {
                         respond(&req, &activator, &readiness)
                     };
@@ -67,11 +69,24 @@ pub async fn serve(listener: TcpListener, activator: Arc<Activator>, readiness: 
 }
 
 /// `POST /v1/announce`: 204 once the pod's address is recorded, else the refusal's status
-/// and one line. The address is the connection's peer, never anything in the body.
-async fn announce(req: Request<Incoming>, peer: IpAddr, activator: &Arc<Activator>) -> Response<Full<Bytes>> {
+/// and one line. The address is the connection's peer, never anything in the body; a peer
+/// replica relays the address it saw in a header, which no one else may send.
+async fn announce(
+    req: Request<Incoming>,
+    peer: IpAddr,
+    activator: &Arc<Activator>,
+    relay: &Arc<Relay>,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "announcements are POSTed\n".into());
     }
+    let relayed = match relayed_address(&req, peer, relay) {
+        Ok(relayed) => relayed,
+        Err(refusal) => {
+            activator.metrics().announcement(refusal.outcome());
+            return refusal_response(&refusal);
+        }
+    };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
@@ -80,14 +95,29 @@ async fn announce(req: Request<Incoming>, peer: IpAddr, activator: &Arc<Activato
             return refusal_response(&refusal);
         }
     };
-    match activator.announce(&body, peer) {
-        Ok(_) => {
+    match activator.announce(&body, relayed.unwrap_or(peer)) {
+        Ok(address) => {
+            if relayed.is_none() {
+                relay.relay(body, address);
+            }
             let mut response = Response::new(Full::default());
             *response.status_mut() = StatusCode::NO_CONTENT;
             response
         }
         Err(refusal) => refusal_response(&refusal),
     }
+}
+
+/// The address a peer replica relays, `None` for a pod's own announcement.
+fn relayed_address(req: &Request<Incoming>, peer: IpAddr, relay: &Relay) -> Result<Option<IpAddr>, Refusal> {
+    let Some(value) = req.headers().get(RELAYED_ADDRESS) else { return Ok(None) };
+    if !relay.peers().is_peer(peer) {
+        return Err(Refusal::NotAPeer(peer.to_canonical()));
+    }
+    let address = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+    address
+        .map(Some)
+        .ok_or_else(|| Refusal::Invalid(format!("the {RELAYED_ADDRESS} header is not an IP address: {value:?}")))
 }
 
 fn refusal_response(refusal: &Refusal) -> Response<Full<Bytes>> {

@@ -44,6 +44,8 @@ pub enum Refusal {
     Terminating,
     /// The pod already has another address (409).
     Conflict { known: IpAddr, peer: IpAddr },
+    /// A relayed announcement from a connection that is not another activator replica (403).
+    NotAPeer(IpAddr),
 }
 
 impl Refusal {
@@ -51,7 +53,7 @@ impl Refusal {
         match self {
             Self::Invalid(_) => 400,
             Self::UnknownPod { .. } => 404,
-            Self::BadToken => 403,
+            Self::BadToken | Self::NotAPeer(_) => 403,
             Self::Terminating | Self::Conflict { .. } => 409,
         }
     }
@@ -60,7 +62,7 @@ impl Refusal {
         match self {
             Self::Invalid(_) => AnnounceOutcome::Invalid,
             Self::UnknownPod { .. } => AnnounceOutcome::UnknownPod,
-            Self::BadToken => AnnounceOutcome::BadToken,
+            Self::BadToken | Self::NotAPeer(_) => AnnounceOutcome::BadToken,
             Self::Terminating | Self::Conflict { .. } => AnnounceOutcome::Conflict,
         }
     }
@@ -72,6 +74,9 @@ impl Refusal {
             Self::UnknownPod { namespace, pod, uid } => format!("unknown pod {namespace}/{pod} (uid {uid})\n"),
             Self::BadToken => "bad token: it is not the uid of the pod's WasmApp\n".into(),
             Self::Terminating => "conflict: the pod is terminating\n".into(),
+            Self::NotAPeer(peer) => {
+                format!("forbidden: only another activator replica relays announcements, and {peer} is not one\n")
+            }
             Self::Conflict { known, peer } => {
                 format!("conflict: the pod's address is {known}, the announcement came from {peer}\n")
             }
@@ -266,6 +271,7 @@ mod tests {
                 "unknown pod a/p (uid u)",
             ),
             (Refusal::BadToken, 403, AnnounceOutcome::BadToken, "bad token"),
+            (Refusal::NotAPeer(peer), 403, AnnounceOutcome::BadToken, "forbidden: only another activator replica"),
             (Refusal::Terminating, 409, AnnounceOutcome::Conflict, "conflict: the pod is terminating"),
             (Refusal::Conflict { known: peer, peer }, 409, AnnounceOutcome::Conflict, "conflict: the pod's address is"),
         ] {

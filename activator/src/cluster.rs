@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,7 +24,7 @@ use spore_crds::WasmApp;
 use tracing::{info, warn};
 
 use crate::admin::Readiness;
-use crate::error::{Error, Result, kube_err};
+use crate::error::{Result, kube_err};
 use crate::index::{AppInfo, AppKey, Change, ConditionInfo, PodInfo, PortInfo, ServiceInfo};
 use crate::proxy::Activator;
 use crate::wake::{AppWaker, WakeFuture, Woke};
@@ -255,13 +256,20 @@ fn update(activator: &Arc<Activator>, change: Option<Change>) {
     }
 }
 
-/// The JSON patch that scales from 0 to 1 only if the scale is still 0.
-pub fn wake_patch() -> serde_json::Value {
-    serde_json::json!([
-        {"op": "test", "path": "/spec/replicas", "value": 0},
-        {"op": "replace", "path": "/spec/replicas", "value": 1},
-    ])
+/// Whether a WasmApp's scale is at zero. autoscaling/v1 omits `spec.replicas` when it is 0,
+/// so a JSON patch cannot test for it: the wake reads the scale, then writes it back under
+/// its resourceVersion.
+pub fn at_zero(scale: &Scale) -> bool {
+    scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0
 }
+
+/// The merge patch that scales to 1, refused (409) if the app changed since `resource_version`.
+pub fn wake_patch(resource_version: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": 1}})
+}
+
+/// A wake reads and writes the scale at most this often when the app keeps changing.
+const WAKE_ATTEMPTS: usize = 3;
 
 /// Wakes apps by patching their WasmApp's scale subresource.
 pub struct KubeWaker {
@@ -275,14 +283,23 @@ impl KubeWaker {
 
     async fn scale_up(&self, app: &AppKey) -> Result<Woke> {
         let api = Api::<WasmApp>::namespaced(self.client.clone(), &app.namespace);
-        let patch: json_patch::Patch = serde_json::from_value(wake_patch()).map_err(Error::Patch)?;
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-        match api.patch_scale(&app.name, &params, &Patch::Json::<()>(patch)).await {
-            Ok(_) => Ok(Woke::Scaled),
-            // The test failed (422) or the object changed under us (409): someone else
-            // scaled it.
-            Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => Ok(Woke::AlreadyScaled),
-            Err(e) => Err(kube_err(format!("scaling {app} from 0 to 1"))(e)),
+        let action = || format!("scaling {app} from 0 to 1");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let scale = api.get_scale(&app.name).await.map_err(kube_err(action()))?;
+            if !at_zero(&scale) {
+                return Ok(Woke::AlreadyScaled);
+            }
+            let patch = wake_patch(scale.metadata.resource_version.as_deref());
+            match api.patch_scale(&app.name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => return Ok(Woke::Scaled),
+                // Changed since it was read (a status update, or someone else scaled it):
+                // read it again.
+                Err(kube::Error::Api(status)) if status.code == 409 && attempt < WAKE_ATTEMPTS => continue,
+                Err(e) => return Err(kube_err(action())(e)),
+            }
         }
     }
 }
@@ -417,13 +434,18 @@ mod tests {
     }
 
     #[test]
-    fn the_wake_patch_tests_for_zero_then_sets_one() {
-        let patch: json_patch::Patch = serde_json::from_value(wake_patch()).unwrap();
-        let mut scale = json!({"spec": {"replicas": 0}});
-        json_patch::patch(&mut scale, &patch).unwrap();
-        assert_eq!(scale, json!({"spec": {"replicas": 1}}));
-        let mut scaled = json!({"spec": {"replicas": 3}});
-        assert!(json_patch::patch(&mut scaled, &patch).is_err(), "someone else scaled: the test fails");
-        assert_eq!(scaled, json!({"spec": {"replicas": 3}}));
+    fn the_wake_reads_an_omitted_replicas_as_zero_and_writes_one_under_the_resource_version() {
+        // What the apiserver answers for a WasmApp at zero, and at three.
+        let zero: Scale = from(json!({"metadata": {"name": "hello", "resourceVersion": "42"}, "spec": {},
+            "status": {"replicas": 0, "selector": "spore.dev/app=hello"}}));
+        let three: Scale =
+            from(json!({"metadata": {"name": "hello"}, "spec": {"replicas": 3}, "status": {"replicas": 3}}));
+        let explicit: Scale =
+            from(json!({"metadata": {"name": "hello"}, "spec": {"replicas": 0}, "status": {"replicas": 0}}));
+        assert!(at_zero(&zero) && at_zero(&explicit) && !at_zero(&three));
+        assert_eq!(
+            wake_patch(zero.metadata.resource_version.as_deref()),
+            json!({"metadata": {"resourceVersion": "42"}, "spec": {"replicas": 1}})
+        );
     }
 }

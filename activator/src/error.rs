@@ -28,9 +28,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The scale patch could not be built.
-    #[error("building the scale patch: {0}")]
-    Patch(#[source] serde_json::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

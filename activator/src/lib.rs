@@ -26,6 +26,7 @@
 //! to a second after it started): its shim announces it the moment the guest serves
 //! (`POST /v1/announce` on the admin listener, [`announce`]), the activator takes the
 //! connection's source address as the pod's, probes it at once and forwards held requests.
+//! The replica the announcement reached relays it to the others ([`relay`]).
 
 pub mod admin;
 pub mod announce;
@@ -38,6 +39,7 @@ pub mod index;
 pub mod metrics;
 pub mod probe;
 pub mod proxy;
+pub mod relay;
 pub mod run;
 pub mod settings;
 pub mod wake;

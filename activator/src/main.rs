@@ -1,10 +1,11 @@
 //! spore-activator: holds requests for scaled-to-zero apps, wakes them, forwards. Flags and
 //! wiring only.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
+use spore_activator::relay::PeerSettings;
 use spore_activator::run::{Options, run};
 use spore_activator::settings::{Settings, parse_duration};
 
@@ -32,6 +33,16 @@ struct Cli {
     /// How long requests in flight and held may finish after SIGTERM.
     #[arg(long, env = "SPORE_ACTIVATOR_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// Selects the activator's own pods (in `--namespace`): announcements are relayed to
+    /// them. Empty: one replica, nothing relayed.
+    #[arg(long, env = "SPORE_ACTIVATOR_PEER_SELECTOR", default_value = "")]
+    peer_selector: String,
+    /// The activator's namespace (the downward API's `metadata.namespace`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "")]
+    namespace: String,
+    /// This pod's IP (the downward API's `status.podIP`): not a peer of itself.
+    #[arg(long, env = "POD_IP")]
+    pod_ip: Option<IpAddr>,
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "SPORE_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -54,7 +65,24 @@ async fn main() -> anyhow::Result<()> {
         probe_interval: cli.probe_interval,
         ..Settings::default()
     };
-    let options =
-        Options { listen: cli.listen, admin_listen: cli.admin_listen, settings, shutdown_grace: cli.shutdown_grace };
+    let peers = match (cli.peer_selector.is_empty(), cli.namespace.is_empty(), cli.pod_ip) {
+        (true, _, _) => None,
+        (false, false, Some(own_ip)) => Some(PeerSettings {
+            namespace: cli.namespace,
+            selector: cli.peer_selector,
+            own_ip,
+            port: cli.admin_listen.port(),
+        }),
+        (false, _, _) => anyhow::bail!(
+            "--peer-selector needs --namespace (POD_NAMESPACE) and --pod-ip (POD_IP): set both from the downward API"
+        ),
+    };
+    let options = Options {
+        listen: cli.listen,
+        admin_listen: cli.admin_listen,
+        settings,
+        shutdown_grace: cli.shutdown_grace,
+        peers,
+    };
     Ok(run(options).await?)
 }

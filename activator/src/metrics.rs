@@ -92,8 +92,54 @@ impl AnnounceOutcome {
     }
 }
 
+/// How relaying an accepted announcement to one peer replica ([`crate::relay`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// The peer recorded the address.
+    Delivered,
+    /// The peer refused it (its answer is final).
+    Refused,
+    /// No answer after every attempt.
+    Failed,
+}
+
+const RELAY_OUTCOMES: [RelayOutcome; 3] = [RelayOutcome::Delivered, RelayOutcome::Refused, RelayOutcome::Failed];
+
+impl RelayOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// How one wake of an app at zero ([`crate::wake`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeOutcome {
+    /// This activator scaled it from 0 to 1.
+    Scaled,
+    /// Its scale was no longer 0.
+    AlreadyScaled,
+    /// The API call failed (retried while requests wait).
+    Failed,
+}
+
+const WAKE_OUTCOMES: [WakeOutcome; 3] = [WakeOutcome::Scaled, WakeOutcome::AlreadyScaled, WakeOutcome::Failed];
+
+impl WakeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scaled => "scaled",
+            Self::AlreadyScaled => "already_scaled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AnnounceLabels {
+struct OutcomeOnly {
     outcome: &'static str,
 }
 
@@ -116,7 +162,9 @@ pub struct Metrics {
     cold_start: Family<AppLabels, Histogram>,
     requests: Family<OutcomeLabels, Counter>,
     unknown_host: Counter,
-    announcements: Family<AnnounceLabels, Counter>,
+    announcements: Family<OutcomeOnly, Counter>,
+    relays: Family<OutcomeOnly, Counter>,
+    wakes: Family<OutcomeOnly, Counter>,
 }
 
 impl Default for Metrics {
@@ -139,13 +187,27 @@ impl Default for Metrics {
             "Requests whose Host names no app (404, or 400 when missing or ambiguous)",
             unknown_host.clone(),
         );
-        let announcements = Family::<AnnounceLabels, Counter>::default();
+        let announcements = Family::<OutcomeOnly, Counter>::default();
         // Every outcome from the start: a rate over a series that appears late misses its first count.
         for outcome in ANNOUNCE_OUTCOMES {
-            let _ = announcements.get_or_create(&AnnounceLabels { outcome: outcome.as_str() });
+            let _ = announcements.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
         }
         registry.register("announcements", "Pods' announcements that they serve, by outcome", announcements.clone());
-        Self { registry, held, cold_start, requests, unknown_host, announcements }
+        let relays = Family::<OutcomeOnly, Counter>::default();
+        for outcome in RELAY_OUTCOMES {
+            let _ = relays.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
+        }
+        registry.register(
+            "announcements_relayed",
+            "Accepted announcements passed on to a peer replica, by outcome",
+            relays.clone(),
+        );
+        let wakes = Family::<OutcomeOnly, Counter>::default();
+        for outcome in WAKE_OUTCOMES {
+            let _ = wakes.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
+        }
+        registry.register("wakes", "Scale patches of apps at zero, by outcome", wakes.clone());
+        Self { registry, held, cold_start, requests, unknown_host, announcements, relays, wakes }
     }
 }
 
@@ -182,7 +244,15 @@ impl Metrics {
     }
 
     pub fn announcement(&self, outcome: AnnounceOutcome) {
-        self.announcements.get_or_create(&AnnounceLabels { outcome: outcome.as_str() }).inc();
+        self.announcements.get_or_create(&OutcomeOnly { outcome: outcome.as_str() }).inc();
+    }
+
+    pub fn relay(&self, outcome: RelayOutcome) {
+        self.relays.get_or_create(&OutcomeOnly { outcome: outcome.as_str() }).inc();
+    }
+
+    pub fn wake(&self, outcome: WakeOutcome) {
+        self.wakes.get_or_create(&OutcomeOnly { outcome: outcome.as_str() }).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -211,6 +281,8 @@ mod tests {
         metrics.request(&app, Outcome::UpstreamError);
         metrics.unknown_host();
         metrics.announcement(AnnounceOutcome::Accepted);
+        metrics.relay(RelayOutcome::Delivered);
+        metrics.wake(WakeOutcome::Scaled);
         let text = metrics.encode();
         let other = AppKey::new("apps", "other");
         metrics.request(&other, Outcome::Forwarded);
@@ -228,6 +300,10 @@ mod tests {
             "spore_activator_unknown_host_total 1",
             r#"spore_activator_announcements_total{outcome="accepted"} 1"#,
             r#"spore_activator_announcements_total{outcome="bad_token"} 0"#,
+            r#"spore_activator_announcements_relayed_total{outcome="delivered"} 1"#,
+            r#"spore_activator_announcements_relayed_total{outcome="failed"} 0"#,
+            r#"spore_activator_wakes_total{outcome="scaled"} 1"#,
+            r#"spore_activator_wakes_total{outcome="already_scaled"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -24,7 +24,7 @@ use crate::announce::{self, Refusal};
 use crate::app::{AppState, Backend};
 use crate::forward::{self, BodySlot, Guarded, RequestHead, Upstream};
 use crate::index::{Change, Index, Route};
-use crate::metrics::{AnnounceOutcome, Metrics, Outcome};
+use crate::metrics::{AnnounceOutcome, Metrics, Outcome, WakeOutcome};
 use crate::probe;
 use crate::settings::Settings;
 use crate::wake::{AppWaker, Woke};
@@ -216,11 +216,17 @@ impl Activator {
     /// Scales `app` to one replica in the background, retrying failures while requests
     /// still wait for it at zero.
     fn wake(self: &Arc<Self>, app: Arc<AppState>) {
-        let waker = self.waker.clone();
+        let (waker, metrics) = (self.waker.clone(), self.metrics.clone());
         tokio::spawn(async move {
             let mut delay = WAKE_RETRY_FIRST;
             loop {
-                match waker.wake(app.key()).await {
+                let woke = waker.wake(app.key()).await;
+                metrics.wake(match &woke {
+                    Ok(Woke::Scaled) => WakeOutcome::Scaled,
+                    Ok(Woke::AlreadyScaled) => WakeOutcome::AlreadyScaled,
+                    Err(_) => WakeOutcome::Failed,
+                });
+                match woke {
                     Ok(Woke::Scaled) => info!(app = %app.key(), "woke: scaled from 0 to 1"),
                     Ok(Woke::AlreadyScaled) => debug!(app = %app.key(), "already scaled by someone else"),
                     Err(e) if app.still_needs_wake() => {

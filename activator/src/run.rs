@@ -15,6 +15,7 @@ use crate::cluster::{self, KubeWaker};
 use crate::error::{Error, Result, kube_err};
 use crate::metrics::Metrics;
 use crate::proxy::{self, Activator};
+use crate::relay::{self, PeerSettings, Peers, Relay};
 use crate::settings::Settings;
 
 /// Options of `spore-activator`.
@@ -27,6 +28,8 @@ pub struct Options {
     pub settings: Settings,
     /// How long requests in flight and held may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where the other replicas are, to relay announcements to; `None`: a single replica.
+    pub peers: Option<PeerSettings>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -43,7 +46,16 @@ pub async fn run(options: Options) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
     let activator = Activator::new(options.settings.clone(), Arc::new(KubeWaker::new(client.clone())), metrics.clone());
-    let admin = tokio::spawn(admin::serve(admin_listener, activator.clone(), readiness.clone()));
+    let peers = Arc::new(Peers::default());
+    let relay = Relay::new(peers.clone(), metrics.clone());
+    let admin = tokio::spawn(admin::serve(admin_listener, activator.clone(), relay, readiness.clone()));
+    let peer_watch = match options.peers.clone() {
+        Some(settings) => tokio::spawn(relay::watch(client.clone(), settings, peers)),
+        None => {
+            info!("no peer selector: announcements are not relayed (one replica)");
+            tokio::spawn(async {})
+        }
+    };
     let watches = tokio::spawn(cluster::watch(client, activator.clone(), readiness.clone()));
     info!(listen = %options.listen, admin = %options.admin_listen, "activator serving; ready once the watches have synced");
 
@@ -56,6 +68,7 @@ pub async fn run(options: Options) -> Result<()> {
     };
     proxy::serve(proxy_listener, activator, shutdown, options.shutdown_grace).await;
     watches.abort();
+    peer_watch.abort();
     admin.abort();
     info!("stopped");
     Ok(())

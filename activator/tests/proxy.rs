@@ -1,6 +1,7 @@
 //! The real proxy and admin listener on loopback, with an in-memory index, a fake waker and
 //! tiny hyper backends: holding, waking, probing, forwarding, timeouts, overflow, unknown
-//! hosts, and pods that announce themselves before their status has an IP.
+//! hosts, pods that announce themselves before their status has an IP, and announcements
+//! relayed between two replicas.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use spore_activator::admin::Readiness;
 use spore_activator::metrics::Metrics;
+use spore_activator::relay::{Peers, RELAYED_ADDRESS, Relay};
 use spore_activator::{
     Activator, AppInfo, AppKey, AppWaker, Change, ConditionInfo, PodInfo, PortInfo, ServiceInfo, Settings, WakeFuture,
     Woke,
@@ -48,6 +50,8 @@ struct Proxy {
     addr: SocketAddr,
     /// The admin listener (metrics, announcements).
     admin: SocketAddr,
+    /// The replicas it relays announcements to (none unless a test adds some).
+    peers: Arc<Peers>,
 }
 
 impl Proxy {
@@ -62,14 +66,22 @@ impl Proxy {
         grace: Duration,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let waker = Arc::new(FakeWaker::default());
-        let activator = Activator::new(settings, waker.clone(), Arc::new(Metrics::default()));
+        let metrics = Arc::new(Metrics::default());
+        let activator = Activator::new(settings, waker.clone(), metrics.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(spore_activator::serve(listener, activator.clone(), shutdown, grace));
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = admin_listener.local_addr().unwrap();
-        tokio::spawn(spore_activator::admin::serve(admin_listener, activator.clone(), Arc::new(Readiness::default())));
-        (Self { activator, waker, addr, admin }, server)
+        let peers = Arc::new(Peers::default());
+        let relay = Relay::new(peers.clone(), metrics);
+        tokio::spawn(spore_activator::admin::serve(
+            admin_listener,
+            activator.clone(),
+            relay,
+            Arc::new(Readiness::default()),
+        ));
+        (Self { activator, waker, addr, admin, peers }, server)
     }
 
     /// POSTs `body` to the admin listener's /v1/announce (from 127.0.0.1).
@@ -444,4 +456,67 @@ async fn announcements_that_do_not_check_out_are_refused() {
     assert_metric(&text, r#"spore_activator_announcements_total{outcome="conflict"} 2"#);
     assert_metric(&text, r#"spore_activator_announcements_total{outcome="invalid"} 2"#);
     assert_metric(&text, r#"spore_activator_announcements_total{outcome="accepted"} 0"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_to_one_replica_reaches_the_requests_held_by_another() {
+    let settings = Settings { hold_timeout: Duration::from_secs(20), ..Settings::default() };
+    let (first, second) = (Proxy::start(settings.clone()).await, Proxy::start(settings).await);
+    first.peers.set([second.admin].into());
+    second.peers.set([first.admin].into());
+    let port = listening_backend("hello-1").await;
+    let starting = PodInfo { ip: None, ..pod("hello", "hello-1", "127.0.0.1", None) };
+    for proxy in [&first, &second] {
+        proxy.add_app(AppInfo { uid: "app-uid".into(), ..app("hello", Some(0)) }, port);
+    }
+    first.activator.update(Change::Pod(starting.clone()));
+    let held = tokio::spawn(send(
+        second.addr,
+        Request::get("/cold").header("host", "hello.apps").body(Full::default()).unwrap(),
+    ));
+    eventually("the request is held by the second replica", || second.held("hello") == 1).await;
+
+    // The pod reaches the first replica; the second's pod watch sees it a moment later.
+    let (status, _) = first.announce(announcement("hello-1", port, "app-uid")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    second.activator.update(Change::Pod(starting));
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), held).await.expect("relayed").unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello-1 GET /cold x-test= host=hello.apps body="));
+    assert_metric(&first.metrics(), r#"spore_activator_announcements_relayed_total{outcome="delivered"} 1"#);
+    assert_metric(&second.metrics(), r#"spore_activator_announcements_total{outcome="accepted"} 1"#);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_metric(&first.metrics(), r#"spore_activator_announcements_total{outcome="accepted"} 1"#);
+    assert_metric(&second.metrics(), r#"spore_activator_announcements_relayed_total{outcome="delivered"} 0"#);
+}
+
+#[tokio::test]
+async fn only_a_peer_replica_may_relay_an_address() {
+    let proxy = Proxy::start(Settings::default()).await;
+    proxy.add_app(AppInfo { uid: "app-uid".into(), ..app("hello", Some(0)) }, 8080);
+    proxy.activator.update(Change::Pod(PodInfo { ip: None, ..pod("hello", "hello-1", "127.0.0.1", None) }));
+    let relayed = |address: &str| {
+        Request::post("/v1/announce")
+            .header(RELAYED_ADDRESS, address)
+            .body(Full::new(Bytes::from(announcement("hello-1", 8080, "app-uid").to_string())))
+            .unwrap()
+    };
+    let (status, body) = send(proxy.admin, relayed("10.1.2.3")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden: only another activator replica relays announcements, and 127.0.0.1 is not one\n"
+        )
+    );
+    proxy.peers.set(["127.0.0.1:9090".parse().unwrap()].into());
+    let (status, body) = send(proxy.admin, relayed("pod")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = send(proxy.admin, relayed("10.1.2.3")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""), "a peer's relayed address is taken");
+    let (status, body) = proxy.announce(announcement("hello-1", 8080, "app-uid")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::CONFLICT, "conflict: the pod's address is 10.1.2.3, the announcement came from 127.0.0.1\n")
+    );
 }

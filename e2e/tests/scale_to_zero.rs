@@ -112,6 +112,17 @@ fn activator_metric(metric: &str, ns: &Namespace, app: &str) -> f64 {
         .sum()
 }
 
+/// One series' value summed over every activator pod.
+fn activator_series(series: &str) -> f64 {
+    activator_ips()
+        .iter()
+        .filter_map(|ip| curl(&format!("http://{ip}:9090/metrics")))
+        .filter_map(|text| text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()))
+        .sum()
+}
+
+const WAKES_SCALED: &str = r#"spore_activator_wakes_total{outcome="scaled"}"#;
+
 #[test]
 fn an_idle_app_goes_to_zero_and_a_request_from_a_container_pod_wakes_it() {
     ensure_spore_installed();
@@ -122,6 +133,7 @@ fn an_idle_app_goes_to_zero_and_a_request_from_a_container_pod_wakes_it() {
     assert_eq!(field(&ns, "wasmapp/sleepy", "{.status.replicas}"), "0");
     assert!(event_reasons(&ns, "sleepy").contains("ScaledToZero"), "{}", event_reasons(&ns, "sleepy"));
     let colds_before = activator_metric("spore_activator_cold_start_seconds_count", &ns, "sleepy");
+    let wakes_before = activator_series(WAKES_SCALED);
 
     // By the Service's DNS name, from a runc pod on the container node: nothing changes for
     // the client at zero.
@@ -138,6 +150,9 @@ fn an_idle_app_goes_to_zero_and_a_request_from_a_container_pod_wakes_it() {
     assert_eq!(phase, "Succeeded", "the client's request failed:\n{}", ns.describe(&["pod/client"]));
     assert_eq!(ns.kubectl_ok(&["logs", "client"]), HELLO);
     assert!(pod_count(&ns, "sleepy") >= 1, "the request woke the app");
+    // The activator scaled it itself, at once, rather than leaving it to the autoscaler's
+    // next look at the held requests.
+    assert!(activator_series(WAKES_SCALED) > wakes_before, "the activator's wake failed; the autoscaler woke it");
     assert!(
         activator_metric("spore_activator_cold_start_seconds_count", &ns, "sleepy") > colds_before,
         "the activator recorded the cold start"

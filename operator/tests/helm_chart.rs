@@ -82,6 +82,13 @@ fn the_default_render_has_the_operator_its_rbac_and_a_runtime() {
     assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/component"], "activator");
     assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/spore-dev/spore-activator:0.1.0");
     assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 45, "the hold timeout and the preStop sleep fit in");
+    let peers = pod["spec"]["containers"][0]["env"].as_array().unwrap();
+    let peer_selector = peers.iter().find(|e| e["name"] == "SPORE_ACTIVATOR_PEER_SELECTOR").unwrap();
+    let labels = &pod["metadata"]["labels"];
+    for label in peer_selector["value"].as_str().unwrap().split(',') {
+        let (key, value) = label.split_once('=').unwrap();
+        assert_eq!(labels[key], value, "the peer selector selects the activator's own pods: {label}");
+    }
     let selector = &find(&docs, "Service", "spore-operator-metrics")["spec"]["selector"];
     assert_eq!(selector["app.kubernetes.io/component"], "operator", "the operator's Service must not pick activators");
     assert!(env.contains(&("SPORE_ACTIVATOR_SERVICE", "spore-activator")), "{env:?}");
