@@ -217,6 +217,8 @@ start_etcd() {
   wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# --request-timeout also bounds a graceful shutdown, which waits for HTTP/1.1 watches (kube-rs
+# clients) to end: 15 s instead of 60 for the apiserver restart of the fault tests.
 start_apiserver() {
   log "kube-apiserver on https://$HOST_IP:$API_PORT"
   start kube-apiserver "$K8S_DIR/kube-apiserver" \
@@ -232,7 +234,8 @@ start_apiserver() {
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types InternalIP \
     --allow-privileged=true --profiling=false \
-    --default-not-ready-toleration-seconds 15 --default-unreachable-toleration-seconds 15
+    --default-not-ready-toleration-seconds 15 --default-unreachable-toleration-seconds 15 \
+    --request-timeout 15s
   wait_for kube-apiserver 90 kubectl_admin get --raw /readyz
 }
 

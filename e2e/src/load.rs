@@ -27,11 +27,17 @@ pub fn start_wrk(url: &str, seconds: u32) -> Child {
 
 /// Starts wrk on `url` for `seconds` with `connections` kept-alive connections.
 pub fn start_wrk_with(url: &str, seconds: u32, connections: u32) -> Child {
-    Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--timeout", "5s", url])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wrk runs (`make deps` installs it)")
+    start_wrk_host(url, None, seconds, connections)
+}
+
+/// Like [`start_wrk_with`], with the `Host` header `host` (a proxy routing by Host).
+pub fn start_wrk_host(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> Child {
+    let mut wrk = Command::new("wrk");
+    wrk.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--timeout", "5s"]);
+    if let Some(host) = host {
+        wrk.args(["-H", &format!("Host: {host}")]);
+    }
+    wrk.arg(url).stdout(Stdio::piped()).spawn().expect("wrk runs (`make deps` installs it)")
 }
 
 /// Waits for wrk and parses its report.

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spore_e2e::load::{Load, finish_wrk, start_wrk};
+use spore_e2e::load::{Load, finish_wrk, start_wrk, start_wrk_host};
 use spore_e2e::*;
 
 const NATIVE_IMAGE: &str = "localhost:5010/spore/http-native:1";
@@ -480,5 +480,50 @@ fn cold_start_from_zero_through_the_activator_spore_vs_runc() {
          | app | p50 | p99 | fastest | slowest |\n|---|---|---|---|---|\n{table}\
          | **spore / runc (p50)** | **{:.2}x** | | | |\n",
         rows[0].1 / rows[1].1
+    ));
+}
+
+/// Seconds of each warm-path load.
+const WARM_SECONDS: u32 = 20;
+
+#[test]
+#[ignore = "benchmark: run by `make bench-cluster`"]
+fn warm_path_through_the_service_and_through_the_activator() {
+    ensure_spore_installed();
+    let ns = Namespace::new("bench-warm");
+    // A scale-to-zero app held at one warm pod for the whole run.
+    let app = zero_app(&ns, "warm", &format!("{REGISTRY}/spore/hello-http:1"), None).replace("2s}", "10m}");
+    apply(&app);
+    wait_until("warm has a ready pod behind its Service", Duration::from_secs(120), || {
+        let pods = ns.jsonpath(&["get", "endpointslice/warm-spore-pods"], "{.endpoints[*].addresses[0]}");
+        ns.jsonpath(&["get", "wasmapp/warm"], "{.status.readyReplicas}") == "1" && !pods.is_empty()
+    });
+    let service = ns.jsonpath(&["get", "service/warm"], "{.spec.clusterIP}");
+    let activator =
+        kubectl_ok(&["-n", "spore-system", "get", "service/spore-activator", "-o", "jsonpath={.spec.clusterIP}"]);
+    let host = format!("warm.{}", ns.0);
+    let mut rows = Vec::new();
+    for (label, url, host) in [
+        ("the app's Service (to its pod: the warm path)", format!("http://{service}:8080/"), None),
+        (
+            "the activator's Service, by Host (the path at zero)",
+            format!("http://{activator}:8012/"),
+            Some(host.as_str()),
+        ),
+    ] {
+        let load = finish_wrk(start_wrk_host(&url, host, WARM_SECONDS, 4));
+        assert_eq!(load.failed(), 0, "{label}: {load:?}");
+        rows.push((label, load.requests as f64 / f64::from(WARM_SECONDS)));
+    }
+    let table: String = rows.iter().map(|(label, rps)| format!("| {label} | {rps:.0} |\n")).collect();
+    report(&format!(
+        "\n## Cluster: the warm path, with and without the activator\n\n\
+         `make bench-cluster` (`... --test bench_cluster -- --ignored warm_path`): a scale-to-zero app with one \
+         ready pod, `wrk -t2 -c4 -d{WARM_SECONDS}s` from the host, once through the app's Service (its \
+         EndpointSlice names the pod: the activator is not in the path) and once through the activator's \
+         Service with the app's Host (what a request at zero takes, once a pod answers).\n\n\
+         | path | requests/s |\n|---|---:|\n{table}\
+         | **activator / direct** | **{:.2}x** |\n",
+        rows[1].1 / rows[0].1
     ));
 }

@@ -316,7 +316,7 @@ fn stop_component(name: &str) -> Vec<String> {
     let args: Vec<String> =
         cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    // The apiserver drains its watches for up to a minute.
+    // The apiserver drains its watches for up to its request timeout (cluster.sh: 15 s).
     let gone = || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))

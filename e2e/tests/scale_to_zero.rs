@@ -2,7 +2,8 @@
 //! request from a container pod wakes it through the activator; load over the target scales
 //! it up and idleness back to zero; a module that never gets ready answers 503 with the
 //! reason; an unknown host gets 404; the activator restarted while an app is at zero answers
-//! once replaced; a warm app's requests go straight to its pods.
+//! once replaced; so does an operator restart, which moves no route; a warm app's requests go
+//! straight to its pods.
 //! Run by `make e2e` (one test at a time: one of them restarts the activator).
 
 use std::process::Command;
@@ -243,6 +244,30 @@ fn the_activator_restarted_while_the_app_is_at_zero_answers_once_replaced() {
     assert_eq!(last.1, HELLO);
     let after = activator_ips();
     assert!(after.iter().all(|ip| !before.contains(ip)), "new activator pods: {before:?} -> {after:?}");
+}
+
+#[test]
+fn an_operator_restart_leaves_an_app_at_zero_routed_to_the_activator_and_its_next_request_wakes_it() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-s2z-operator");
+    apply(&idle_app(&ns, "dormant", "hello-http", "5s"));
+    wait_ready(&ns, "dormant");
+    wait_idle(&ns, "dormant", Duration::from_secs(90));
+    let lease =
+        || kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease/spore-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let leader = lease();
+    kubectl_ok(&["-n", SPORE_NAMESPACE, "rollout", "restart", "deployment/spore-operator"]);
+    // While the replicas are replaced (old ones stopping, new ones starting, the Lease moving)
+    // the Service keeps routing to the activator and nothing wakes the app.
+    let slice = "endpointslice/dormant-spore-activator";
+    wait_until("a new operator replica leads", Duration::from_secs(120), || {
+        assert!(!field(&ns, slice, "{.endpoints[*].addresses[0]}").is_empty(), "the Service lost the activator");
+        assert_eq!(field(&ns, "wasmapp/dormant", "{.spec.scaling.replicas}"), "0", "the restart woke the app");
+        let now = lease();
+        now != leader && kubectl(&["-n", SPORE_NAMESPACE, "get", "pod", &now]).status.success()
+    });
+    let (status, body, _) = get(&format!("http://{}:8080/", cluster_ip(&ns, "dormant")), None, 20);
+    assert_eq!((status, body.as_str()), (200, HELLO), "{}", ns.describe(&["wasmapp", "dormant"]));
 }
 
 #[test]

@@ -73,12 +73,16 @@ pub struct Context {
     /// The EndpointSlices the operator wrote for apps that scale to zero, likewise.
     pub routing: Store<EndpointSlice>,
     writers: Mutex<Option<SliceWriters>>,
-    announce: Mutex<Option<String>>,
+    /// The announce address and when it was read.
+    announce: Mutex<Option<(String, std::time::Instant)>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// How long the activator's announce address is trusted before it is read again.
+pub const ANNOUNCE_REREAD: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>, settings: Settings) -> Self {
@@ -98,9 +102,12 @@ impl Context {
     }
 
     /// `clusterIP:metricsPort` of the activator's Service, where the shims of scale-to-zero
-    /// pods announce themselves; read once, `None` while the Service does not exist.
+    /// pods announce themselves; `None` while the Service does not exist. Read again after
+    /// [`ANNOUNCE_REREAD`]: a Service created anew (a reinstall) has another ClusterIP.
     pub async fn announce_address(&self) -> Option<String> {
-        if let Some(known) = self.announce.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some((known, read)) = self.announce.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            && read.elapsed() < ANNOUNCE_REREAD
+        {
             return Some(known);
         }
         let settings = &self.settings.activator;
@@ -113,7 +120,7 @@ impl Context {
             }
         };
         let address = format!("{ip}:{}", settings.metrics_port);
-        *self.announce.lock().unwrap_or_else(|e| e.into_inner()) = Some(address.clone());
+        *self.announce.lock().unwrap_or_else(|e| e.into_inner()) = Some((address.clone(), std::time::Instant::now()));
         Some(address)
     }
 
