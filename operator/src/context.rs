@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -74,8 +74,9 @@ pub struct Context {
     pub routing: Store<EndpointSlice>,
     writers: Mutex<Option<SliceWriters>>,
     /// The announce address and when it was read.
-    announce: Mutex<Option<(String, std::time::Instant)>>,
-    failures: Mutex<HashMap<String, u32>>,
+    announce: Mutex<Option<(String, Instant)>>,
+    /// Per object: failures in a row, and when the current delay began.
+    failures: Failures,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
@@ -120,7 +121,7 @@ impl Context {
             }
         };
         let address = format!("{ip}:{}", settings.metrics_port);
-        *self.announce.lock().unwrap_or_else(|e| e.into_inner()) = Some((address.clone(), std::time::Instant::now()));
+        *self.announce.lock().unwrap_or_else(|e| e.into_inner()) = Some((address.clone(), Instant::now()));
         Some(address)
     }
 
@@ -132,17 +133,32 @@ impl Context {
 
     /// The delay before retrying `key` after another failure: 2s, 4s, 8s ... up to 5 min,
     /// so a broken object never hot-loops.
+    ///
+    /// Only a failure after the previous delay has run out doubles it: reconciles that watch
+    /// events bring in sooner (an object's own status write, the activator's endpoints
+    /// changing) would otherwise push a broken app to the 5-minute delay within seconds, and
+    /// it would stay broken that long after the user fixed the cause.
     pub fn next_backoff(&self, key: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        backoff(*n)
+        next_backoff_in(&self.failures, key)
     }
 
     /// Forgets `key`'s failures after a successful reconcile.
     pub fn succeeded(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
+}
+
+type Failures = Mutex<HashMap<String, (u32, Instant)>>;
+
+fn next_backoff_in(failures: &Failures, key: &str) -> Duration {
+    let mut failures = failures.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let (n, since) = failures.entry(key.to_string()).or_insert((0, now));
+    if *n == 0 || now.duration_since(*since) >= backoff(*n) {
+        *n = n.saturating_add(1);
+        *since = now;
+    }
+    backoff(*n)
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -152,6 +168,17 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_sooner_than_the_delay_do_not_double_it() {
+        let failures = Mutex::new(HashMap::new());
+        let ctx_backoff = |key: &str| next_backoff_in(&failures, key);
+        assert_eq!(ctx_backoff("a"), Duration::from_secs(2));
+        assert_eq!(ctx_backoff("a"), Duration::from_secs(2), "an event-driven failure at once");
+        assert_eq!(ctx_backoff("b"), Duration::from_secs(2), "per object");
+        failures.lock().unwrap().insert("a".to_string(), (1, Instant::now() - Duration::from_secs(3)));
+        assert_eq!(ctx_backoff("a"), Duration::from_secs(4), "the retry after the delay failed too");
+    }
 
     #[test]
     fn backoff_doubles_up_to_five_minutes() {
