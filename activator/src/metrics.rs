@@ -187,28 +187,42 @@ impl Default for Metrics {
             "Requests whose Host names no app (404, or 400 when missing or ambiguous)",
             unknown_host.clone(),
         );
-        let announcements = Family::<OutcomeOnly, Counter>::default();
-        // Every outcome from the start: a rate over a series that appears late misses its first count.
-        for outcome in ANNOUNCE_OUTCOMES {
-            let _ = announcements.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
-        }
-        registry.register("announcements", "Pods' announcements that they serve, by outcome", announcements.clone());
-        let relays = Family::<OutcomeOnly, Counter>::default();
-        for outcome in RELAY_OUTCOMES {
-            let _ = relays.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
-        }
-        registry.register(
+        let announcements = by_outcome(
+            &mut registry,
+            "announcements",
+            "Pods' announcements that they serve, by outcome",
+            ANNOUNCE_OUTCOMES.map(AnnounceOutcome::as_str),
+        );
+        let relays = by_outcome(
+            &mut registry,
             "announcements_relayed",
             "Accepted announcements passed on to a peer replica, by outcome",
-            relays.clone(),
+            RELAY_OUTCOMES.map(RelayOutcome::as_str),
         );
-        let wakes = Family::<OutcomeOnly, Counter>::default();
-        for outcome in WAKE_OUTCOMES {
-            let _ = wakes.get_or_create(&OutcomeOnly { outcome: outcome.as_str() });
-        }
-        registry.register("wakes", "Scale patches of apps at zero, by outcome", wakes.clone());
+        let wakes = by_outcome(
+            &mut registry,
+            "wakes",
+            "Scale patches of apps at zero, by outcome",
+            WAKE_OUTCOMES.map(WakeOutcome::as_str),
+        );
         Self { registry, held, cold_start, requests, unknown_host, announcements, relays, wakes }
     }
+}
+
+/// A counter family labelled by outcome, registered as `name` with every outcome's series
+/// from the start: a rate over a series that appears late misses its first count.
+fn by_outcome<const N: usize>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    outcomes: [&'static str; N],
+) -> Family<OutcomeOnly, Counter> {
+    let family = Family::<OutcomeOnly, Counter>::default();
+    for outcome in outcomes {
+        let _ = family.get_or_create(&OutcomeOnly { outcome });
+    }
+    registry.register(name, help, family.clone());
+    family
 }
 
 impl Metrics {

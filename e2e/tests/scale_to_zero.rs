@@ -45,6 +45,16 @@ fn wait_idle(ns: &Namespace, app: &str, timeout: Duration) {
     });
 }
 
+/// Spore installed, and in a new namespace `ns` the hello app `app`, idle after 5 s, at zero.
+fn hello_at_zero(ns: &str, app: &str) -> Namespace {
+    ensure_spore_installed();
+    let ns = Namespace::new(ns);
+    apply(&idle_app(&ns, app, "hello-http", "5s"));
+    wait_ready(&ns, app);
+    wait_idle(&ns, app, Duration::from_secs(90));
+    ns
+}
+
 fn wait_ready(ns: &Namespace, app: &str) {
     let ready = ns.kubectl(&["wait", "--for=condition=Ready", &format!("wasmapp/{app}"), "--timeout=120s"]);
     assert!(ready.status.success(), "{app} not Ready:\n{}", ns.describe(&["wasmapp", app]));
@@ -126,11 +136,7 @@ const WAKES_SCALED: &str = r#"spore_activator_wakes_total{outcome="scaled"}"#;
 
 #[test]
 fn an_idle_app_goes_to_zero_and_a_request_from_a_container_pod_wakes_it() {
-    ensure_spore_installed();
-    let ns = Namespace::new("e2e-s2z-wake");
-    apply(&idle_app(&ns, "sleepy", "hello-http", "5s"));
-    wait_ready(&ns, "sleepy");
-    wait_idle(&ns, "sleepy", Duration::from_secs(90));
+    let ns = hello_at_zero("e2e-s2z-wake", "sleepy");
     assert_eq!(field(&ns, "wasmapp/sleepy", "{.status.replicas}"), "0");
     assert!(event_reasons(&ns, "sleepy").contains("ScaledToZero"), "{}", event_reasons(&ns, "sleepy"));
     let colds_before = activator_metric("spore_activator_cold_start_seconds_count", &ns, "sleepy");
@@ -218,11 +224,7 @@ fn a_request_for_an_unknown_host_gets_404_naming_it() {
 
 #[test]
 fn the_activator_restarted_while_the_app_is_at_zero_answers_once_replaced() {
-    ensure_spore_installed();
-    let ns = Namespace::new("e2e-s2z-activator");
-    apply(&idle_app(&ns, "patient", "hello-http", "5s"));
-    wait_ready(&ns, "patient");
-    wait_idle(&ns, "patient", Duration::from_secs(90));
+    let ns = hello_at_zero("e2e-s2z-activator", "patient");
     let before = activator_ips();
     kubectl_ok(&[
         "-n",
@@ -248,11 +250,7 @@ fn the_activator_restarted_while_the_app_is_at_zero_answers_once_replaced() {
 
 #[test]
 fn an_operator_restart_leaves_an_app_at_zero_routed_to_the_activator_and_its_next_request_wakes_it() {
-    ensure_spore_installed();
-    let ns = Namespace::new("e2e-s2z-operator");
-    apply(&idle_app(&ns, "dormant", "hello-http", "5s"));
-    wait_ready(&ns, "dormant");
-    wait_idle(&ns, "dormant", Duration::from_secs(90));
+    let ns = hello_at_zero("e2e-s2z-operator", "dormant");
     let lease =
         || kubectl_ok(&["-n", SPORE_NAMESPACE, "get", "lease/spore-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
     let leader = lease();
