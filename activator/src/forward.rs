@@ -25,8 +25,13 @@ pub type Upstream = Client<HttpConnector, HandoffBody>;
 /// Idle connections to pods are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 
-/// A client with a connection pool; connects give up after `connect_timeout`.
-pub fn client(connect_timeout: Duration) -> Upstream {
+/// A client with a connection pool; connects give up after `connect_timeout`. For requests
+/// to pods ([`Upstream`]) and announcements relayed to peers.
+pub fn client<B>(connect_timeout: Duration) -> Client<HttpConnector, B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+{
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);

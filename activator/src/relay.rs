@@ -19,7 +19,6 @@ use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector};
@@ -94,14 +93,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(peers: Arc<Peers>, metrics: Arc<Metrics>) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Arc::new(Self { peers, client, metrics })
+        Arc::new(Self { peers, client: crate::forward::client(ATTEMPT_TIMEOUT), metrics })
     }
 
     pub fn peers(&self) -> &Peers {
