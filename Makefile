@@ -26,6 +26,10 @@ K8S_BINARIES    := $(addprefix $(K8S_DIR)/,$(K8S_COMMANDS))
 ETCD            := $(TOOLS)/etcd-$(ETCD_VERSION)/etcd
 HELM            := $(TOOLS)/helm-$(HELM_VERSION)/helm
 COREDNS         := $(TOOLS)/coredns-$(COREDNS_VERSION)/coredns
+# The wasmtime CLI for the benchmark's peer comparison: the version Spore embeds, from the
+# cargo registry, cached like the Go tools.
+WASMTIME_VERSION := $(shell awk -F'"' '/^name = "wasmtime"$$/ { getline; print $$2; exit }' Cargo.lock)
+WASMTIME        := $(TOOLS)/wasmtime-v$(WASMTIME_VERSION)/bin/wasmtime
 K8S_MINOR       := $(word 2,$(subst ., ,$(K8S_VERSION)))
 K8S_LDFLAGS     := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
                      -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) \
@@ -145,9 +149,17 @@ crds: ## Regenerate crds/*.yaml and the Helm chart's copies from the Rust types
 ##@ Quality
 
 .PHONY: bench
-bench: build guests tools ## Run benchmarks (engine, containerd, then the cluster), write docs/benchmarks.md
+bench: build guests bench-guests tools $(WASMTIME) ## Run benchmarks (engine, peers, containerd, then the cluster), write docs/benchmarks.md
 	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD17_DIR=$(CONTAINERD17_DIR) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
-		bench/run.sh docs/benchmarks.md
+		SPORE_WASMTIME=$(WASMTIME) bench/run.sh docs/benchmarks.md
+
+.PHONY: bench-guests
+bench-guests: deps ## Build the benchmark's Python and JavaScript components (componentize-py, componentize-js)
+	tests/guests/build-bench.sh $(GUESTS)
+
+$(WASMTIME):
+	$(CARGO) install wasmtime-cli --version $(WASMTIME_VERSION) --locked --quiet \
+		--root $(TOOLS)/wasmtime-v$(WASMTIME_VERSION) --target-dir $(TOOLS)/wasmtime-build
 	$(MAKE) bench-cluster
 
 .PHONY: bench-cluster

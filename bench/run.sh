@@ -126,6 +126,9 @@ at 1M within 5% of its RSS at 100k (no leak per request).
 | spore up (\`http.wasm\`) | ${spore_rss_100k} kB | ${spore_rss_1m} kB | $(growth "$spore_rss_100k" "$spore_rss_1m") |
 | native hyper | ${native_rss_100k} kB | ${native_rss_1m} kB | $(growth "$native_rss_100k" "$native_rss_1m") |
 MD
+echo "bench: the HTTP data plane beside wasmtime serve and native hyper" >&2
+bench/http-peers.sh "${SPORE_WASMTIME:?set SPORE_WASMTIME to the wasmtime CLI (make bench does)}" "$guests" >>"$out"
+
 echo "bench: containerd, spore vs runc" >&2
 SPORE_BENCH_OUT="$(realpath "$out")" cargo test --release --locked -p spore-shim --test bench_containerd \
   -- --ignored --test-threads=1 >&2

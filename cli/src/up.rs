@@ -54,11 +54,11 @@ pub async fn run(args: UpArgs) -> Result<i32> {
 
     let spec = &app.spec;
     let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
+    let engine = Engine::new(EngineConfig { cache_dir: cache_dir(&args), pooled_instances: None })?;
     // Apps that listen (HTTP components) instantiate per request: give them a pool sized for
     // the concurrency cap. A one-shot command would only pay for reserving it.
     let listens = !spec.capabilities.network.inbound.is_empty();
-    let pooled_instances = listens.then(|| u32::try_from(sandbox.limits().max_concurrency + 1).unwrap_or(u32::MAX));
-    let engine = Engine::new(EngineConfig { cache_dir: cache_dir(&args), pooled_instances })?;
+    let engine = if listens { engine.for_requests(sandbox.limits().max_concurrency)? } else { engine };
     let wasm = engine.load(&bytes).map_err(|e| CliError::module(module_name(&args, &app), e))?;
 
     if wasm.kind() == WasmKind::HttpProxy {

@@ -199,10 +199,13 @@ impl HttpServer {
             usage,
         );
         let mut receiver = receiver;
-        // Drive the guest on this task: most handlers finish before their response is read,
-        // and a task hand-off per request costs more than the guest itself.
+        // Drive the guest on this task, and poll it before its response: most handlers set
+        // the response, write the whole body and return without waiting on anything, so the
+        // response leaves in one write with its body, and a task hand-off per request (which
+        // costs more than the guest itself) is paid only by guests that stream or wait.
         let finished = tokio::select! {
             biased;
+            finished = &mut guest => finished,
             response = &mut receiver => {
                 // Still running (e.g. streaming the body): let it finish on its own.
                 tokio::spawn(async move {
@@ -212,7 +215,6 @@ impl HttpServer {
                 });
                 return answer(response.map_err(|_| host_error("the guest dropped its response".into()))?);
             }
-            finished = &mut guest => finished,
         };
         match (receiver.await, finished) {
             (Ok(response), Ok(())) => answer(response),
@@ -365,7 +367,16 @@ type SendResult = wasmtime_wasi_http::Result<(
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
 )>;
 
+/// wasmtime-wasi-http's forbidden headers, built once: its default check builds the list
+/// (and an `Arc` around it) on every header a guest sets.
+static FORBIDDEN_HEADERS: std::sync::LazyLock<[hyper::header::HeaderName; 9]> =
+    std::sync::LazyLock::new(|| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS);
+
 impl WasiHttpHooks for OutboundHooks {
+    fn is_forbidden_header(&mut self, name: &hyper::header::HeaderName) -> bool {
+        FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn send_request(
         &mut self,
         request: hyper::Request<WasiBody>,
@@ -407,6 +418,68 @@ mod tests {
                 let err = err.to_string();
                 assert!(err.contains("metrics port 8080") && err.contains("HTTP port"), "{err}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod phase_bench {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{AppConfig, EngineConfig, Stdio};
+
+    /// Where one request's time goes, in process: `cargo test --release -p spore-shim --lib
+    /// -- --ignored --nocapture request_phases` (needs target/guests/http.wasm).
+    #[test]
+    #[ignore]
+    fn request_phases() {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm")).unwrap();
+        for pooled in [Some(65), None] {
+            let engine = Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled }).unwrap();
+            let wasm = engine.load(&bytes).unwrap();
+            let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
+            let server = HttpServer::new(&engine, &wasm, &sandbox).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let n = 20_000u32;
+            let mut t = [Duration::ZERO; 4];
+            rt.block_on(async {
+                for _ in 0..n {
+                    let a = Instant::now();
+                    let state = P2State::new(&sandbox).unwrap();
+                    let mut store = Store::new(server.0.pre.engine(), state);
+                    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(Duration::from_secs(5)));
+                    let b = Instant::now();
+                    let proxy = server.0.pre.instantiate_async(&mut store).await.unwrap();
+                    let c = Instant::now();
+                    let (sender, _receiver) = tokio::sync::oneshot::channel();
+                    let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
+                    let req = hyper::Request::builder()
+                        .uri("http://x/")
+                        .body(
+                            http_body_util::Empty::<Bytes>::new()
+                                .map_err(|never: Infallible| -> ErrorCode { match never {} }),
+                        )
+                        .unwrap();
+                    let req = http.new_incoming_request(Scheme::Http, req).unwrap();
+                    let out = http.new_response_outparam(sender).unwrap();
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.unwrap();
+                    let d = Instant::now();
+                    drop(store);
+                    let e = Instant::now();
+                    for (slot, span) in t.iter_mut().zip([b - a, c - b, d - c, e - d]) {
+                        *slot += span;
+                    }
+                }
+            });
+            let us = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+            println!(
+                "pooled={pooled:?}: state+store {:.1} µs, instantiate {:.1} µs, handle {:.1} µs, drop {:.1} µs",
+                us(t[0]),
+                us(t[1]),
+                us(t[2]),
+                us(t[3])
+            );
         }
     }
 }

@@ -140,6 +140,9 @@ async fn udp_sends_only_to_declared_destinations() {
 
     let denied = guest(P2).args(["udp", &target.to_string()]).udp_to("127.0.0.2/32", None).run().await;
     assert_denied(&denied, NET_DENIED);
+    // No UDP rule at all: the socket opens, the send is denied (and logged, as TCP's are).
+    let undeclared = guest(P2).args(["udp", &target.to_string()]).run().await;
+    assert_denied(&undeclared, NET_DENIED);
     receiver.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     assert!(receiver.recv_from(&mut buf).is_err(), "a denied datagram arrived");
 }

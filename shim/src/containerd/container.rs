@@ -26,7 +26,13 @@ pub enum Status {
 /// What a container runs.
 pub enum Workload {
     Sandbox,
-    Guest { wasm: Wasm, sandbox: Sandbox, hosting: Hosting },
+    /// `engine` is the one that loaded `wasm`.
+    Guest {
+        engine: Engine,
+        wasm: Wasm,
+        sandbox: Sandbox,
+        hosting: Hosting,
+    },
 }
 
 pub struct Container {
@@ -98,14 +104,14 @@ impl Container {
     /// Runs the workload to its end (or until a stop signal) and records the exit. An HTTP
     /// guest drains on SIGTERM (see [`Shutdown`]); any other signal, or any signal to
     /// another workload, stops it at once.
-    pub async fn run(&self, engine: &Engine) -> (u32, SystemTime) {
+    pub async fn run(&self) -> (u32, SystemTime) {
         let workload = self.workload.lock().expect("workload lock").clone();
         let exit_status = match workload {
             None => signalled(9),
             Some(workload) => {
                 let drains = workload.drains_on_sigterm();
                 tokio::select! {
-                    status = self.execute(engine, &workload) => status,
+                    status = self.execute(&workload) => status,
                     signal = self.signalled(|s| !(drains && s == SIGTERM)) => signalled(signal),
                 }
             }
@@ -121,10 +127,10 @@ impl Container {
         self.workload.lock().expect("workload lock").take();
     }
 
-    async fn execute(&self, engine: &Engine, workload: &Workload) -> u32 {
+    async fn execute(&self, workload: &Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
-            Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
+            Workload::Guest { engine, wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
                 match serve(engine, wasm, sandbox, hosting, &self.id, shutdown).await {
@@ -132,7 +138,8 @@ impl Container {
                     Err(err) => self.failed(hosting, &err.to_string(), 1),
                 }
             }
-            Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(engine, wasm, sandbox).await {
+            Workload::Guest { engine, wasm, sandbox, hosting } => match crate::run_command(engine, wasm, sandbox).await
+            {
                 Ok(exit) if exit.reason.is_some() => self.failed(hosting, &exit.report(), exit_status(&exit)),
                 Ok(exit) => exit_status(&exit),
                 Err(err) => self.failed(hosting, &err.to_string(), crate::HOST_ERROR_EXIT_CODE as u32),
@@ -221,12 +228,16 @@ pub fn guest(
     engine: &Engine,
     stdio: Stdio,
 ) -> Result<Workload, String> {
-    let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
+    let listens = !config.capabilities.network.inbound.is_empty();
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
+    // As `spore up` does: what listens serves HTTP, one instance per request, from a pool.
+    let engine = if listens { engine.for_requests(sandbox.limits().max_concurrency) } else { Ok(engine.clone()) };
+    let engine = engine.map_err(|e| e.to_string())?;
+    let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
     hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
     hosting.announce = hosting.announce.filter(|_| wasm.kind() == WasmKind::HttpProxy);
     if let Some(port) = hosting.metrics_port {
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }
-    Ok(Workload::Guest { wasm, sandbox, hosting })
+    Ok(Workload::Guest { engine, wasm, sandbox, hosting })
 }

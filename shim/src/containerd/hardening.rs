@@ -312,9 +312,14 @@ const ALLOWED_LEGACY: &[i64] = &[
 const ALLOWED_LEGACY: &[i64] = &[];
 
 /// The ioctls the shim's code makes: non-blocking and close-on-exec flags (std, mio),
-/// terminal probes (WASI's isatty) and bytes waiting. Any other ioctl is denied: that is
-/// most of the kernel's driver surface.
-const IOCTLS: &[u64] = &[libc::FIONBIO, libc::FIOCLEX, libc::FIONCLEX, libc::FIONREAD, libc::TCGETS, libc::TIOCGWINSZ];
+/// terminal probes (WASI's isatty), bytes waiting, and PAGEMAP_SCAN on its own
+/// /proc/self/pagemap (the instance pool resets only the pages a request dirtied). Any
+/// other ioctl is denied: that is most of the kernel's driver surface.
+const IOCTLS: &[u64] =
+    &[libc::FIONBIO, libc::FIOCLEX, libc::FIONCLEX, libc::FIONREAD, libc::TCGETS, libc::TIOCGWINSZ, PAGEMAP_SCAN];
+
+/// `_IOWR('f', 16, struct pm_scan_arg)` (96 bytes) from linux/fs.h; the libc crate lacks it.
+const PAGEMAP_SCAN: u64 = 0xc060_6610;
 
 /// The socket families: unix (containerd), IPv4 and IPv6 (guests), netlink (glibc's
 /// getaddrinfo asks the kernel for the interfaces' addresses).

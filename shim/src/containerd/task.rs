@@ -287,7 +287,6 @@ impl Task for TaskService {
         .await;
         let events =
             Events { publisher: self.publisher.clone(), namespace: self.namespace.clone(), id: req.id.clone() };
-        let engine = self.engine.clone();
         tokio::spawn(async move {
             let oom_watch = container.usage().cloned().map(|usage| {
                 let events = events.clone();
@@ -298,7 +297,7 @@ impl Task for TaskService {
                     }
                 })
             });
-            let (exit_status, exited_at) = container.run(&engine).await;
+            let (exit_status, exited_at) = container.run().await;
             if let (Some(watch), Some(usage)) = (oom_watch, container.usage()) {
                 watch.abort();
                 events.oom_if_pending(usage).await;

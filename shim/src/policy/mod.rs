@@ -153,17 +153,17 @@ impl Sandbox {
                 .map_err(|cause| Error::Preopen { path: p.host.clone(), cause })?;
         }
         let sockets = inner.sockets.clone();
-        builder
-            .allow_tcp(sockets.uses_tcp())
-            .allow_udp(sockets.uses_udp())
-            .allow_ip_name_lookup(sockets.dns)
-            .socket_addr_check(move |addr, use_| {
+        // Sockets may be created; what they may do is decided, and denials logged, by the
+        // address check below.
+        builder.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(sockets.dns).socket_addr_check(
+            move |addr, use_| {
                 let allowed = sockets.allows(&addr, use_);
                 if !allowed {
                     tracing::warn!(%addr, ?use_, "socket operation denied: not declared in capabilities.network");
                 }
                 Box::pin(async move { allowed })
-            });
+            },
+        );
         Ok(builder)
     }
 }

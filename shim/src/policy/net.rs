@@ -77,15 +77,9 @@ impl SocketPolicy {
         Ok(policy)
     }
 
-    pub fn uses_tcp(&self) -> bool {
-        !self.listen_tcp.is_empty() || !self.tcp.is_empty()
-    }
-
-    pub fn uses_udp(&self) -> bool {
-        !self.listen_udp.is_empty() || !self.udp.is_empty()
-    }
-
-    /// Decides one socket operation. Port 0 binds are the implicit binds of connect/send.
+    /// Decides one socket operation. Port 0 binds are the implicit binds of connect/send:
+    /// allowed, so that the denial (and its log line) names the destination. Receiving is
+    /// checked per sender like sending.
     pub fn allows(&self, addr: &SocketAddr, use_: SocketAddrUse) -> bool {
         let port = addr.port();
         match use_ {
@@ -146,8 +140,10 @@ mod tests {
     #[test]
     fn nothing_declared_denies_everything() {
         let p = policy(&[], &[]).unwrap();
-        assert!(!p.uses_tcp() && !p.uses_udp() && !p.dns);
+        assert!(!p.dns);
         assert!(!p.allows(&addr("127.0.0.1:80"), SocketAddrUse::TcpConnect));
+        assert!(!p.allows(&addr("127.0.0.1:53"), SocketAddrUse::UdpSend));
+        assert!(!p.allows(&addr("127.0.0.1:53"), SocketAddrUse::UdpReceive));
         assert!(!p.allows(&addr("0.0.0.0:80"), SocketAddrUse::TcpListen));
     }
 
