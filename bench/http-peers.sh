@@ -62,11 +62,11 @@ measure() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local cpu_us=$(( (cpu1 - cpu0) * 1000000 / $(getconf CLK_TCK) / (n > 0 ? n : 1) ))
   echo "| $name | $threads | $rps | $p50 | $p99 | $rss | $cpu_us |${errors:+ $errors}"
-  echo "$name $threads $rps" >>"$work/rps"
+  echo "$name|$threads|$rps" >>"$work/rps"
 }
 
 ratio() { # ratio A B THREADS: rps(A) / rps(B) at THREADS
-  awk -v a="$1" -v b="$2" -v t="$3" '$2 == t && $1 == a { x = $3 } $2 == t && $1 == b { y = $3 }
+  awk -F'|' -v a="$1" -v b="$2" -v t="$3" '$2 == t && $1 == a { x = $3 } $2 == t && $1 == b { y = $3 }
     END { if (x && y) printf "%.2fx", x / y; else print "n/a" }' "$work/rps"
 }
 

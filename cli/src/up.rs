@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use spore_crds::WasmApp;
 use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
-use spore_shim::{AppConfig, Engine, EngineConfig, RuntimeLimits, Sandbox, Stdio, WasmKind};
+use spore_shim::{AppConfig, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, WasmKind};
 
 use crate::error::{CliError, Result};
 use crate::{manifest, resolve};
@@ -137,6 +137,7 @@ fn app_config(
         capabilities: spec.capabilities.clone(),
         volumes,
         limits: RuntimeLimits::from_spec(&spec.limits)?,
+        resolver: ResolverFiles::default(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Batch apps on the cluster: a command WasmApp with `job` runs to completion once (again only
 //! when its spec changes), one that fails reports the exit code (and the guest's trap report)
-//! after its retries, and one with `cronJob` runs on its schedule. The tests use their own
+//! after its retries, one with `cronJob` runs on its schedule, and name lookups use the pod's
+//! cluster DNS when `outbound.dns` allows them. The tests use their own
 //! namespaces and may run in parallel (the schedule's wait overlaps the others).
 
 use std::time::Duration;
@@ -135,4 +136,47 @@ fn a_scheduled_app_runs_on_its_schedule() {
     let run = field(&ns, "wasmapp/tick", "{.status.lastRun.jobName} {.status.lastRun.exitCode}");
     assert!(run.starts_with("tick-") && run.ends_with(" 0"), "{run}");
     assert!(!field(&ns, "wasmapp/tick", "{.status.lastRun.lastScheduleTime}").is_empty());
+}
+
+/// A job app running the component probe (wasi:sockets) with `args` and `network` capabilities.
+fn sockets_app(ns: &Namespace, name: &str, args: &str, network: &str) -> String {
+    format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/probe-p2:1}}\n  args: {args}\n  job: {{backoffLimit: 0}}\n  capabilities:\n    network: {network}\n",
+        ns.0
+    )
+}
+
+fn job_logs(ns: &Namespace, app: &str) -> String {
+    let pod = ns.jsonpath(&["get", "pods", "-l", &format!("spore.dev/app={app}")], "{.items[0].metadata.name}");
+    ns.kubectl_ok(&["logs", &pod])
+}
+
+#[test]
+fn a_wasm_pod_resolves_cluster_names_with_its_pods_dns_and_only_when_allowed() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-dns");
+    // A Service of this namespace, found by its short name through the pod's search domains.
+    apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: neighbour, namespace: {}}}\nspec:\n  ports: [{{port: 80}}]\n",
+        ns.0
+    ));
+    let api = kubectl_ok(&["get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"]);
+    let neighbour = ns.jsonpath(&["get", "service", "neighbour"], "{.spec.clusterIP}");
+    let dns = "{outbound: {dns: true}}";
+    apply(&sockets_app(&ns, "fqdn", "[resolve, kubernetes.default.svc.cluster.local]", dns));
+    apply(&sockets_app(&ns, "short", "[resolve, neighbour]", dns));
+    // Connecting by name: resolved (search domains, ndots), then allowed by the tcp rule.
+    let connect = format!("{{outbound: {{dns: true, tcp: [{{cidr: {api}/32, port: 443}}]}}}}");
+    apply(&sockets_app(&ns, "connects", "[connect, 'kubernetes.default:443']", &connect));
+    apply(&sockets_app(&ns, "no-dns", "[resolve, kubernetes.default.svc.cluster.local]", "{}"));
+    for app in ["fqdn", "short", "connects"] {
+        wait_reason(&ns, app, "Succeeded", Duration::from_secs(120));
+    }
+    assert_eq!(job_logs(&ns, "fqdn").trim(), api);
+    assert_eq!(job_logs(&ns, "short").trim(), neighbour);
+    assert_eq!(job_logs(&ns, "connects").trim(), "connected kubernetes.default:443");
+
+    wait_reason(&ns, "no-dns", "JobFailed", Duration::from_secs(120));
+    let denied = job_logs(&ns, "no-dns");
+    assert!(denied.contains("resolve kubernetes.default.svc.cluster.local: "), "{denied}");
 }

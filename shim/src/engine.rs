@@ -141,6 +141,7 @@ fn p2_linker(engine: &wasmtime::Engine) -> ComponentLinker<P2State> {
     let mut linker = ComponentLinker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI p2 links");
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links");
+    crate::policy::add_dns_to_linker(&mut linker).expect("Spore's name lookup replaces wasmtime-wasi's");
     linker
 }
 

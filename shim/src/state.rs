@@ -8,7 +8,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::http::OutboundHooks;
 use crate::limits::MemoryLimiter;
-use crate::policy::Sandbox;
+use crate::policy::{Dns, Sandbox};
 
 /// Store data of a WASI p1 module.
 pub(crate) struct P1State {
@@ -22,6 +22,7 @@ pub(crate) struct P2State {
     pub table: ResourceTable,
     pub http: WasiHttpCtx,
     pub hooks: OutboundHooks,
+    pub dns: Dns,
     pub memory: MemoryLimiter,
 }
 
@@ -53,6 +54,7 @@ impl P2State {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks::new(sandbox.http_allowlist().clone()),
+            dns: sandbox.dns().clone(),
             memory: MemoryLimiter::new(sandbox.limits().memory, sandbox.usage().clone()),
         })
     }

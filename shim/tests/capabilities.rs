@@ -152,8 +152,26 @@ async fn resolves_names_only_when_dns_is_allowed() {
     let allowed = guest(P2).args(["resolve", "localhost"]).dns().run().await;
     assert_eq!(allowed.exit.code, 0, "{allowed:?}");
     assert!(allowed.stdout.lines().any(|l| l == "127.0.0.1" || l == "::1"), "{}", allowed.stdout);
+    // Denied (and logged) before any query, like a socket operation.
     let denied = guest(P2).args(["resolve", "localhost"]).run().await;
-    assert_denied(&denied, &["failed to lookup address"]);
+    assert_denied(&denied, NET_DENIED);
+}
+
+#[tokio::test]
+async fn names_resolve_with_the_sandboxs_own_resolver_files() {
+    // A pod's hosts file: the name exists only there, not in the machine's /etc/hosts.
+    let dir = tempfile::tempdir().unwrap();
+    let (resolv_conf, hosts) = (dir.path().join("resolv.conf"), dir.path().join("hosts"));
+    std::fs::write(&resolv_conf, "nameserver 127.0.0.1\nsearch pod.svc.cluster.local\noptions ndots:5 timeout:1\n").unwrap();
+    std::fs::write(&hosts, "198.18.7.7 only-in-the-pod\n").unwrap();
+    let files = spore_shim::ResolverFiles { resolv_conf: resolv_conf.clone(), hosts: Some(hosts) };
+    let out = guest(P2).args(["resolve", "only-in-the-pod"]).dns().resolver(files).run().await;
+    assert_eq!((out.exit.code, out.stdout.as_str()), (0, "198.18.7.7\n"), "{out:?}");
+
+    // An unreadable resolv.conf fails lookups (logged), not the app's start.
+    let missing = spore_shim::ResolverFiles { resolv_conf: dir.path().join("absent"), hosts: None };
+    let out = guest(P2).args(["resolve", "localhost"]).dns().resolver(missing).run().await;
+    assert_denied(&out, &["failed to lookup address"]);
 }
 
 #[tokio::test]

@@ -80,6 +80,8 @@ fn main() {
         ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
+        // The Rust probe as a component: wasi:sockets (name lookups, TCP).
+        ("probe-p2", wasm_image("probe-p2", &guests.join("probe-rs-p2.wasm"))),
         // A module that starts like Wasm and then is not: the engine must reject it.
         (
             "corrupt",

@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 use spore_crds::{Capabilities, Limits};
 
 use super::announce::Announce;
-use crate::policy::{AppConfig, RuntimeLimits};
+use crate::policy::{AppConfig, ResolverFiles, RuntimeLimits};
 
 /// The JSON of the WasmApp's `capabilities`.
 pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
@@ -104,6 +104,7 @@ impl ContainerKind {
             capabilities: capabilities(&annotations)?,
             volumes: BTreeMap::new(),
             limits: limits(spec, &annotations)?,
+            resolver: resolver_files(spec),
         };
         let volumes = volumes(spec, &config.capabilities)?;
         let hosting = Hosting {
@@ -134,6 +135,19 @@ fn termination_log(spec: &Spec) -> Option<PathBuf> {
         .iter()
         .find(|m| m.destination() == Path::new(TERMINATION_LOG))
         .and_then(|m| m.source().clone())
+}
+
+/// The pod's resolv.conf and hosts file, which kubelet bind-mounts into each container (as
+/// their source paths on the node); outside a pod, the node's own.
+fn resolver_files(spec: &Spec) -> ResolverFiles {
+    let source = |destination: &str| {
+        spec.mounts().as_ref()?.iter().find(|m| m.destination() == Path::new(destination))?.source().clone()
+    };
+    let node = ResolverFiles::default();
+    ResolverFiles {
+        resolv_conf: source("/etc/resolv.conf").unwrap_or(node.resolv_conf),
+        hosts: source("/etc/hosts").or(node.hosts),
+    }
 }
 
 /// The pod a container belongs to: the sandbox id under CRI, else the container's own id.
@@ -499,6 +513,24 @@ mod tests {
         ]);
         assert_eq!(with_mounts(kubelets), Some(PathBuf::from("/var/lib/kubelet/pods/u/containers/app/abc")));
         assert_eq!(with_mounts(serde_json::json!([])), None);
+    }
+
+    #[test]
+    fn lookups_use_the_pods_resolv_conf_and_hosts_else_the_nodes() {
+        let with_mounts = |mounts: serde_json::Value| {
+            let process = serde_json::json!({"args": ["/a.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}});
+            wasm(serde_json::json!({"ociVersion": "1.0.2", "process": process, "mounts": mounts})).unwrap().1.resolver
+        };
+        let cri = serde_json::json!([
+            {"destination": "/etc/hosts", "source": "/var/lib/kubelet/pods/u/etc-hosts", "type": "bind"},
+            {"destination": "/etc/resolv.conf", "source": "/var/lib/containerd/sandboxes/s/resolv.conf", "type": "bind"},
+        ]);
+        let pod = ResolverFiles {
+            resolv_conf: "/var/lib/containerd/sandboxes/s/resolv.conf".into(),
+            hosts: Some("/var/lib/kubelet/pods/u/etc-hosts".into()),
+        };
+        assert_eq!(with_mounts(cri), pod);
+        assert_eq!(with_mounts(serde_json::json!([])), ResolverFiles::default());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The sandbox: an app's declared capabilities and limits, checked once and turned into
 //! the WASI context of each instance. Nothing is granted that is not declared.
 
+mod dns;
 mod http;
 mod net;
 
@@ -12,6 +13,8 @@ use std::time::Duration;
 use spore_crds::{Capabilities, Limits, Protocol};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+pub use self::dns::ResolverFiles;
+pub(crate) use self::dns::{Dns, add_to_linker as add_dns_to_linker};
 pub(crate) use self::http::HttpAllowlist;
 use self::net::SocketPolicy;
 use crate::error::{Error, Result};
@@ -36,6 +39,8 @@ pub struct AppConfig {
     /// Host directory of each volume named in `capabilities.filesystem`.
     pub volumes: BTreeMap<String, PathBuf>,
     pub limits: RuntimeLimits,
+    /// The resolver configuration lookups use when `outbound.dns` grants them.
+    pub resolver: ResolverFiles,
 }
 
 /// Limits in the engine's units.
@@ -94,6 +99,7 @@ struct Inner {
     sockets: SocketPolicy,
     http: HttpAllowlist,
     http_port: Option<u16>,
+    dns: Dns,
     limits: RuntimeLimits,
     stdio: Stdio,
     usage: Arc<Usage>,
@@ -107,6 +113,7 @@ impl Sandbox {
         let sockets = SocketPolicy::new(&caps.network)?;
         let http = HttpAllowlist::new(&caps.network.outbound.http)?;
         let http_port = http_port(caps);
+        let dns = Dns::new(sockets.dns, &config.resolver);
         let argv = std::iter::once(config.name).chain(config.args).collect();
         Ok(Self(Arc::new(Inner {
             argv,
@@ -115,6 +122,7 @@ impl Sandbox {
             sockets,
             http,
             http_port,
+            dns,
             limits: config.limits,
             stdio,
             usage: Arc::default(),
@@ -138,6 +146,10 @@ impl Sandbox {
 
     pub(crate) fn http_allowlist(&self) -> &HttpAllowlist {
         &self.0.http
+    }
+
+    pub(crate) fn dns(&self) -> &Dns {
+        &self.0.dns
     }
 
     /// A WASI context granting exactly the declared capabilities.

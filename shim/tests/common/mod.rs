@@ -114,6 +114,12 @@ impl Run {
         self
     }
 
+    /// Resolves with these files rather than the machine's (as the shim does with a pod's).
+    pub fn resolver(mut self, files: spore_shim::ResolverFiles) -> Self {
+        self.config.resolver = files;
+        self
+    }
+
     pub fn memory(mut self, bytes: u64) -> Self {
         self.config.limits.memory = Some(bytes);
         self

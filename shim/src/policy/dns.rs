@@ -1,0 +1,176 @@
+//! Name lookups (`wasi:sockets/ip-name-lookup`). A guest granted `outbound.dns` resolves as
+//! a container in its pod would: with the pod's resolv.conf (nameservers, search domains,
+//! ndots) and hosts file, queried from the pod's network namespace. wasmtime-wasi's own
+//! lookup uses the process's resolver, i.e. the node's files, where cluster names are
+//! unknown. Without the grant every lookup is denied, and logged like socket denials.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::ResolveHosts;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use wasmtime::component::{Linker, Resource, ResourceType};
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
+use wasmtime_wasi::p2::{DynPollable, Network, Pollable};
+
+use crate::state::P2State;
+
+/// The interface wasmtime-wasi defines, which [`add_to_linker`] replaces.
+const INTERFACE: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+
+/// Where a sandbox's resolver configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverFiles {
+    /// resolv(5) file: nameservers, search domains, options such as ndots.
+    pub resolv_conf: PathBuf,
+    /// hosts(5) file, consulted before DNS.
+    pub hosts: Option<PathBuf>,
+}
+
+impl Default for ResolverFiles {
+    /// The machine's own, as a local process resolves (`spore up`).
+    fn default() -> Self {
+        Self { resolv_conf: "/etc/resolv.conf".into(), hosts: Some("/etc/hosts".into()) }
+    }
+}
+
+/// A sandbox's name lookups: denied, or a resolver (or why there is none).
+#[derive(Clone)]
+pub(crate) enum Dns {
+    Denied,
+    Resolver(Arc<TokioResolver>),
+    Unusable(Arc<str>),
+}
+
+impl Dns {
+    pub fn new(allowed: bool, files: &ResolverFiles) -> Self {
+        if !allowed {
+            return Self::Denied;
+        }
+        match resolver(files) {
+            Ok(resolver) => Self::Resolver(Arc::new(resolver)),
+            // The app still starts: only its lookups fail, each logged with this reason.
+            Err(why) => {
+                tracing::warn!("DNS lookups will fail: {why}");
+                Self::Unusable(why.into())
+            }
+        }
+    }
+
+    fn lookup(&self, name: String) -> Lookup {
+        let resolver = match self {
+            Self::Denied => {
+                tracing::warn!(%name, "DNS lookup denied: capabilities.network.outbound.dns is not set");
+                return Lookup::Done(Err(ErrorCode::AccessDenied));
+            }
+            Self::Unusable(why) => {
+                tracing::warn!(%name, "DNS lookup failed: {why}");
+                return Lookup::Done(Err(ErrorCode::PermanentResolverFailure));
+            }
+            Self::Resolver(resolver) => resolver.clone(),
+        };
+        if let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Lookup::Done(Ok(vec![ip].into_iter()));
+        }
+        Lookup::Pending(tokio::spawn(async move {
+            match resolver.lookup_ip(name.as_str()).await {
+                Ok(found) => Ok(found.iter().map(|ip| ip.to_canonical()).collect()),
+                Err(err) if err.is_no_records_found() => Err(ErrorCode::NameUnresolvable),
+                Err(err) => {
+                    tracing::debug!(%name, "DNS lookup failed: {err}");
+                    Err(ErrorCode::TemporaryResolverFailure)
+                }
+            }
+        }))
+    }
+}
+
+fn resolver(files: &ResolverFiles) -> Result<TokioResolver, String> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let (config, mut options) = hickory_resolver::system_conf::parse_resolv_conf(read(&files.resolv_conf)?)
+        .map_err(|e| format!("{}: {e}", files.resolv_conf.display()))?;
+    // The hosts file is the pod's, loaded below, never the node's.
+    options.use_hosts_file = ResolveHosts::Never;
+    let mut resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(options)
+        .build()
+        .map_err(|e| format!("{}: {e}", files.resolv_conf.display()))?;
+    if let Some(path) = &files.hosts {
+        let mut hosts = hickory_resolver::Hosts::default();
+        hosts.read_hosts_conf(read(path)?.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
+        resolver.set_hosts(Arc::new(hosts));
+    }
+    Ok(resolver)
+}
+
+/// The `resolve-address-stream` resource: a lookup in progress, then its addresses.
+pub(crate) enum Lookup {
+    Pending(tokio::task::JoinHandle<Result<Vec<IpAddr>, ErrorCode>>),
+    Done(Result<std::vec::IntoIter<IpAddr>, ErrorCode>),
+}
+
+impl Lookup {
+    fn poll_done(&mut self) -> bool {
+        if let Self::Pending(task) = self {
+            if !task.is_finished() {
+                return false;
+            }
+            let result = futures::FutureExt::now_or_never(task).expect("finished task");
+            *self = Self::Done(result.unwrap_or(Err(ErrorCode::PermanentResolverFailure)).map(Vec::into_iter));
+        }
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for Lookup {
+    async fn ready(&mut self) {
+        if let Self::Pending(task) = self {
+            let result = task.await.unwrap_or(Err(ErrorCode::PermanentResolverFailure));
+            *self = Self::Done(result.map(Vec::into_iter));
+        }
+    }
+}
+
+type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
+
+/// Replaces wasmtime-wasi's `ip-name-lookup` in `linker` (added before) with Spore's.
+pub(crate) fn add_to_linker(linker: &mut Linker<P2State>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut lookup = linker.instance(INTERFACE)?;
+    lookup.resource("resolve-address-stream", ResourceType::host::<Lookup>(), |mut store, rep| {
+        store.data_mut().table.delete(Resource::<Lookup>::new_own(rep))?;
+        Ok(())
+    })?;
+    lookup.func_wrap("resolve-addresses", |mut store, (network, name): (Resource<Network>, String)| -> Answer<_> {
+        let state = store.data_mut();
+        // The network handle is the capability to look up at all; it must be a live one.
+        state.table.get(&network)?;
+        let lookup = state.dns.lookup(name);
+        Ok((Ok(state.table.push(lookup)?),))
+    })?;
+    lookup.func_wrap(
+        "[method]resolve-address-stream.resolve-next-address",
+        |mut store, (stream,): (Resource<Lookup>,)| -> Answer<Option<IpAddress>> {
+            let lookup = store.data_mut().table.get_mut(&stream)?;
+            if !lookup.poll_done() {
+                return Ok((Err(ErrorCode::WouldBlock),));
+            }
+            let Lookup::Done(result) = lookup else { unreachable!("poll_done leaves it done") };
+            Ok((match result {
+                Ok(addresses) => Ok(addresses.next().map(IpAddress::from)),
+                Err(code) => Err(*code),
+            },))
+        },
+    )?;
+    lookup.func_wrap(
+        "[method]resolve-address-stream.subscribe",
+        |mut store, (stream,): (Resource<Lookup>,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Ok((wasmtime_wasi::p2::subscribe(&mut store.data_mut().table, stream)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
