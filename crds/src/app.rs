@@ -361,9 +361,11 @@ fn default_min_replicas() -> i32 {
 /// A volume of the app's pods. Exactly one source must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new(
-    "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) == 1"
-).message("set exactly one volume source: configMap, secret, emptyDir, persistentVolumeClaim or hostPath"))]
+#[x_kube(
+    validation = Rule::new(
+        "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) == 1"
+    ).message("set exactly one volume source: configMap, secret, emptyDir, persistentVolumeClaim or hostPath"),
+)]
 pub struct Volume {
     /// Volume name, a DNS-1123 label (`data`, `config-files`), unique within the app.
     /// `capabilities.filesystem[].volume` refers to it.

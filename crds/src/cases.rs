@@ -355,6 +355,13 @@ fn volumes_and_mounts() -> Vec<Invalid> {
             "sets 2 sources (configMap, emptyDir)",
         ),
         invalid(
+            "an emptyDir size that is no quantity",
+            app().with_volume(empty_dir_of("data", "lots")),
+            "spec.volumes[0].emptyDir.sizeLimit",
+            r#"invalid quantity "lots""#,
+        )
+        .by_schema(),
+        invalid(
             "volume name not a DNS label",
             app().with_volume(empty_dir("Data_1")),
             "spec.volumes[0].name",
@@ -763,6 +770,7 @@ pub fn valid_apps() -> Vec<(String, WasmApp)> {
         ("the longest duration", app().with_timeout("2562047h")),
         ("cpu of a millicore and a nanocore", app().with_cpu("1000000n")),
         ("a mount at the guest root", app().with_volume(empty_dir("root")).with_mount("root", "/")),
+        ("an emptyDir of 1Gi", app().with_volume(empty_dir_of("scratch", "1Gi"))),
         (
             "env names that are C identifiers",
             app().with_env(env("_X", "1")).with_env(env("a1", "2")).with_env(env("LOG_LEVEL", "3")),

@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{WasmApp, WasmRuntime, app};
+use crate::{WasmApp, WasmRuntime, app, quantity};
 
 /// The CRD manifests, as `(file name, YAML)` pairs: `wasmapps.spore.dev.yaml` and
 /// `wasmruntimes.spore.dev.yaml`. `crdgen` writes them; a test checks the committed copies.
@@ -23,6 +23,15 @@ pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
 pub fn wasmapp_crd() -> CustomResourceDefinition {
     let mut crd = finish(WasmApp::crd());
     for root in root_schemas(&mut crd) {
+        // k8s-openapi's schema of `emptyDir.sizeLimit` does not say it is a quantity.
+        let volumes = root.properties.as_mut().and_then(|p| p.get_mut("spec")).and_then(|s| property(s, "volumes"));
+        let empty_dir = volumes.and_then(|v| match v.items.as_mut() {
+            Some(JSONSchemaPropsOrArray::Schema(volume)) => property(volume, "emptyDir"),
+            _ => None,
+        });
+        if let Some(size_limit) = empty_dir.and_then(|e| property(e, "sizeLimit")) {
+            size_limit.pattern = Some(quantity::PATTERN.into());
+        }
         let name = JSONSchemaProps { type_: Some("string".into()), ..Default::default() };
         let metadata = JSONSchemaProps {
             type_: Some("object".into()),
@@ -45,6 +54,10 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
         restore_int_or_string(root);
     }
     crd
+}
+
+fn property<'a>(schema: &'a mut JSONSchemaProps, name: &str) -> Option<&'a mut JSONSchemaProps> {
+    schema.properties.as_mut()?.get_mut(name)
 }
 
 fn root_schemas(crd: &mut CustomResourceDefinition) -> impl Iterator<Item = &mut JSONSchemaProps> {

@@ -29,6 +29,12 @@ pub fn empty_dir(name: &str) -> Volume {
     Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
 }
 
+/// An emptyDir volume of at most `size_limit`.
+pub fn empty_dir_of(name: &str, size_limit: &str) -> Volume {
+    let source = EmptyDirVolumeSource { size_limit: Some(Quantity(size_limit.into())), ..Default::default() };
+    Volume { name: name.into(), empty_dir: Some(source), ..Volume::default() }
+}
+
 /// A volume of the ConfigMap `config_map`.
 pub fn config_map(name: &str, config_map: &str) -> Volume {
     Volume {

@@ -533,6 +533,13 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
                 ),
             );
         }
+        // The schema's quantity pattern; the sign is Kubernetes' to check when the operator
+        // applies the Deployment (a CEL rule on it would cost more than the CRD may spend).
+        if let Some(size) = volume.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref())
+            && let Err(e) = units::quantity_value("quantity", &size.0)
+        {
+            errors.add(format!("{field}.emptyDir.sizeLimit"), format!("{e}; e.g. sizeLimit: 1Gi"));
+        }
         match volume.sources().as_slice() {
             [_] => {}
             [] => errors.add(

@@ -131,9 +131,11 @@ fn quantities_are_int_or_string_with_the_quantity_pattern() {
     let app = schema(spore_crds::wasmapp_crd());
     let runtime = schema(spore_crds::wasmruntime_crd());
     let limits = &app["properties"]["spec"]["properties"]["limits"]["properties"];
+    let volume = &app["properties"]["spec"]["properties"]["volumes"]["items"]["properties"];
     for quantity in [
         &limits["memory"],
         &limits["cpu"],
+        &volume["emptyDir"]["properties"]["sizeLimit"],
         &runtime["properties"]["spec"]["properties"]["overhead"]["additionalProperties"],
     ] {
         assert_eq!(quantity["x-kubernetes-int-or-string"], true, "{quantity}");
