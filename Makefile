@@ -69,7 +69,7 @@ e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, tear
 	@status=0; \
 	export KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) SPORE_HELM=$(HELM); \
 	{ $(CLUSTER_ENV) e2e/cluster.sh up && \
-	  $(CARGO) test --release --locked -p spore-e2e --lib --test cluster --test operator --test scale_to_zero --test faults -- --test-threads=1 && \
+	  $(CARGO) test --release --locked -p spore-e2e --lib --test cluster --test operator --test scale_to_zero --test faults --test validation -- --test-threads=1 && \
 	  $(CARGO) test --release --locked -p spore-e2e --test batch && \
 	  $(CARGO) test --release --locked -p spore-e2e --test uninstall; } || status=$$?; \
 	$(CLUSTER_ENV) e2e/cluster.sh down; \

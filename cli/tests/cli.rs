@@ -99,6 +99,24 @@ fn bad_manifests_get_one_clear_error() {
             )),
             "spec.capabilities.filesystem[0].volume",
         ),
+        (
+            Manifest::new(&format!(
+                "{image}  capabilities:\n    network:\n      inbound: [{{port: 8080}}, {{port: 8080}}]\n"
+            )),
+            "spec.capabilities.network.inbound[1]: port 8080/TCP is listed twice",
+        ),
+        (
+            Manifest::raw(&format!(
+                "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata:\n  name: Bad_Name\nspec:\n{image}"
+            )),
+            r#"metadata.name: "Bad_Name" is not a DNS-1035 label"#,
+        ),
+        (Manifest::new(&format!("{image}  limits:\n    memory: -1Mi\n")), "memory limit -1Mi is negative"),
+        (Manifest::new(&format!("{image}  limits:\n    cpu: 0.5\n")), "expected a quantity"),
+        (
+            Manifest::new(&format!("{image}  env: [{{name: 1 BAD, value: x}}]\n")),
+            r#"env name "1 BAD" is not a C identifier"#,
+        ),
         (Manifest::raw("apiVersion: apps/v1\nkind: Deployment\n"), "apps/v1"),
         (Manifest::raw("apiVersion: spore.dev/v1alpha1\nkind: Pod\n"), "Pod"),
     ] {

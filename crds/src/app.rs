@@ -7,18 +7,38 @@ use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapKeySelector, ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource,
     LocalObjectReference, PersistentVolumeClaimVolumeSource, SecretKeySelector, SecretVolumeSource, Toleration,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{CronJobSettings, JobSettings, LastRun};
 use crate::capabilities::Capabilities;
-use crate::limits::Limits;
+use crate::limits::{DURATION_PATTERN, Limits};
 
 /// Most entries in `spec.volumes` (bounds the cost of the CEL rules that search it).
 pub const MAX_VOLUMES: usize = 64;
 /// Most entries in `spec.env`.
 pub const MAX_ENV: usize = 256;
+/// Longest `healthChecks.*.path`.
+pub const MAX_HEALTH_CHECK_PATH_LEN: usize = 1024;
+/// Longest `spec.env[].name` (bounds the cost of the CEL rule that checks it).
+pub const MAX_ENV_NAME_LEN: usize = 256;
+/// An environment variable name: a C identifier. Stricter than Kubernetes (any printable
+/// ASCII but `=`), because guests read names with `getenv` and shells cannot set others.
+pub const ENV_NAME: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// What a name that breaks [`ENV_NAME`] is told.
+pub const ENV_NAME_RULE: &str = "is not a C identifier; use letters, digits and _, not starting with a digit (guests read it with getenv), e.g. LOG_LEVEL";
+/// A DNS-1123 label (volume names, RuntimeClass names).
+pub const DNS1123_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain (ServiceAccount, ConfigMap and Secret names).
+pub const DNS1123_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A DNS-1035 label: what `metadata.name` must be, since it names the app's Service and
+/// labels its pods.
+pub const DNS1035_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+/// Longest `metadata.name` of a `cronJob` app: Kubernetes adds 11 characters to a CronJob's
+/// name for each run's Job.
+pub const MAX_CRON_JOB_APP_NAME: usize = 52;
 
 /// Desired state of a Wasm app: which module to run, with which arguments, environment,
 /// capabilities and limits, and how many instances.
@@ -51,10 +71,13 @@ pub const MAX_ENV: usize = 256;
 #[x_kube(
     validation = Rule::new(
         "!has(self.capabilities) || !has(self.capabilities.filesystem) || self.capabilities.filesystem.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume))"
-    ).message("every capabilities.filesystem[].volume must name an entry in spec.volumes; add the volume or fix the name"),
+    ).message(Message::Expression(
+        "'volume \"' + self.capabilities.filesystem.map(m, m.volume).filter(n, !(has(self.volumes) && self.volumes.exists(v, v.name == n)))[0] + '\" is not in spec.volumes; add a volume of that name or fix capabilities.filesystem[].volume'".into()
+    )).field_path(".capabilities.filesystem"),
     validation = Rule::new(
         "!has(self.scaling) || !has(self.scaling.autoscale) || self.scaling.autoscale.minReplicas != 0 || (has(self.capabilities) && has(self.capabilities.network) && has(self.capabilities.network.inbound) && size(self.capabilities.network.inbound) == 1 && (!has(self.capabilities.network.inbound[0].protocol) || self.capabilities.network.inbound[0].protocol == 'TCP'))"
-    ).message("scale to zero (minReplicas 0) needs exactly one TCP inbound port: the activator wakes the app on an HTTP request to it; a command app keeps minReplicas >= 1"),
+    ).message("scale to zero (minReplicas 0) needs exactly one TCP inbound port: the activator wakes the app on an HTTP request to it; a command app keeps minReplicas >= 1")
+    .field_path(".scaling.autoscale.minReplicas"),
     validation = Rule::new("!(has(self.job) && has(self.cronJob))").message("set either job (run once to completion) or cronJob (run on a schedule), not both"),
     validation = Rule::new(
         "!(has(self.job) || has(self.cronJob)) || !has(self.scaling) || (!has(self.scaling.replicas) && !has(self.scaling.autoscale))"
@@ -71,9 +94,9 @@ pub struct WasmAppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
 
-    /// Environment variables visible to the guest. The guest sees only these.
+    /// Environment variables visible to the guest, each name once. The guest sees only these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_ENV))]
+    #[schemars(length(max = MAX_ENV), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
 
     /// What the app may touch: files, listening ports, outbound destinations. Everything
@@ -103,11 +126,12 @@ pub struct WasmAppSpec {
     /// RuntimeClass of the pods: the `runtimeClassName` of a `WasmRuntime`. Unset: the
     /// operator's default (`spore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 55), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(length(min = 1, max = 55), regex(pattern = DNS1123_LABEL))]
     pub runtime_class_name: Option<String>,
 
-    /// Service account the pods run as.
+    /// Service account the pods run as, a DNS-1123 subdomain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub service_account_name: Option<String>,
 
     /// Secrets used to pull the module from a private registry.
@@ -138,6 +162,35 @@ pub struct WasmAppSpec {
     pub cron_job: Option<CronJobSettings>,
 }
 
+/// The CRD's rules on `metadata.name` (see [`crate::wasmapp_crd`]).
+pub(crate) fn name_rules() -> Vec<ValidationRule> {
+    let rule = |rule: String, message_expression: String| ValidationRule {
+        rule,
+        message_expression: Some(message_expression),
+        field_path: Some(".metadata.name".into()),
+        ..Default::default()
+    };
+    vec![
+        rule(
+            format!(
+                "!has(self.metadata.name) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('{DNS1035_LABEL}'))"
+            ),
+            format!("'metadata.name \"' + self.metadata.name + '\" {NAME_RULE}'"),
+        ),
+        rule(
+            format!(
+                "!has(self.metadata.name) || !has(self.spec.cronJob) || size(self.metadata.name) <= {MAX_CRON_JOB_APP_NAME}"
+            ),
+            format!(
+                "'metadata.name \"%s\" has %d characters, but a cronJob app has at most {MAX_CRON_JOB_APP_NAME} (Kubernetes adds 11 for the Job of each run)'.format([self.metadata.name, size(self.metadata.name)])"
+            ),
+        ),
+    ]
+}
+
+/// What a `metadata.name` that breaks [`DNS1035_LABEL`] is told.
+pub const NAME_RULE: &str = "is not a DNS-1035 label; use at most 63 lowercase letters, digits and -, starting with a letter and ending with a letter or digit (the name is also the app Service name and a pod label)";
+
 pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -145,6 +198,9 @@ pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 /// Where the Wasm module or component comes from.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!self.image.matches('[\\t\\n\\f\\r ]')")
+    .message(Message::Expression("'image \"' + self.image + '\" contains whitespace; an OCI reference has none'".into()))
+    .field_path(".image"))]
 pub struct ModuleSource {
     /// OCI reference of the Wasm module or component, e.g.
     /// `ghcr.io/example/hello-http:1.0` or `localhost:5000/spore/hello-http:latest`.
@@ -156,9 +212,16 @@ pub struct ModuleSource {
 /// Secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("set exactly one of value or valueFrom"))]
+#[x_kube(
+    validation = Rule::new("has(self.value) != has(self.valueFrom)").message("set exactly one of value or valueFrom"),
+    validation = Rule::new(format!("self.name.matches('{ENV_NAME}')"))
+        .message(Message::Expression(format!("'env name \"' + self.name + '\" {ENV_NAME_RULE}'")))
+        .field_path(".name"),
+)]
 pub struct EnvVar {
-    /// Variable name. Any printable ASCII except `=`.
+    /// Variable name, a C identifier (`LOG_LEVEL`): letters, digits and `_`, not starting
+    /// with a digit, as guests look it up with `getenv`.
+    #[schemars(length(max = MAX_ENV_NAME_LEN))]
     pub name: String,
     /// Literal value. Exactly one of `value` and `valueFrom` must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +234,15 @@ pub struct EnvVar {
 /// The source of an environment variable's value.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("has(self.configMapKeyRef) != has(self.secretKeyRef)").message("set exactly one of configMapKeyRef or secretKeyRef"))]
+#[x_kube(
+    validation = Rule::new("has(self.configMapKeyRef) != has(self.secretKeyRef)").message("set exactly one of configMapKeyRef or secretKeyRef"),
+    validation = Rule::new("!has(self.configMapKeyRef) || (has(self.configMapKeyRef.name) && self.configMapKeyRef.name != '' && self.configMapKeyRef.key != '')")
+        .message("configMapKeyRef needs the name of a ConfigMap and one of its keys")
+        .field_path(".configMapKeyRef"),
+    validation = Rule::new("!has(self.secretKeyRef) || (has(self.secretKeyRef.name) && self.secretKeyRef.name != '' && self.secretKeyRef.key != '')")
+        .message("secretKeyRef needs the name of a Secret and one of its keys")
+        .field_path(".secretKeyRef"),
+)]
 pub struct EnvVarSource {
     /// A key of a ConfigMap in the app's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,7 +311,12 @@ impl Scaling {
     validation = Rule::new("self.minReplicas >= 0").message("minReplicas must be 0 or more"),
     validation = Rule::new("self.minReplicas >= 1 || has(self.targetConcurrency)").message("minReplicas 0 (scale to zero) needs targetConcurrency: a CPU autoscaler (an HPA) cannot wake an app at zero; set targetConcurrency or minReplicas >= 1"),
     validation = Rule::new("self.maxReplicas >= 1").message("maxReplicas must be at least 1"),
-    validation = Rule::new("!has(self.scaleToZeroAfter) || self.scaleToZeroAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')").message("scaleToZeroAfter must be a duration such as 60s, 5m or 1h"),
+    validation = Rule::new(format!("!has(self.scaleToZeroAfter) || self.scaleToZeroAfter.matches('{DURATION_PATTERN}')"))
+        .message(Message::Expression("'scaleToZeroAfter ' + self.scaleToZeroAfter + ' is not a duration such as 60s, 5m or 1h'".into()))
+        .field_path(".scaleToZeroAfter"),
+    validation = Rule::new(format!("!has(self.scaleToZeroAfter) || !self.scaleToZeroAfter.matches('{DURATION_PATTERN}') || duration(self.scaleToZeroAfter) > duration('0s')"))
+        .message(Message::Expression("'scaleToZeroAfter ' + self.scaleToZeroAfter + ' is not above zero; use e.g. 60s'".into()))
+        .field_path(".scaleToZeroAfter"),
     validation = Rule::new("!has(self.scaleToZeroAfter) || self.minReplicas == 0").message("scaleToZeroAfter applies only with minReplicas 0; remove it or set minReplicas: 0"),
     validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not be greater than maxReplicas"),
     validation = Rule::new("has(self.targetConcurrency) != has(self.targetCpuUtilization)").message("set exactly one of targetConcurrency or targetCpuUtilization"),
@@ -262,8 +338,9 @@ pub struct Autoscale {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpu_utilization: Option<i32>,
     /// With `minReplicas: 0`: how long the app must go without requests before its last pod
-    /// goes, as a duration (`60s`, `5m`). Defaults to 60s.
+    /// goes, a duration above zero (`60s`, `5m`). Defaults to 60s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub scale_to_zero_after: Option<String>,
 }
 
@@ -284,13 +361,15 @@ fn default_min_replicas() -> i32 {
 /// A volume of the app's pods. Exactly one source must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new(
-    "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) == 1"
-).message("set exactly one volume source: configMap, secret, emptyDir, persistentVolumeClaim or hostPath"))]
+#[x_kube(
+    validation = Rule::new(
+        "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) == 1"
+    ).message("set exactly one volume source: configMap, secret, emptyDir, persistentVolumeClaim or hostPath"),
+)]
 pub struct Volume {
     /// Volume name, a DNS-1123 label (`data`, `config-files`), unique within the app.
     /// `capabilities.filesystem[].volume` refers to it.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL))]
     pub name: String,
     /// Files from a ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,7 +477,7 @@ pub struct HealthChecks {
 )]
 pub struct HttpCheck {
     /// Request path, e.g. `/healthz`.
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_HEALTH_CHECK_PATH_LEN))]
     pub path: String,
     /// Port to probe. Unset: the app's HTTP port.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{WasmAppSpec, is_default};
 
+/// Longest `cronJob.schedule`.
+pub const MAX_SCHEDULE_LEN: usize = 256;
+/// Longest `cronJob.timeZone`.
+pub const MAX_TIME_ZONE_LEN: usize = 64;
+
 /// Retries after a failed attempt when `backoffLimit` is unset (Kubernetes' default).
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 6;
 
@@ -52,12 +57,12 @@ pub struct JobSettings {
 pub struct CronJobSettings {
     /// When to run, in cron format: `minute hour day-of-month month day-of-week`, e.g.
     /// `*/5 * * * *`, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = MAX_SCHEDULE_LEN))]
     pub schedule: String,
     /// IANA time zone of the schedule, e.g. `Europe/Berlin`. Unset: the zone of the
     /// kube-controller-manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = MAX_TIME_ZONE_LEN))]
     pub time_zone: Option<String>,
     /// What happens when a run is due while the previous one still runs. Unset: `Allow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

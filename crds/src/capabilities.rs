@@ -2,7 +2,10 @@
 //! `spore up` enforce exactly this value, read from the WasmApp (or from pod annotations).
 
 use kube::KubeSchema;
+use kube::core::{Message, Rule};
 use serde::{Deserialize, Serialize};
+
+use crate::host_pattern::{self, MAX_PATTERN_LEN};
 
 /// Most entries in `capabilities.filesystem`. Lists searched by CEL rules are bounded so the
 /// apiserver can bound the rules' cost.
@@ -13,6 +16,8 @@ pub const MAX_INBOUND_PORTS: usize = 64;
 pub const MAX_OUTBOUND_HTTP: usize = 256;
 /// Most entries in each of `network.outbound.tcp` and `network.outbound.udp`.
 pub const MAX_SOCKET_RULES: usize = 64;
+/// Longest `network.inbound[].name`.
+pub const MAX_PORT_NAME_LEN: usize = 63;
 /// Longest `guestPath`.
 pub const MAX_GUEST_PATH_LEN: usize = 1024;
 
@@ -22,7 +27,9 @@ pub const MAX_GUEST_PATH_LEN: usize = 1024;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new(
     "!has(self.filesystem) || self.filesystem.all(a, self.filesystem.exists_one(b, b.guestPath == a.guestPath))"
-).message("every filesystem[].guestPath must be unique; mount each volume at its own path"))]
+).message(Message::Expression(
+    "'guestPath \"' + self.filesystem.map(m, m.guestPath).filter(p, self.filesystem.filter(m, m.guestPath == p).size() > 1)[0] + '\" is mounted twice; mount each volume at its own path'".into()
+)).field_path(".filesystem"))]
 pub struct Capabilities {
     /// Directories from `volumes` made visible to the guest (WASI preopens). Only these
     /// paths exist for the guest; everything else on the host is invisible.
@@ -38,12 +45,20 @@ pub struct Capabilities {
 /// One volume mounted into the guest.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.guestPath.startsWith('/')").message("guestPath must be an absolute path, e.g. /data"))]
+#[x_kube(
+    validation = Rule::new("self.guestPath.startsWith('/')")
+        .message(Message::Expression("'guestPath \"' + self.guestPath + '\" is not absolute; start it with /, e.g. /data'".into()))
+        .field_path(".guestPath"),
+    validation = Rule::new(format!("!self.guestPath.startsWith('/') || !self.guestPath.matches('{UNCLEAN_PATH}')"))
+        .message(Message::Expression("'guestPath \"' + self.guestPath + '\" is not a clean path: no .. or . segments, no // and no / at the end; e.g. /data'".into()))
+        .field_path(".guestPath"),
+)]
 pub struct FilesystemMount {
     /// Name of an entry in `spec.volumes` to mount.
     #[schemars(length(max = 63))]
     pub volume: String,
-    /// Absolute path at which the guest sees the volume, e.g. `/data`.
+    /// Absolute, clean path at which the guest sees the volume, e.g. `/data`: no `..` or `.`
+    /// segments, no `//`, no `/` at the end (except `/` itself).
     #[schemars(length(max = MAX_GUEST_PATH_LEN))]
     pub guest_path: String,
     /// Mount read-only. Defaults to true: write access must be asked for explicitly.
@@ -55,14 +70,20 @@ fn default_true() -> bool {
     true
 }
 
+/// What makes an absolute guest path unclean: an empty, `.` or `..` segment (`/` alone is clean).
+pub(crate) const UNCLEAN_PATH: &str = "/[.][.]?(/|$)|//|.+/$";
+
 /// Network capabilities.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Network {
     /// Ports the app may listen on. For `wasi:http/proxy` components the runtime serves
     /// HTTP on the port named `http`, or else on the first TCP port listed.
+    /// Each port and protocol at most once; each name at most once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_INBOUND_PORTS))]
+    #[schemars(length(max = MAX_INBOUND_PORTS), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["port", "protocol"]))]
+    #[x_kube(validation = Rule::new("self.all(a, !has(a.name) || self.exists_one(b, has(b.name) && b.name == a.name))")
+        .message(Message::Expression("'port name \"' + self.map(a, has(a.name) ? a.name : '').filter(n, n != '' && self.filter(b, has(b.name) && b.name == n).size() > 1)[0] + '\" is used twice; name each port once'".into())))]
     pub inbound: Vec<InboundPort>,
     /// Destinations the app may reach.
     #[serde(default, skip_serializing_if = "Outbound::is_empty")]
@@ -78,10 +99,14 @@ impl Network {
 /// A port the app may listen on.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.port >= 1 && self.port <= 65535").message("port must be between 1 and 65535"))]
+#[x_kube(validation = Rule::new("self.port >= 1 && self.port <= 65535")
+    .message(Message::Expression("'port %d is out of range; use a port between 1 and 65535'.format([self.port])".into()))
+    .field_path(".port"))]
 pub struct InboundPort {
-    /// Optional name; the port named `http` is where HTTP components are served.
+    /// Optional name, unique among the app's ports; the port named `http` is where HTTP
+    /// components are served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_PORT_NAME_LEN))]
     pub name: Option<String>,
     /// Port number, 1-65535.
     pub port: i32,
@@ -91,7 +116,7 @@ pub struct InboundPort {
 }
 
 /// A transport protocol.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Protocol {
     #[default]
     #[serde(rename = "TCP")]
@@ -105,9 +130,11 @@ pub enum Protocol {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Outbound {
     /// Hosts that `wasi:http` outgoing requests may go to, as `host`, `host:port`,
-    /// `*.example.com` (any subdomain) or `*` (anywhere). Without a port any port matches.
+    /// `*.example.com` (any subdomain), `[::1]` (an IPv6 address) or `*` (anywhere), each
+    /// optionally after `http://` or `https://`. Without a port any port matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_OUTBOUND_HTTP))]
+    #[schemars(length(max = MAX_OUTBOUND_HTTP), inner(length(max = MAX_PATTERN_LEN)))]
+    #[x_kube(validation = http_patterns_rule())]
     pub http: Vec<String>,
     /// Addresses `wasi:sockets` TCP connections may go to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,6 +149,14 @@ pub struct Outbound {
     pub dns: bool,
 }
 
+/// Every `http` entry is a host pattern; the message names the first that is not.
+fn http_patterns_rule() -> Rule {
+    let ok = host_pattern::cel_is_pattern("p");
+    Rule::new(format!("self.all(p, {ok})")).message(Message::Expression(format!(
+        "'\"' + self.filter(p, !{ok})[0] + '\" is not a host pattern; use host, host:port, *.example.com, * or [IPv6], optionally after http:// or https://, without a path'"
+    )))
+}
+
 impl Outbound {
     pub fn is_empty(&self) -> bool {
         self.http.is_empty() && self.tcp.is_empty() && self.udp.is_empty() && !self.dns
@@ -132,7 +167,9 @@ impl Outbound {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("isCIDR(self.cidr)").message("cidr must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or ::1/128"),
+    validation = Rule::new("isCIDR(self.cidr)")
+        .message(Message::Expression("'cidr \"' + self.cidr + '\" is not an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8'".into()))
+        .field_path(".cidr"),
     validation = Rule::new("!has(self.port) || (self.port >= 1 && self.port <= 65535)").message("port must be between 1 and 65535"),
     validation = Rule::new("!has(self.endPort) || (has(self.port) && self.endPort >= self.port && self.endPort <= 65535)").message("endPort needs port, and must be >= port and <= 65535"),
 )]

@@ -1,11 +1,12 @@
-//! Test fixtures: `WasmApp::test().with_replicas(3).with_mount("data", "/data")`.
+//! Test fixtures: `WasmApp::test().with_replicas(3).with_mount("data", "/data")`. Public with
+//! the `test-cases` feature, for [`crate::cases`].
 
 use k8s_openapi::api::core::v1::{ConfigMapKeySelector, ConfigMapVolumeSource, EmptyDirVolumeSource};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::app::{Autoscale, EnvVar, EnvVarSource, HttpCheck, Volume, WasmApp, WasmAppSpec};
 use crate::batch::{CronJobSettings, JobSettings};
-use crate::capabilities::{FilesystemMount, InboundPort, SocketRule};
+use crate::capabilities::{FilesystemMount, InboundPort, Protocol, SocketRule};
 
 /// A valid app to start from: `WasmApp::test()`.
 pub fn app() -> WasmApp {
@@ -26,6 +27,12 @@ pub fn autoscale(min: i32, max: i32) -> Autoscale {
 /// An emptyDir volume.
 pub fn empty_dir(name: &str) -> Volume {
     Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+}
+
+/// An emptyDir volume of at most `size_limit`.
+pub fn empty_dir_of(name: &str, size_limit: &str) -> Volume {
+    let source = EmptyDirVolumeSource { size_limit: Some(Quantity(size_limit.into())), ..Default::default() };
+    Volume { name: name.into(), empty_dir: Some(source), ..Volume::default() }
 }
 
 /// A volume of the ConfigMap `config_map`.
@@ -153,6 +160,21 @@ impl WasmApp {
         app
     }
 
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.metadata.name = Some(name.into());
+        self
+    }
+
+    pub fn with_service_account(mut self, name: &str) -> Self {
+        self.spec.service_account_name = Some(name.into());
+        self
+    }
+
+    pub fn with_runtime_class(mut self, name: &str) -> Self {
+        self.spec.runtime_class_name = Some(name.into());
+        self
+    }
+
     pub fn with_image(mut self, image: &str) -> Self {
         self.spec.module.image = image.into();
         self
@@ -192,8 +214,21 @@ impl WasmApp {
         self
     }
 
-    pub fn with_inbound(mut self, port: i32) -> Self {
-        self.spec.capabilities.network.inbound.push(InboundPort { name: None, port, protocol: Default::default() });
+    pub fn with_inbound(self, port: i32) -> Self {
+        self.with_port(InboundPort { name: None, port, protocol: Protocol::Tcp })
+    }
+
+    /// A TCP port named `name`.
+    pub fn with_named_inbound(self, name: &str, port: i32) -> Self {
+        self.with_port(InboundPort { name: Some(name.into()), port, protocol: Protocol::Tcp })
+    }
+
+    pub fn with_udp_inbound(self, port: i32) -> Self {
+        self.with_port(InboundPort { name: None, port, protocol: Protocol::Udp })
+    }
+
+    pub fn with_port(mut self, port: InboundPort) -> Self {
+        self.spec.capabilities.network.inbound.push(port);
         self
     }
 

@@ -4,14 +4,18 @@
 pub mod app;
 pub mod batch;
 pub mod capabilities;
+#[cfg(any(test, feature = "test-cases"))]
+pub mod cases;
+pub mod crd;
 pub mod host_pattern;
 pub mod limits;
+pub mod quantity;
 pub mod runtime;
 pub mod units;
 pub mod validate;
 
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "test-cases"))]
+pub mod fixtures;
 
 pub use app::{
     Autoscale, EnvVar, EnvVarSource, HealthChecks, HttpCheck, ModuleSource, Scaling, Scheduling, Volume,
@@ -19,23 +23,13 @@ pub use app::{
 };
 pub use batch::{ConcurrencyPolicy, CronJobSettings, DEFAULT_BACKOFF_LIMIT, JobSettings, LastRun, RunMode};
 pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
+pub use crd::{crd_yaml, wasmapp_crd, wasmruntime_crd};
 pub use host_pattern::HostPattern;
 pub use limits::Limits;
 pub use runtime::{ContainerdConfig, NodeStatus, Rollout, ShimSource, WasmRuntime, WasmRuntimeSpec, WasmRuntimeStatus};
 pub use validate::{ManifestError, ValidationError, ValidationErrors, parse_manifest};
 
-use kube::CustomResourceExt;
-
 /// The API group of every Spore resource.
 pub const GROUP: &str = "spore.dev";
 /// The API version of every Spore resource, `spore.dev/v1alpha1`.
 pub const API_VERSION: &str = "spore.dev/v1alpha1";
-
-/// The CRD manifests, as `(file name, YAML)` pairs: `wasmapps.spore.dev.yaml` and
-/// `wasmruntimes.spore.dev.yaml`. `crdgen` writes them; a test checks the committed copies.
-pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
-    Ok(vec![
-        ("wasmapps.spore.dev.yaml", serde_yaml::to_string(&WasmApp::crd())?),
-        ("wasmruntimes.spore.dev.yaml", serde_yaml::to_string(&WasmRuntime::crd())?),
-    ])
-}

@@ -62,8 +62,9 @@ pub struct WasmRuntimeSpec {
     pub runtime_class_name: String,
 
     /// Fixed resources each pod of the RuntimeClass costs beyond its containers (the
-    /// RuntimeClass `overhead.podFixed`), e.g. `{memory: 8Mi, cpu: 10m}`.
+    /// RuntimeClass `overhead.podFixed`), as Kubernetes quantities, e.g. `{memory: 8Mi, cpu: 10m}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::quantity::map_schema")]
     pub overhead: BTreeMap<String, Quantity>,
 
     /// The shim to install.

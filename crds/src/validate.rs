@@ -1,6 +1,7 @@
-//! Client-side validation of a `WasmApp`: every rule the CRD's CEL expresses, plus what CEL
-//! cannot (quantities, durations, CIDRs, host patterns), with messages that say how to fix
-//! the manifest. `spore validate` and `spore up` run this before anything else.
+//! Client-side validation of a `WasmApp`: every rule of the CRD (its CEL rules, its OpenAPI
+//! schema and the apiserver's check of `metadata.name`), with messages that name the offending
+//! value and say how to fix the manifest. `spore validate` and `spore up` run this before
+//! anything else; `crate::cases` is the table both must agree on.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,11 +10,18 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::API_VERSION;
-use crate::app::{Autoscale, EnvVar, HttpCheck, MAX_ENV, MAX_VOLUMES, WasmApp};
-use crate::batch::{CronJobSettings, JobSettings, is_cron_schedule};
-use crate::capabilities::{
-    MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_SOCKET_RULES, SocketRule,
+use crate::app::{
+    Autoscale, ENV_NAME_RULE, EnvVar, HttpCheck, MAX_CRON_JOB_APP_NAME, MAX_ENV, MAX_ENV_NAME_LEN,
+    MAX_HEALTH_CHECK_PATH_LEN, MAX_VOLUMES, NAME_RULE, WasmApp,
 };
+use crate::batch::{CronJobSettings, JobSettings, MAX_SCHEDULE_LEN, MAX_TIME_ZONE_LEN, is_cron_schedule};
+use crate::capabilities::{
+    MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_PORT_NAME_LEN,
+    MAX_SOCKET_RULES, Protocol, SocketRule,
+};
+use crate::host_pattern::MAX_PATTERN_LEN;
+use crate::limits::{Limits, WASM_PAGE};
+use crate::units;
 
 /// One problem in a manifest: where (`spec.volumes[0].name`) and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,10 +143,16 @@ pub fn parse_manifest(yaml: &str) -> Result<WasmApp, ManifestError> {
 }
 
 /// Parses a CIDR (`10.0.0.0/8`, `::1/128`) into its address and prefix length. The address
-/// may have host bits set (`10.0.0.1/8`), as Kubernetes' `isCIDR` allows.
+/// may have host bits set (`10.0.0.1/8`) but may not be IPv4-mapped (`::ffff:10.0.0.0/104`),
+/// as Kubernetes' `isCIDR` has it.
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (addr, prefix) = s.split_once('/')?;
     let addr: IpAddr = addr.parse().ok()?;
+    if let IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return None;
+    }
     if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || (prefix.len() > 1 && prefix.starts_with('0'))
     {
         return None;
@@ -164,9 +178,25 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// An environment variable name as Kubernetes accepts it: printable ASCII without `=`.
+/// A DNS-1035 label: a DNS-1123 label that starts with a letter (a Service name).
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// A DNS-1123 subdomain: DNS-1123 labels joined by `.`, at most 253 characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+/// An environment variable name the guest can read: a C identifier (`LOG_LEVEL`).
 pub fn is_valid_env_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'=')
+    !s.is_empty()
+        && s.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+}
+
+/// A guest path with no empty, `.` or `..` segment (`/` alone is clean).
+pub fn is_clean_path(path: &str) -> bool {
+    path == "/" || path.strip_prefix('/').is_some_and(|p| p.split('/').all(|seg| !matches!(seg, "" | "." | "..")))
 }
 
 /// Collects errors with their field paths.
@@ -189,55 +219,56 @@ impl Errors {
             self.add(field, format!("port {port} is out of range; use a port between 1 and 65535"));
         }
     }
+
+    fn longest(&mut self, field: impl Into<String>, value: &str, max: usize) {
+        if value.len() > max {
+            self.add(field, format!("has {} characters, but at most {max} are allowed; shorten it", value.len()));
+        }
+    }
+}
+
+/// Each key seen again, as `(its index, the index where it was first)`.
+fn duplicates<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<(usize, usize)> {
+    let mut seen: HashMap<K, usize> = HashMap::new();
+    keys.into_iter()
+        .enumerate()
+        .filter_map(|(i, key)| match seen.get(&key) {
+            Some(&first) => Some((i, first)),
+            None => {
+                seen.insert(key, i);
+                None
+            }
+        })
+        .collect()
 }
 
 impl WasmApp {
-    /// Checks the app against every rule of the CRD (the CEL rules included) and against what
-    /// the CRD cannot express. Returns all problems, not just the first.
+    /// Checks the app against every rule of the CRD: its CEL rules, its OpenAPI schema and the
+    /// name rules. Returns all problems, not just the first.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Errors::default();
         let spec = &self.spec;
 
-        if spec.module.image.trim().is_empty() {
-            errors.add(
-                "spec.module.image",
-                "is empty; set it to the OCI reference of the Wasm module, e.g. localhost:5000/spore/hello-http:latest",
-            );
-        } else if spec.module.image.chars().any(char::is_whitespace) {
-            errors.add(
-                "spec.module.image",
-                format!("{:?} contains whitespace; an OCI reference has none", spec.module.image),
-            );
-        }
+        validate_name(&mut errors, self);
+        validate_image(&mut errors, &spec.module.image);
 
         errors.at_most("spec.env", spec.env.len(), MAX_ENV);
         for (i, env) in spec.env.iter().enumerate() {
             validate_env(&mut errors, &format!("spec.env[{i}]"), env);
+        }
+        for (i, first) in duplicates(spec.env.iter().map(|e| e.name.as_str())) {
+            errors.add(
+                format!("spec.env[{i}].name"),
+                format!("env {:?} is listed twice (also spec.env[{first}]); keep one", spec.env[i].name),
+            );
         }
 
         validate_scaling(&mut errors, self);
         validate_volumes_and_mounts(&mut errors, self);
         validate_network(&mut errors, self);
         validate_run_mode(&mut errors, self);
-
-        let limits = &spec.limits;
-        if let Err(e) = limits.memory_bytes() {
-            errors.add("spec.limits.memory", format!("{e}; e.g. memory: 64Mi"));
-        }
-        if let Err(e) = limits.cpu_millis() {
-            errors.add("spec.limits.cpu", format!("{e}; e.g. cpu: 500m"));
-        }
-        if let Err(e) = limits.timeout() {
-            errors.add("spec.limits.timeout", format!("{e}; e.g. timeout: 30s"));
-        }
-        if let Some(n) = limits.max_concurrency
-            && n < 1
-        {
-            errors.add(
-                "spec.limits.maxConcurrency",
-                format!("is {n}; set it to at least 1, or remove it for the default of 100"),
-            );
-        }
+        validate_limits(&mut errors, &spec.limits);
+        validate_pod_names(&mut errors, self);
 
         if let Some(checks) = &spec.health_checks {
             for (name, check) in [("readiness", &checks.readiness), ("liveness", &checks.liveness)] {
@@ -251,12 +282,110 @@ impl WasmApp {
     }
 }
 
-fn validate_env(errors: &mut Errors, field: &str, env: &EnvVar) {
-    if !is_valid_env_name(&env.name) {
+/// `metadata.name` names the app's Service (a DNS-1035 label) and, for a `cronJob` app, its
+/// CronJob (at most 52 characters). With only `generateName`, the apiserver picks the name.
+fn validate_name(errors: &mut Errors, app: &WasmApp) {
+    const FIELD: &str = "metadata.name";
+    let Some(name) = app.metadata.name.as_deref() else {
+        if app.metadata.generate_name.is_none() {
+            errors.add(FIELD, "is missing; name the app, e.g. metadata: {name: hello}");
+        }
+        return;
+    };
+    if !is_dns1035_label(name) {
+        errors.add(FIELD, format!("{name:?} {NAME_RULE}"));
+    } else if app.spec.cron_job.is_some() && name.len() > MAX_CRON_JOB_APP_NAME {
         errors.add(
-            format!("{field}.name"),
-            format!("{:?} is not a valid variable name; use printable ASCII without `=`, e.g. LOG_LEVEL", env.name),
+            FIELD,
+            format!(
+                "{name:?} has {} characters, but a cronJob app has at most {MAX_CRON_JOB_APP_NAME} (Kubernetes adds 11 for the Job of each run)",
+                name.len()
+            ),
         );
+    }
+}
+
+fn validate_image(errors: &mut Errors, image: &str) {
+    const FIELD: &str = "spec.module.image";
+    if image.trim_ascii().is_empty() {
+        errors.add(
+            FIELD,
+            "is empty; set it to the OCI reference of the Wasm module, e.g. localhost:5000/spore/hello-http:latest",
+        );
+    } else if image.bytes().any(|b| b.is_ascii_whitespace()) {
+        errors.add(FIELD, format!("image {image:?} contains whitespace; an OCI reference has none"));
+    }
+}
+
+/// `runtimeClassName` and `serviceAccountName` name Kubernetes objects of the pods.
+fn validate_pod_names(errors: &mut Errors, app: &WasmApp) {
+    if let Some(class) = app.spec.runtime_class_name.as_deref()
+        && !(is_dns1123_label(class) && class.len() <= 55)
+    {
+        errors.add(
+            "spec.runtimeClassName",
+            format!(
+                "{class:?} is not a RuntimeClass name: a DNS-1123 label of at most 55 lowercase letters, digits and -, e.g. spore"
+            ),
+        );
+    }
+    if let Some(account) = app.spec.service_account_name.as_deref()
+        && !is_dns1123_subdomain(account)
+    {
+        errors.add(
+            "spec.serviceAccountName",
+            format!(
+                "{account:?} is not a ServiceAccount name: lowercase letters, digits, - and ., starting and ending with a letter or digit"
+            ),
+        );
+    }
+}
+
+fn validate_limits(errors: &mut Errors, limits: &Limits) {
+    if let Some(memory) = &limits.memory {
+        let memory = memory.0.as_str();
+        match units::quantity_value("memory quantity", memory) {
+            Err(e) => errors.add("spec.limits.memory", format!("{e}; e.g. memory: 64Mi")),
+            Ok(v) if v < 0.0 => {
+                errors.add("spec.limits.memory", format!("memory limit {memory} is negative; use e.g. 64Mi"))
+            }
+            Ok(v) if v < WASM_PAGE as f64 => errors.add(
+                "spec.limits.memory",
+                format!(
+                    "memory limit {memory} is below one Wasm page (64Ki), the least a guest can have; use e.g. 64Mi"
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
+    if let Some(cpu) = &limits.cpu {
+        let cpu = cpu.0.as_str();
+        match units::quantity_value("cpu quantity", cpu) {
+            Err(e) => errors.add("spec.limits.cpu", format!("{e}; e.g. cpu: 500m")),
+            Ok(v) if v <= 0.0 => {
+                errors.add("spec.limits.cpu", format!("cpu limit {cpu} is not above zero; use e.g. 500m"))
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Err(e) = limits.timeout() {
+        errors.add("spec.limits.timeout", format!("{e}; e.g. timeout: 30s"));
+    }
+    if let Some(n) = limits.max_concurrency
+        && n < 1
+    {
+        errors.add(
+            "spec.limits.maxConcurrency",
+            format!("maxConcurrency {n} is below 1; set at least 1, or remove it for the default of 100"),
+        );
+    }
+}
+
+fn validate_env(errors: &mut Errors, field: &str, env: &EnvVar) {
+    if env.name.len() > MAX_ENV_NAME_LEN {
+        errors.longest(format!("{field}.name"), &env.name, MAX_ENV_NAME_LEN);
+    } else if !is_valid_env_name(&env.name) {
+        errors.add(format!("{field}.name"), format!("env name {:?} {ENV_NAME_RULE}", env.name));
     }
     match (&env.value, &env.value_from) {
         (Some(_), Some(_)) => errors.add(field, "sets both value and valueFrom; keep only one"),
@@ -323,11 +452,16 @@ fn validate_scale_to_zero(errors: &mut Errors, app: &WasmApp) {
 fn describe_ports(inbound: &[crate::InboundPort]) -> String {
     match inbound {
         [] => "none".into(),
-        ports => ports
-            .iter()
-            .map(|p| format!("{}/{}", p.port, if p.protocol == crate::Protocol::Tcp { "TCP" } else { "UDP" }))
-            .collect::<Vec<_>>()
-            .join(", "),
+        ports => {
+            ports.iter().map(|p| format!("{}/{}", p.port, protocol_name(p.protocol))).collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
     }
 }
 
@@ -388,7 +522,6 @@ fn validate_autoscale(errors: &mut Errors, auto: &Autoscale) {
 fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
     let spec = &app.spec;
     errors.at_most("spec.volumes", spec.volumes.len(), MAX_VOLUMES);
-    let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, volume) in spec.volumes.iter().enumerate() {
         let field = format!("spec.volumes[{i}]");
         if !is_dns1123_label(&volume.name) {
@@ -400,15 +533,12 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
                 ),
             );
         }
-        if let Some(first) = seen.insert(&volume.name, i) {
-            seen.insert(&volume.name, first);
-            errors.add(
-                format!("{field}.name"),
-                format!(
-                    "volume name {:?} is already used by spec.volumes[{first}]; give each volume its own name",
-                    volume.name
-                ),
-            );
+        // The schema's quantity pattern; the sign is Kubernetes' to check when the operator
+        // applies the Deployment (a CEL rule on it would cost more than the CRD may spend).
+        if let Some(size) = volume.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref())
+            && let Err(e) = units::quantity_value("quantity", &size.0)
+        {
+            errors.add(format!("{field}.emptyDir.sizeLimit"), format!("{e}; e.g. sizeLimit: 1Gi"));
         }
         match volume.sources().as_slice() {
             [_] => {}
@@ -427,61 +557,97 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
         }
     }
 
+    for (i, first) in duplicates(spec.volumes.iter().map(|v| v.name.as_str())) {
+        errors.add(
+            format!("spec.volumes[{i}].name"),
+            format!(
+                "volume name {:?} is already used by spec.volumes[{first}]; give each volume its own name",
+                spec.volumes[i].name
+            ),
+        );
+    }
+
     let mounts = &spec.capabilities.filesystem;
     errors.at_most("spec.capabilities.filesystem", mounts.len(), MAX_FILESYSTEM_MOUNTS);
-    let mut paths: HashMap<&str, usize> = HashMap::new();
     for (i, mount) in mounts.iter().enumerate() {
         let field = format!("spec.capabilities.filesystem[{i}]");
         if !spec.volumes.iter().any(|v| v.name == mount.volume) {
             errors.add(
                 format!("{field}.volume"),
-                format!(
-                    "names volume {name:?}, which is not in spec.volumes; add a volume named {name:?} or fix the name",
-                    name = mount.volume
-                ),
+                format!("volume {:?} is not in spec.volumes; add a volume of that name or fix the name", mount.volume),
             );
         }
-        if !mount.guest_path.starts_with('/') {
-            errors.add(
-                format!("{field}.guestPath"),
-                format!("{:?} is not absolute; start it with /, e.g. /data", mount.guest_path),
-            );
-        }
-        if mount.guest_path.len() > MAX_GUEST_PATH_LEN {
-            errors.add(
-                format!("{field}.guestPath"),
-                format!("is longer than {MAX_GUEST_PATH_LEN} characters; shorten it"),
-            );
-        }
-        if let Some(first) = paths.insert(&mount.guest_path, i) {
-            paths.insert(&mount.guest_path, first);
-            errors.add(
-                format!("{field}.guestPath"),
-                format!(
-                    "{:?} is already mounted by spec.capabilities.filesystem[{first}]; mount each volume at its own path",
-                    mount.guest_path
-                ),
-            );
-        }
+        validate_guest_path(errors, &format!("{field}.guestPath"), &mount.guest_path);
+    }
+    for (i, first) in duplicates(mounts.iter().map(|m| m.guest_path.as_str())) {
+        errors.add(
+            format!("spec.capabilities.filesystem[{i}].guestPath"),
+            format!(
+                "guestPath {:?} is already mounted by spec.capabilities.filesystem[{first}]; mount each volume at its own path",
+                mounts[i].guest_path
+            ),
+        );
+    }
+}
+
+/// A guest path is absolute and clean, so that the guest's path resolution (WASI preopens
+/// are matched by prefix) cannot be steered by `..`, and two spellings are not one path.
+fn validate_guest_path(errors: &mut Errors, field: &str, path: &str) {
+    if path.len() > MAX_GUEST_PATH_LEN {
+        errors.longest(field, path, MAX_GUEST_PATH_LEN);
+    } else if !path.starts_with('/') {
+        errors.add(field, format!("guestPath {path:?} is not absolute; start it with /, e.g. /data"));
+    } else if !is_clean_path(path) {
+        errors.add(
+            field,
+            format!(
+                "guestPath {path:?} is not a clean path: no .. or . segments, no // and no / at the end; e.g. /data"
+            ),
+        );
     }
 }
 
 fn validate_network(errors: &mut Errors, app: &WasmApp) {
     const NET: &str = "spec.capabilities.network";
     let network = &app.spec.capabilities.network;
-    errors.at_most(&format!("{NET}.inbound"), network.inbound.len(), MAX_INBOUND_PORTS);
-    for (i, inbound) in network.inbound.iter().enumerate() {
-        errors.port(format!("{NET}.inbound[{i}].port"), inbound.port);
+    let inbound = &network.inbound;
+    errors.at_most(&format!("{NET}.inbound"), inbound.len(), MAX_INBOUND_PORTS);
+    for (i, port) in inbound.iter().enumerate() {
+        errors.port(format!("{NET}.inbound[{i}].port"), port.port);
+        if let Some(name) = &port.name {
+            errors.longest(format!("{NET}.inbound[{i}].name"), name, MAX_PORT_NAME_LEN);
+        }
+    }
+    for (i, first) in duplicates(inbound.iter().map(|p| (p.port, p.protocol))) {
+        errors.add(
+            format!("{NET}.inbound[{i}]"),
+            format!(
+                "port {}/{} is listed twice (also {NET}.inbound[{first}]); list each port once",
+                inbound[i].port,
+                protocol_name(inbound[i].protocol)
+            ),
+        );
+    }
+    let named: Vec<(usize, &str)> =
+        inbound.iter().enumerate().filter_map(|(i, p)| Some((i, p.name.as_deref()?))).collect();
+    for (j, first) in duplicates(named.iter().map(|&(_, name)| name)) {
+        let ((i, name), (first, _)) = (named[j], named[first]);
+        errors.add(
+            format!("{NET}.inbound[{i}].name"),
+            format!("port name {name:?} is used twice (also {NET}.inbound[{first}]); name each port once"),
+        );
     }
 
     let outbound = &network.outbound;
     errors.at_most(&format!("{NET}.outbound.http"), outbound.http.len(), MAX_OUTBOUND_HTTP);
     for (i, pattern) in outbound.http.iter().enumerate() {
-        if !is_valid_http_pattern(pattern) {
+        if pattern.len() > MAX_PATTERN_LEN {
+            errors.longest(format!("{NET}.outbound.http[{i}]"), pattern, MAX_PATTERN_LEN);
+        } else if !is_valid_http_pattern(pattern) {
             errors.add(
                 format!("{NET}.outbound.http[{i}]"),
                 format!(
-                    "{pattern:?} is not a host pattern; use host, host:port, *.example.com or * (optionally after http:// or https://), without a path"
+                    "{pattern:?} is not a host pattern; use host, host:port, *.example.com, * or [IPv6], optionally after http:// or https://, without a path"
                 ),
             );
         }
@@ -573,7 +739,9 @@ fn validate_job(errors: &mut Errors, field: &str, job: &JobSettings) {
 
 fn validate_cron_job(errors: &mut Errors, cron: &CronJobSettings) {
     const FIELD: &str = "spec.cronJob";
-    if !is_cron_schedule(&cron.schedule) {
+    if cron.schedule.len() > MAX_SCHEDULE_LEN {
+        errors.longest(format!("{FIELD}.schedule"), &cron.schedule, MAX_SCHEDULE_LEN);
+    } else if !is_cron_schedule(&cron.schedule) {
         errors.add(
             format!("{FIELD}.schedule"),
             format!(
@@ -592,14 +760,19 @@ fn validate_cron_job(errors: &mut Errors, cron: &CronJobSettings) {
             errors.add(format!("{FIELD}.{name}"), format!("is {v}; set 0 or more"));
         }
     }
-    if cron.time_zone.as_deref().is_some_and(str::is_empty) {
-        errors.add(format!("{FIELD}.timeZone"), "is empty; name an IANA time zone such as Europe/Berlin, or remove it");
+    match cron.time_zone.as_deref() {
+        Some("") => errors
+            .add(format!("{FIELD}.timeZone"), "is empty; name an IANA time zone such as Europe/Berlin, or remove it"),
+        Some(zone) => errors.longest(format!("{FIELD}.timeZone"), zone, MAX_TIME_ZONE_LEN),
+        None => {}
     }
     validate_job(errors, &format!("{FIELD}.job"), &cron.job);
 }
 
 fn validate_http_check(errors: &mut Errors, field: &str, check: &HttpCheck) {
-    if !check.path.starts_with('/') {
+    if check.path.len() > MAX_HEALTH_CHECK_PATH_LEN {
+        errors.longest(format!("{field}.path"), &check.path, MAX_HEALTH_CHECK_PATH_LEN);
+    } else if !check.path.starts_with('/') {
         errors.add(format!("{field}.path"), format!("{:?} does not start with /; use e.g. /healthz", check.path));
     }
     if let Some(port) = check.port {

@@ -2,9 +2,6 @@
 
 use std::path::Path;
 
-use kube::CustomResourceExt;
-use spore_crds::{WasmApp, WasmRuntime};
-
 #[test]
 fn committed_crd_yaml_matches_the_types() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -24,7 +21,7 @@ fn committed_crd_yaml_matches_the_types() {
 
 #[test]
 fn wasmapp_crd_has_scale_subresource_printer_columns_and_cel_rules() {
-    let crd = WasmApp::crd();
+    let crd = spore_crds::wasmapp_crd();
     assert_eq!(crd.metadata.name.as_deref(), Some("wasmapps.spore.dev"));
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["wapp".to_string()][..]));
@@ -102,7 +99,7 @@ fn every_list_with_cel_rules_in_its_items_is_bounded() {
             }
         }
     }
-    for crd in [WasmApp::crd(), WasmRuntime::crd()] {
+    for crd in [spore_crds::wasmapp_crd(), spore_crds::wasmruntime_crd()] {
         let schema = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap();
         let mut unbounded = Vec::new();
         walk(&schema["openAPIV3Schema"], "", &mut unbounded);
@@ -116,10 +113,51 @@ fn every_list_with_cel_rules_in_its_items_is_bounded() {
 
 #[test]
 fn wasmruntime_crd_is_cluster_scoped_with_columns() {
-    let crd = WasmRuntime::crd();
+    let crd = spore_crds::wasmruntime_crd();
     assert_eq!(crd.metadata.name.as_deref(), Some("wasmruntimes.spore.dev"));
     assert_eq!(crd.spec.scope, "Cluster");
     let columns: Vec<_> =
         crd.spec.versions[0].additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(columns, ["RuntimeClass", "Ready", "Age"]);
+}
+
+/// Quantities have Kubernetes' own int-or-string schema, so that editors and `kubectl` can
+/// tell them from objects, and the apiserver reads `64Mi` and `65536` as it does in a pod.
+#[test]
+fn quantities_are_int_or_string_with_the_quantity_pattern() {
+    let schema = |crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+        serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap()["openAPIV3Schema"].clone()
+    };
+    let app = schema(spore_crds::wasmapp_crd());
+    let runtime = schema(spore_crds::wasmruntime_crd());
+    let limits = &app["properties"]["spec"]["properties"]["limits"]["properties"];
+    let volume = &app["properties"]["spec"]["properties"]["volumes"]["items"]["properties"];
+    for quantity in [
+        &limits["memory"],
+        &limits["cpu"],
+        &volume["emptyDir"]["properties"]["sizeLimit"],
+        &runtime["properties"]["spec"]["properties"]["overhead"]["additionalProperties"],
+    ] {
+        assert_eq!(quantity["x-kubernetes-int-or-string"], true, "{quantity}");
+        assert_eq!(quantity["anyOf"], serde_json::json!([{"type": "integer"}, {"type": "string"}]), "{quantity}");
+        assert_eq!(quantity["pattern"], spore_crds::quantity::PATTERN, "{quantity}");
+    }
+}
+
+/// Lists whose entries have a key are list maps, so that the apiserver refuses a key listed
+/// twice and server-side apply merges by key.
+#[test]
+fn env_inbound_ports_and_volumes_are_list_maps() {
+    let crd = serde_json::to_value(spore_crds::wasmapp_crd().spec.versions[0].schema.as_ref().unwrap()).unwrap();
+    let spec = &crd["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for (list, keys) in [
+        (&spec["env"], serde_json::json!(["name"])),
+        (&spec["volumes"], serde_json::json!(["name"])),
+        (
+            &spec["capabilities"]["properties"]["network"]["properties"]["inbound"],
+            serde_json::json!(["port", "protocol"]),
+        ),
+    ] {
+        assert_eq!((&list["x-kubernetes-list-type"], &list["x-kubernetes-list-map-keys"]), (&"map".into(), &keys));
+    }
 }

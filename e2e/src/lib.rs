@@ -47,18 +47,23 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// `kubectl apply -f -` with `yaml`; the output, or the error text.
-pub fn try_apply(yaml: &str) -> Result<String, String> {
+/// `kubectl ARGS` with `input` on stdin; the output, or the error text.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Result<String, String> {
     let mut child = Command::new("kubectl")
-        .args(["apply", "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl runs");
-    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write manifest");
-    let out = child.wait_with_output().expect("kubectl apply finishes");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write manifest");
+    let out = child.wait_with_output().expect("kubectl finishes");
     if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
+}
+
+/// `kubectl apply -f -` with `yaml`; the output, or the error text.
+pub fn try_apply(yaml: &str) -> Result<String, String> {
+    kubectl_stdin(&["apply", "-f", "-"], yaml)
 }
 
 pub fn apply(yaml: &str) {

@@ -282,17 +282,20 @@ fn bad_manifests_are_rejected_by_kubectl_apply() {
         ),
         (
             "  volumes: [{name: data, emptyDir: {}}]\n  capabilities: {filesystem: [{volume: data, guestPath: data}]}\n",
-            "guestPath must be an absolute path",
+            r#"guestPath "data" is not absolute"#,
         ),
         (
             "  capabilities: {filesystem: [{volume: nope, guestPath: /data}]}\n",
-            "every capabilities.filesystem[].volume must name an entry in spec.volumes",
+            r#"volume "nope" is not in spec.volumes"#,
         ),
-        ("  limits: {memory: 64MB}\n", "memory must be a Kubernetes quantity"),
-        ("  limits: {timeout: soon}\n", "timeout must be a duration"),
+        ("  limits: {memory: 64MB}\n", "memory 64MB is not a Kubernetes quantity"),
+        ("  limits: {timeout: soon}\n", "timeout soon is not a duration"),
         ("  replicas: 3\n", "unknown field \"spec.replicas\""),
-        ("  capabilities: {network: {inbound: [{port: 70000}]}}\n", "port must be between 1 and 65535"),
-        ("  capabilities: {network: {outbound: {tcp: [{cidr: 10.0.0.0/33}]}}}\n", "cidr must be an IPv4 or IPv6 CIDR"),
+        ("  capabilities: {network: {inbound: [{port: 70000}]}}\n", "port 70000 is out of range"),
+        (
+            "  capabilities: {network: {outbound: {tcp: [{cidr: 10.0.0.0/33}]}}}\n",
+            r#"cidr "10.0.0.0/33" is not an IPv4 or IPv6 CIDR"#,
+        ),
         (
             "  scaling: {autoscale: {minReplicas: 5, maxReplicas: 2, targetConcurrency: 5}}\n",
             "minReplicas must not be greater than maxReplicas",
