@@ -11,7 +11,6 @@ use wasmtime::component::Linker as ComponentLinker;
 
 use crate::cache::CodeCache;
 use crate::error::{Error, Result};
-use crate::module::Wasm;
 use crate::state::{P1State, P2State};
 
 /// How often the epoch advances: the granularity of deadlines and of cancellation.
@@ -60,11 +59,6 @@ impl Engine {
         // its slot when the next request is admitted.
         let instances = u32::try_from(max_concurrency.saturating_add(1)).unwrap_or(u32::MAX);
         Self::new(EngineConfig { pooled_instances: Some(instances), ..self.inner.config.clone() })
-    }
-
-    /// Compiles (or loads from the cache) and classifies a module or component.
-    pub fn load(&self, bytes: &[u8]) -> Result<Wasm> {
-        Wasm::load(self, bytes)
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
@@ -141,8 +135,12 @@ fn p2_linker(engine: &wasmtime::Engine) -> ComponentLinker<P2State> {
     let mut linker = ComponentLinker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI p2 links");
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links");
-    crate::policy::add_dns_to_linker(&mut linker).expect("Spore's name lookup replaces wasmtime-wasi's");
+    crate::policy::add_dns_to_linker(&mut linker, dns_view).expect("Spore's name lookup replaces wasmtime-wasi's");
     linker
+}
+
+fn dns_view(state: &mut P2State) -> crate::policy::DnsView<'_> {
+    crate::policy::DnsView { table: &mut state.table, dns: &state.dns }
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a small dedicated thread.

@@ -23,7 +23,6 @@ use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -31,7 +30,7 @@ use crate::exit::Exit;
 use crate::limits;
 use crate::metrics::{self, HttpMetrics, InFlight};
 use crate::module::{Code, Wasm, WasmKind};
-use crate::policy::{DEFAULT_REQUEST_TIMEOUT, HttpAllowlist, Sandbox};
+use crate::policy::{DEFAULT_REQUEST_TIMEOUT, Sandbox};
 use crate::state::P2State;
 use crate::usage::Metered;
 
@@ -349,46 +348,6 @@ fn plain(status: u16, body: String) -> Response {
         .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())
         .expect("static response parts are valid")
-}
-
-/// `wasi:http` hooks: outgoing requests go out only to allowlisted hosts.
-pub(crate) struct OutboundHooks {
-    allowlist: HttpAllowlist,
-}
-
-impl OutboundHooks {
-    pub fn new(allowlist: HttpAllowlist) -> Self {
-        Self { allowlist }
-    }
-}
-
-type SendResult = wasmtime_wasi_http::Result<(
-    hyper::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-/// wasmtime-wasi-http's forbidden headers, built once: its default check builds the list
-/// (and an `Arc` around it) on every header a guest sets.
-static FORBIDDEN_HEADERS: std::sync::LazyLock<[hyper::header::HeaderName; 9]> =
-    std::sync::LazyLock::new(|| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS);
-
-impl WasiHttpHooks for OutboundHooks {
-    fn is_forbidden_header(&mut self, name: &hyper::header::HeaderName) -> bool {
-        FORBIDDEN_HEADERS.contains(name)
-    }
-
-    fn send_request(
-        &mut self,
-        request: hyper::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        if self.allowlist.allows(request.uri()) {
-            return wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
-        }
-        tracing::warn!(uri = %request.uri(), "outbound HTTP request denied: host not in capabilities.network.outbound.http");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
 }
 
 #[cfg(test)]

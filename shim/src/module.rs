@@ -57,8 +57,15 @@ enum Encoding {
     Component,
 }
 
+impl Engine {
+    /// Compiles (or loads from the cache) and classifies a module or component.
+    pub fn load(&self, bytes: &[u8]) -> Result<Wasm> {
+        Wasm::load(self, bytes)
+    }
+}
+
 impl Wasm {
-    pub(crate) fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+    fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
         let binary;
         let bytes = if looks_like_wat(bytes) {
             binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?.into_owned();

@@ -6,9 +6,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::http::OutboundHooks;
 use crate::limits::MemoryLimiter;
-use crate::policy::{Dns, Sandbox};
+use crate::policy::{Dns, OutboundHooks, Sandbox};
 
 /// Store data of a WASI p1 module.
 pub(crate) struct P1State {

@@ -162,7 +162,8 @@ async fn names_resolve_with_the_sandboxs_own_resolver_files() {
     // A pod's hosts file: the name exists only there, not in the machine's /etc/hosts.
     let dir = tempfile::tempdir().unwrap();
     let (resolv_conf, hosts) = (dir.path().join("resolv.conf"), dir.path().join("hosts"));
-    std::fs::write(&resolv_conf, "nameserver 127.0.0.1\nsearch pod.svc.cluster.local\noptions ndots:5 timeout:1\n").unwrap();
+    std::fs::write(&resolv_conf, "nameserver 127.0.0.1\nsearch pod.svc.cluster.local\noptions ndots:5 timeout:1\n")
+        .unwrap();
     std::fs::write(&hosts, "198.18.7.7 only-in-the-pod\n").unwrap();
     let files = spore_shim::ResolverFiles { resolv_conf: resolv_conf.clone(), hosts: Some(hosts) };
     let out = guest(P2).args(["resolve", "only-in-the-pod"]).dns().resolver(files).run().await;

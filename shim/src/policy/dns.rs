@@ -11,11 +11,9 @@ use std::sync::Arc;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::ResolveHosts;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use wasmtime::component::{Linker, Resource, ResourceType};
+use wasmtime::component::{Linker, Resource, ResourceTable, ResourceType};
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
 use wasmtime_wasi::p2::{DynPollable, Network, Pollable};
-
-use crate::state::P2State;
 
 /// The interface wasmtime-wasi defines, which [`add_to_linker`] replaces.
 const INTERFACE: &str = "wasi:sockets/ip-name-lookup@0.2.12";
@@ -136,25 +134,37 @@ impl Pollable for Lookup {
 
 type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 
+/// What the lookup functions need of a store's data.
+pub(crate) struct DnsView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub dns: &'a Dns,
+}
+
 /// Replaces wasmtime-wasi's `ip-name-lookup` in `linker` (added before) with Spore's.
-pub(crate) fn add_to_linker(linker: &mut Linker<P2State>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> DnsView<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut lookup = linker.instance(INTERFACE)?;
-    lookup.resource("resolve-address-stream", ResourceType::host::<Lookup>(), |mut store, rep| {
-        store.data_mut().table.delete(Resource::<Lookup>::new_own(rep))?;
+    lookup.resource("resolve-address-stream", ResourceType::host::<Lookup>(), move |mut store, rep| {
+        view(store.data_mut()).table.delete(Resource::<Lookup>::new_own(rep))?;
         Ok(())
     })?;
-    lookup.func_wrap("resolve-addresses", |mut store, (network, name): (Resource<Network>, String)| -> Answer<_> {
-        let state = store.data_mut();
-        // The network handle is the capability to look up at all; it must be a live one.
-        state.table.get(&network)?;
-        let lookup = state.dns.lookup(name);
-        Ok((Ok(state.table.push(lookup)?),))
-    })?;
+    lookup.func_wrap(
+        "resolve-addresses",
+        move |mut store, (network, name): (Resource<Network>, String)| -> Answer<_> {
+            let state = view(store.data_mut());
+            // The network handle is the capability to look up at all; it must be a live one.
+            state.table.get(&network)?;
+            let lookup = state.dns.lookup(name);
+            Ok((Ok(state.table.push(lookup)?),))
+        },
+    )?;
     lookup.func_wrap(
         "[method]resolve-address-stream.resolve-next-address",
-        |mut store, (stream,): (Resource<Lookup>,)| -> Answer<Option<IpAddress>> {
-            let lookup = store.data_mut().table.get_mut(&stream)?;
+        move |mut store, (stream,): (Resource<Lookup>,)| -> Answer<Option<IpAddress>> {
+            let lookup = view(store.data_mut()).table.get_mut(&stream)?;
             if !lookup.poll_done() {
                 return Ok((Err(ErrorCode::WouldBlock),));
             }
@@ -167,8 +177,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<P2State>) -> wasmtime::Result<()
     )?;
     lookup.func_wrap(
         "[method]resolve-address-stream.subscribe",
-        |mut store, (stream,): (Resource<Lookup>,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
-            Ok((wasmtime_wasi::p2::subscribe(&mut store.data_mut().table, stream)?,))
+        move |mut store, (stream,): (Resource<Lookup>,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Ok((wasmtime_wasi::p2::subscribe(view(store.data_mut()).table, stream)?,))
         },
     )?;
     linker.allow_shadowing(false);

@@ -1,6 +1,8 @@
-//! The `outbound.http` allowlist for `wasi:http` outgoing requests.
+//! The `outbound.http` allowlist for `wasi:http` outgoing requests, and the hooks that
+//! enforce it.
 
 use spore_crds::HostPattern;
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::error::{Error, Result};
 
@@ -30,6 +32,46 @@ impl HttpAllowlist {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
         self.0.iter().any(|p| p.allows(scheme, &host, port))
+    }
+}
+
+/// `wasi:http` hooks: outgoing requests go out only to allowlisted hosts.
+pub(crate) struct OutboundHooks {
+    allowlist: HttpAllowlist,
+}
+
+impl OutboundHooks {
+    pub fn new(allowlist: HttpAllowlist) -> Self {
+        Self { allowlist }
+    }
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    hyper::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+/// wasmtime-wasi-http's forbidden headers, built once: its default check builds the list
+/// (and an `Arc` around it) on every header a guest sets.
+static FORBIDDEN_HEADERS: std::sync::LazyLock<[hyper::header::HeaderName; 9]> =
+    std::sync::LazyLock::new(|| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS);
+
+impl WasiHttpHooks for OutboundHooks {
+    fn is_forbidden_header(&mut self, name: &hyper::header::HeaderName) -> bool {
+        FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if self.allowlist.allows(request.uri()) {
+            return wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
+        }
+        tracing::warn!(uri = %request.uri(), "outbound HTTP request denied: host not in capabilities.network.outbound.http");
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
