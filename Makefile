@@ -10,6 +10,8 @@ SPORE        := target/release/spore
 APT_PACKAGES := clang lld binutils wasi-libc libclang-rt-dev-wasm32 libc6-dev curl iproute2 hyperfine wrk docker-registry protobuf-compiler \
                 containerd runc containernetworking-plugins iptables conntrack busybox-static openssl jq
 RUST_TARGETS := wasm32-wasip1 wasm32-wasip2
+# What `make run` needs: protoc for the containerd API the engine crate compiles in.
+RUN_APT_PACKAGES := protobuf-compiler
 # Go tools built from the module proxy (versions in tools/versions.env), cached outside the
 # repo by version.
 include tools/versions.env
@@ -39,7 +41,10 @@ export PATH    := $(PATH):/usr/local/go/bin
 ##@ Main
 
 .PHONY: run
-run: build guests ## Build, then serve examples/hello-http locally with `spore up`
+run: ## Build `spore` and the example only, then serve examples/hello-http locally with `spore up`
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(RUN_APT_PACKAGES)" RUST_TARGETS=wasm32-wasip2
+	$(CARGO) build --release --locked -p spore-cli
+	tests/guests/build.sh $(GUESTS) http
 	@echo "spore: try  curl http://127.0.0.1:8080/  (Ctrl-C stops)"
 	$(SPORE) up -f examples/hello-http/app.yaml --module $(GUESTS)/http.wasm
 

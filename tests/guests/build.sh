@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build Spore's test guest programs and copy them into OUT_DIR.
 #
-# Usage: tests/guests/build.sh OUT_DIR
+# Usage: tests/guests/build.sh OUT_DIR [http]
+#
+# With `http`, builds only http.wasm (what `make run` serves), which needs only rustup's
+# wasm32-wasip2 target.
 #
 # Produces (in OUT_DIR):
 #   hello-c.wasm       C hello world, wasm32-wasi core module
@@ -29,10 +32,11 @@
 # only replaced when their content changed.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 OUT_DIR" >&2
+if [[ $# -lt 1 || $# -gt 2 || ( $# -eq 2 && "$2" != http ) ]]; then
+    echo "usage: $0 OUT_DIR [http]" >&2
     exit 2
 fi
+ONLY="${2:-}"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "$1"
@@ -69,6 +73,13 @@ needs_build() {
     done
     return 1
 }
+
+# --- The HTTP guest alone (make run) -----------------------------------------
+if [[ "$ONLY" == http ]]; then
+    (cd "$HERE/http" && cargo build --quiet --release --locked --target wasm32-wasip2 --target-dir "$TARGET_DIR")
+    install_out "$TARGET_DIR/wasm32-wasip2/release/http.wasm" http.wasm
+    exit 0
+fi
 
 # --- C guests ---------------------------------------------------------------
 WASM_CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wextra -Wl,--strip-debug)
