@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use spore_crds::WasmApp;
 use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
-use spore_shim::{AppConfig, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, WasmKind};
+use spore_shim::{AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, WasmKind};
 
 use crate::error::{CliError, Result};
 use crate::{manifest, resolve};
@@ -54,12 +54,14 @@ pub async fn run(args: UpArgs) -> Result<i32> {
 
     let spec = &app.spec;
     let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
-    let engine = Engine::new(EngineConfig { cache_dir: cache_dir(&args), pooled_instances: None })?;
+    let cache = cache_dir(&args);
+    let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), pooled_instances: None })?;
     // Apps that listen (HTTP components) instantiate per request: give them a pool sized for
     // the concurrency cap. A one-shot command would only pay for reserving it.
     let listens = !spec.capabilities.network.inbound.is_empty();
     let engine = if listens { engine.for_requests(sandbox.limits().max_concurrency)? } else { engine };
-    let wasm = engine.load(&bytes).map_err(|e| CliError::module(module_name(&args, &app), e))?;
+    let name = module_name(&args, &app);
+    let wasm = load_reporting(&engine, &bytes, cache.as_deref(), &name).map_err(|e| CliError::module(name, e))?;
 
     if wasm.kind() == WasmKind::HttpProxy {
         let listener = spore_shim::bind(args.address, &sandbox).await?;
@@ -185,6 +187,38 @@ fn parse_pairs(flags: &[String], error: fn(String) -> CliError) -> Result<BTreeM
             _ => Err(error(flag.clone())),
         })
         .collect()
+}
+
+/// Modules at least this big announce their load: compiling one takes seconds.
+const ANNOUNCED_LOAD_BYTES: usize = 1 << 20;
+
+/// Loads `bytes`, saying what takes long, so a big module's first compile does not look like
+/// a hang: what is being loaded, then whether it was compiled (and cached where) or read from
+/// the cache.
+fn load_reporting(
+    engine: &Engine,
+    bytes: &[u8],
+    cache: Option<&std::path::Path>,
+    name: &str,
+) -> spore_shim::Result<spore_shim::Wasm> {
+    let announced = bytes.len() >= ANNOUNCED_LOAD_BYTES;
+    let megabytes = bytes.len() as f64 / 1e6;
+    if announced {
+        eprintln!("spore: loading {name} ({megabytes:.1} MB); compiling it the first time takes a while");
+    }
+    let started = std::time::Instant::now();
+    let wasm = engine.load(bytes)?;
+    let took = started.elapsed();
+    if announced || took > std::time::Duration::from_secs(1) {
+        match (wasm.origin(), cache) {
+            (CodeOrigin::Compiled, Some(dir)) => {
+                eprintln!("spore: compiled in {:.1} s; machine code cached in {}", took.as_secs_f64(), dir.display())
+            }
+            (CodeOrigin::Compiled, None) => eprintln!("spore: compiled in {:.1} s (not cached)", took.as_secs_f64()),
+            (CodeOrigin::Cache, _) => eprintln!("spore: cached machine code loaded in {} ms", took.as_millis()),
+        }
+    }
+    Ok(wasm)
 }
 
 fn cache_dir(args: &UpArgs) -> Option<PathBuf> {
