@@ -108,11 +108,12 @@ server returning the same body. Goal: >= 80% of native.
 | native hyper | $native_rps | \`target/release/native-hello 127.0.0.1:$native_port\`, then \`wrk -t1 -c16 -d${duration}s http://127.0.0.1:$native_port/\` |
 | **spore / native** | **$http_ratio** | |
 
-Where a request's time goes (measured in-process on the hello component, one thread, pooled):
-sandbox and store setup ~0.6 µs, instantiation ~10 µs, the handler and its body ~5 µs. The
-native server's whole request costs about what instantiation alone does, so a fresh instance
-per request keeps Spore well under the 80% goal on this machine; closing the gap needs cheaper
-instantiation (or instance reuse, which would give up per-request isolation).
+Where a request's time goes, in process on one thread with the pool (\`cargo test --release
+-p spore-shim --lib -- --ignored --nocapture request_phases\`): store and WASI context ~4 µs,
+instantiation ~23 µs, the handler and its ~20 host calls ~25 µs, teardown ~11 µs; without the
+pool each is 2-3x that. The native server's whole request (8-12 µs) costs less than
+instantiation alone, so a fresh instance per request keeps Spore far below native on this
+machine; closing the gap takes instance reuse, which gives up per-request isolation.
 
 ## Memory under sustained load: RSS after 100k and after 1M requests
 
