@@ -56,10 +56,9 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
     let cache = cache_dir(&args);
     let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), pooled_instances: None })?;
-    // Apps that listen (HTTP components) instantiate per request: give them a pool sized for
-    // the concurrency cap. A one-shot command would only pay for reserving it.
-    let listens = !spec.capabilities.network.inbound.is_empty();
-    let engine = if listens { engine.for_requests(sandbox.limits().max_concurrency)? } else { engine };
+    // Apps that listen (HTTP components) get an instance pool; a one-shot command would only
+    // pay for reserving it.
+    let engine = engine.for_sandbox(&sandbox)?;
     let name = module_name(&args, &app);
     let wasm = load_reporting(&engine, &bytes, cache.as_deref(), &name).map_err(|e| CliError::module(name, e))?;
 

@@ -61,6 +61,12 @@ impl Engine {
         Self::new(EngineConfig { pooled_instances: Some(instances), ..self.inner.config.clone() })
     }
 
+    /// The engine to load `sandbox`'s guest with: what listens serves HTTP, one instance per
+    /// request, from a pool ([`Engine::for_requests`]); anything else runs on this one.
+    pub fn for_sandbox(&self, sandbox: &crate::Sandbox) -> Result<Self> {
+        if sandbox.listens() { self.for_requests(sandbox.limits().max_concurrency) } else { Ok(self.clone()) }
+    }
+
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
     }

@@ -228,11 +228,8 @@ pub fn guest(
     engine: &Engine,
     stdio: Stdio,
 ) -> Result<Workload, String> {
-    let listens = !config.capabilities.network.inbound.is_empty();
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
-    // As `spore up` does: what listens serves HTTP, one instance per request, from a pool.
-    let engine = if listens { engine.for_requests(sandbox.limits().max_concurrency) } else { Ok(engine.clone()) };
-    let engine = engine.map_err(|e| e.to_string())?;
+    let engine = engine.for_sandbox(&sandbox).map_err(|e| e.to_string())?;
     let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
     hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
     hosting.announce = hosting.announce.filter(|_| wasm.kind() == WasmKind::HttpProxy);

@@ -99,6 +99,7 @@ struct Inner {
     sockets: SocketPolicy,
     http: HttpAllowlist,
     http_port: Option<u16>,
+    listens: bool,
     dns: Dns,
     limits: RuntimeLimits,
     stdio: Stdio,
@@ -113,6 +114,7 @@ impl Sandbox {
         let sockets = SocketPolicy::new(&caps.network)?;
         let http = HttpAllowlist::new(&caps.network.outbound.http)?;
         let http_port = http_port(caps);
+        let listens = !caps.network.inbound.is_empty();
         let dns = Dns::new(sockets.dns, &config.resolver);
         let argv = std::iter::once(config.name).chain(config.args).collect();
         Ok(Self(Arc::new(Inner {
@@ -122,6 +124,7 @@ impl Sandbox {
             sockets,
             http,
             http_port,
+            listens,
             dns,
             limits: config.limits,
             stdio,
@@ -142,6 +145,11 @@ impl Sandbox {
     /// first inbound TCP port.
     pub fn http_port(&self) -> Option<u16> {
         self.0.http_port
+    }
+
+    /// Whether the app declares inbound ports (an HTTP server, or a command that listens).
+    pub fn listens(&self) -> bool {
+        self.0.listens
     }
 
     pub(crate) fn http_allowlist(&self) -> &HttpAllowlist {
