@@ -157,6 +157,7 @@ crds: ## Regenerate crds/*.yaml and the Helm chart's copies from the Rust types
 bench: build guests bench-guests tools $(WASMTIME) ## Run benchmarks (engine, peers, containerd, then the cluster), write docs/benchmarks.md
 	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD17_DIR=$(CONTAINERD17_DIR) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
 		SPORE_WASMTIME=$(WASMTIME) bench/run.sh docs/benchmarks.md
+	$(MAKE) bench-cluster
 
 .PHONY: bench-guests
 bench-guests: deps ## Build the benchmark's Python and JavaScript components (componentize-py, componentize-js)
@@ -165,7 +166,6 @@ bench-guests: deps ## Build the benchmark's Python and JavaScript components (co
 $(WASMTIME):
 	$(CARGO) install wasmtime-cli --version $(WASMTIME_VERSION) --locked --quiet \
 		--root $(TOOLS)/wasmtime-v$(WASMTIME_VERSION) --target-dir $(TOOLS)/wasmtime-build
-	$(MAKE) bench-cluster
 
 .PHONY: bench-cluster
 bench-cluster: build guests cluster-tools e2e-images ## Cluster benchmarks (a fresh cluster of 120 pods a node), appended to docs/benchmarks.md
