@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use spore_crds::WasmApp;
 use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
-use spore_shim::{AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, WasmKind};
+use spore_shim::{
+    AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, Tier, WasmKind,
+};
 
 use crate::error::{CliError, Result};
 use crate::{manifest, resolve};
@@ -77,8 +79,8 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         if let Some(metrics) = &metrics {
             eprintln!("spore: metrics on http://{}/metrics", local(metrics)?);
         }
+        report_optimized_code(&wasm, cache.clone());
         spore_shim::serve_http(
-            &engine,
             &wasm,
             &sandbox,
             listener,
@@ -95,7 +97,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         eprintln!("spore: --metrics-address ignored: {} is a command, not an HTTP component", app_name(&app));
     }
     let exit = tokio::select! {
-        exit = spore_shim::run_command(&engine, &wasm, &sandbox) => exit?,
+        exit = spore_shim::run_command(&wasm, &sandbox) => exit?,
         code = shutdown_signal() => {
             eprintln!("spore: {}: stopped by signal", app_name(&app));
             return Ok(code);
@@ -209,15 +211,38 @@ fn load_reporting(
     let wasm = engine.load(bytes)?;
     let took = started.elapsed();
     if announced || took > std::time::Duration::from_secs(1) {
+        let tier = wasm.tier();
         match (wasm.origin(), cache) {
             (CodeOrigin::Compiled, Some(dir)) => {
-                eprintln!("spore: compiled in {:.1} s; machine code cached in {}", took.as_secs_f64(), dir.display())
+                eprintln!("spore: {tier} code compiled in {:.1} s; cached in {}", took.as_secs_f64(), dir.display())
             }
-            (CodeOrigin::Compiled, None) => eprintln!("spore: compiled in {:.1} s (not cached)", took.as_secs_f64()),
-            (CodeOrigin::Cache, _) => eprintln!("spore: cached machine code loaded in {} ms", took.as_millis()),
+            (CodeOrigin::Compiled, None) => {
+                eprintln!("spore: {tier} code compiled in {:.1} s (not cached)", took.as_secs_f64())
+            }
+            (CodeOrigin::Cache, _) => eprintln!("spore: cached {tier} code loaded in {} ms", took.as_millis()),
+        }
+        if tier == Tier::Baseline {
+            eprintln!("spore: serving on it while the optimized code compiles in the background");
         }
     }
     Ok(wasm)
+}
+
+/// Says when a server that started on baseline code switches to optimized code.
+fn report_optimized_code(wasm: &spore_shim::Wasm, cache: Option<PathBuf>) {
+    if wasm.tier() != Tier::Baseline {
+        return;
+    }
+    let (wasm, started) = (wasm.clone(), std::time::Instant::now());
+    tokio::spawn(async move {
+        let Some(optimized) = wasm.optimized().await else { return };
+        let cached = cache.map_or_else(|| " (not cached)".to_string(), |dir| format!("; cached in {}", dir.display()));
+        eprintln!(
+            "spore: {} code ready after {:.1} s{cached}; new requests run on it",
+            optimized.tier(),
+            started.elapsed().as_secs_f64()
+        );
+    });
 }
 
 fn cache_dir(args: &UpArgs) -> Option<PathBuf> {

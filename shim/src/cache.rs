@@ -1,9 +1,13 @@
 //! Precompiled machine code on disk, keyed by sha256(module) and the engine's fingerprint.
 //!
-//! An entry is `<key>.cwasm` plus `<key>.sha256`, the digest of the `.cwasm` bytes. Both are
-//! written to temporary files and renamed into place, so concurrent shims on one node never
-//! see a half-written entry. A digest mismatch (corruption) or a deserialize failure (an
-//! artifact from another wasmtime) makes the entry a miss: it is rebuilt, never trusted.
+//! An entry is `<key>.cwasm` plus `<key>.crc32`, the length and CRC-32 of the `.cwasm` bytes.
+//! Both are written to temporary files and renamed into place, so concurrent shims on one
+//! node never see a half-written entry. A checksum mismatch (a damaged file) or a deserialize
+//! failure (an artifact from another wasmtime) makes the entry a miss: it is rebuilt, never
+//! trusted. The checksum guards against accidental damage, not tampering (whoever can write
+//! the cache can write its checksums too; the directory is root's), and a fast one matters:
+//! it is computed on every start, and SHA-256 of a Python component's 35 MB took half of a
+//! warm start's load.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -22,7 +26,7 @@ pub(crate) struct CodeCache {
 /// Where an entry lives.
 pub(crate) struct Entry {
     pub artifact: PathBuf,
-    digest: PathBuf,
+    checksum: PathBuf,
 }
 
 /// Why a lookup missed; logged so operators can see rebuilds.
@@ -39,28 +43,32 @@ impl CodeCache {
 
     pub fn entry(&self, module_sha256: &str) -> Entry {
         let stem = format!("{module_sha256}-{}", self.fingerprint);
-        Entry { artifact: self.dir.join(format!("{stem}.cwasm")), digest: self.dir.join(format!("{stem}.sha256")) }
+        Entry { artifact: self.dir.join(format!("{stem}.cwasm")), checksum: self.dir.join(format!("{stem}.crc32")) }
     }
 
-    /// Returns the artifact path when the entry exists and its bytes match its digest.
+    /// Whether the entry exists and its artifact matches its checksum.
     pub fn verified(&self, entry: &Entry) -> std::result::Result<(), Miss> {
-        let (Ok(bytes), Ok(expected)) = (std::fs::read(&entry.artifact), std::fs::read_to_string(&entry.digest)) else {
+        let (Ok(file), Ok(expected)) = (std::fs::File::open(&entry.artifact), std::fs::read_to_string(&entry.checksum))
+        else {
             return Err(Miss::Absent);
         };
-        if hex_sha256(&bytes) == expected.trim() { Ok(()) } else { Err(Miss::Corrupt) }
+        match checksum_of(file) {
+            Ok(actual) if actual == expected.trim() => Ok(()),
+            _ => Err(Miss::Corrupt),
+        }
     }
 
-    /// Stores an artifact atomically (temp file + rename): digest last, so a reader that
-    /// sees the digest sees the whole artifact.
+    /// Stores an artifact atomically (temp file + rename): checksum last, so a reader that
+    /// sees the checksum sees the whole artifact.
     pub fn store(&self, entry: &Entry, artifact: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|source| self.io_error(source))?;
         self.write_atomic(&entry.artifact, artifact)?;
-        self.write_atomic(&entry.digest, hex_sha256(artifact).as_bytes())
+        self.write_atomic(&entry.checksum, checksum(artifact).as_bytes())
     }
 
     /// Removes an entry that failed verification or deserialization.
     pub fn evict(&self, entry: &Entry) {
-        let _ = std::fs::remove_file(&entry.digest);
+        let _ = std::fs::remove_file(&entry.checksum);
         let _ = std::fs::remove_file(&entry.artifact);
     }
 
@@ -73,6 +81,25 @@ impl CodeCache {
 
     fn io_error(&self, source: std::io::Error) -> Error {
         Error::Cache { path: self.dir.clone(), source }
+    }
+}
+
+/// `<length> <crc32 hex>` of an artifact: the `.crc32` file's contents.
+fn checksum(bytes: &[u8]) -> String {
+    format!("{} {:08x}", bytes.len(), crc32fast::hash(bytes))
+}
+
+/// [`checksum`] of a file, read in chunks rather than into one buffer of its size.
+fn checksum_of(mut file: std::fs::File) -> std::io::Result<String> {
+    let (mut hasher, mut length, mut chunk) = (crc32fast::Hasher::new(), 0usize, vec![0u8; 1 << 20]);
+    loop {
+        match std::io::Read::read(&mut file, &mut chunk)? {
+            0 => return Ok(format!("{length} {:08x}", hasher.finalize())),
+            n => {
+                hasher.update(&chunk[..n]);
+                length += n;
+            }
+        }
     }
 }
 

@@ -14,8 +14,9 @@ use crate::usage::Metered;
 
 /// Runs the guest until it exits, traps or hits its deadline. Dropping the future stops
 /// the guest within one epoch tick.
-pub async fn run_command(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> Result<Exit> {
+pub async fn run_command(wasm: &Wasm, sandbox: &Sandbox) -> Result<Exit> {
     let usage = sandbox.usage().clone();
+    let engine = wasm.engine();
     match (wasm.kind(), wasm.code()) {
         (WasmKind::CoreCommand, Code::Module(module)) => Metered::new(run_p1(engine, module, sandbox), usage).await,
         (WasmKind::CliCommand, Code::Component(component)) => {

@@ -26,6 +26,26 @@ pub struct EngineConfig {
     pub pooled_instances: Option<u32>,
 }
 
+/// Which compiler makes an engine's machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch, wasmtime's baseline compiler: a single pass, several times faster to compile
+    /// and slower to run. What a server answers its first requests with while the optimized
+    /// code is compiled.
+    Baseline,
+    /// Cranelift, wasmtime's optimizing compiler.
+    Optimized,
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Baseline => "baseline (Winch)",
+            Tier::Optimized => "optimized (Cranelift)",
+        })
+    }
+}
+
 /// A wasmtime engine configured for Spore, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -35,6 +55,12 @@ pub struct Engine {
 struct Inner {
     engine: wasmtime::Engine,
     config: EngineConfig,
+    tier: Tier,
+    /// Whether loading an HTTP component whose optimized code is not cached yet starts it on
+    /// baseline code (see [`Engine::for_requests`]).
+    tiered: bool,
+    // Built on first need, by a tiered engine only; `None` where Winch cannot run.
+    baseline: OnceLock<Option<Engine>>,
     cache: Option<CodeCache>,
     // Built on first use: a process running one p1 module never pays for the p2 linker.
     p1_linker: OnceLock<wasmtime::Linker<P1State>>,
@@ -44,27 +70,60 @@ struct Inner {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
-        let engine = wasmtime::Engine::new(&wasmtime_config(config.pooled_instances)).map_err(Error::Engine)?;
+        Self::build(config, Tier::Optimized, false)
+    }
+
+    fn build(config: EngineConfig, tier: Tier, tiered: bool) -> Result<Self> {
+        let engine = wasmtime::Engine::new(&wasmtime_config(config.pooled_instances, tier)).map_err(Error::Engine)?;
         let cache = config.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
         let ticker = Ticker::start(engine.clone());
-        let (p1_linker, p2_linker) = (OnceLock::new(), OnceLock::new());
-        Ok(Self { inner: Arc::new(Inner { engine, config, cache, p1_linker, p2_linker, ticker }) })
+        let (p1_linker, p2_linker, baseline) = (OnceLock::new(), OnceLock::new(), OnceLock::new());
+        let inner = Inner { engine, config, tier, tiered, baseline, cache, p1_linker, p2_linker, ticker };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// An engine sharing this one's code cache whose instances come from a pool sized for
     /// `max_concurrency` requests in flight. HTTP servers instantiate once per request, and
     /// the pool makes that 2-3x cheaper than allocating each instance on demand.
+    ///
+    /// It is tiered: an HTTP component whose optimized code is not cached yet starts at
+    /// once on baseline code, and the server swaps in the optimized code when the compiler,
+    /// running at idle priority, has it (a Python component: seconds rather than tens of
+    /// seconds to its first response).
     pub fn for_requests(&self, max_concurrency: usize) -> Result<Self> {
         // One slot more than the cap: a finished request's instance may still be releasing
         // its slot when the next request is admitted.
         let instances = u32::try_from(max_concurrency.saturating_add(1)).unwrap_or(u32::MAX);
-        Self::new(EngineConfig { pooled_instances: Some(instances), ..self.inner.config.clone() })
+        let config = EngineConfig { pooled_instances: Some(instances), ..self.inner.config.clone() };
+        Self::build(config, Tier::Optimized, BASELINE_AVAILABLE)
     }
 
     /// The engine to load `sandbox`'s guest with: what listens serves HTTP, one instance per
     /// request, from a pool ([`Engine::for_requests`]); anything else runs on this one.
     pub fn for_sandbox(&self, sandbox: &crate::Sandbox) -> Result<Self> {
         if sandbox.listens() { self.for_requests(sandbox.limits().max_concurrency) } else { Ok(self.clone()) }
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.inner.tier
+    }
+
+    pub(crate) fn tiered(&self) -> bool {
+        self.inner.tiered
+    }
+
+    /// The baseline engine beside this tiered one: same cache directory and pool.
+    pub(crate) fn baseline(&self) -> Option<&Engine> {
+        self.inner
+            .baseline
+            .get_or_init(|| match Self::build(self.inner.config.clone(), Tier::Baseline, false) {
+                Ok(engine) => Some(engine),
+                Err(err) => {
+                    tracing::warn!("no baseline compiler; first requests wait for optimized code: {err}");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
@@ -84,15 +143,24 @@ impl Engine {
     }
 }
 
+/// Winch generates code for x86_64 only (its aarch64 backend is incomplete).
+const BASELINE_AVAILABLE: bool = cfg!(target_arch = "x86_64");
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.ticker.stop();
     }
 }
 
-fn wasmtime_config(pooled_instances: Option<u32>) -> wasmtime::Config {
+fn wasmtime_config(pooled_instances: Option<u32>, tier: Tier) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
-    config.epoch_interruption(true).wasm_component_model(true).cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.epoch_interruption(true).wasm_component_model(true);
+    match tier {
+        Tier::Optimized => {
+            config.strategy(wasmtime::Strategy::Cranelift).cranelift_opt_level(wasmtime::OptLevel::Speed)
+        }
+        Tier::Baseline => config.strategy(wasmtime::Strategy::Winch),
+    };
     if let Some(instances) = pooled_instances {
         config.allocation_strategy(pooling(instances));
     }

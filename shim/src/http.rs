@@ -6,8 +6,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::engine::Engine;
+use crate::engine::Tier;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::limits;
@@ -41,12 +41,21 @@ type Response = hyper::Response<HyperOutgoingBody>;
 pub struct HttpServer(Arc<Inner>);
 
 struct Inner {
-    pre: ProxyPre<P2State>,
+    /// What requests instantiate: baseline code is replaced by optimized code once ready.
+    serving: RwLock<Serving>,
+    /// The optimized code still being compiled, for `serve` to swap in.
+    optimizing: Mutex<Option<Wasm>>,
     sandbox: Sandbox,
     permits: Arc<Semaphore>,
     metrics: HttpMetrics,
     /// Draining: every response closes its connection.
     closing: AtomicBool,
+}
+
+/// The code requests run on.
+struct Serving {
+    pre: ProxyPre<P2State>,
+    tier: Tier,
 }
 
 /// How serving ends. Once `requested` resolves the server keeps accepting for
@@ -68,31 +77,31 @@ impl<F> Shutdown<F> {
 
 impl HttpServer {
     /// Pre-instantiates the component: imports are resolved once, here, not per request.
-    pub fn new(engine: &Engine, wasm: &Wasm, sandbox: &Sandbox) -> Result<Self> {
-        let component = match (wasm.kind(), wasm.code()) {
-            (WasmKind::HttpProxy, Code::Component(component)) => component,
-            (kind, _) => {
-                return Err(Error::Unsupported {
-                    what: "HTTP guest",
-                    detail: format!("a {kind} cannot serve HTTP; build a wasi:http/proxy component"),
-                });
-            }
-        };
-        let pre = engine.p2_linker().instantiate_pre(component).map_err(Error::Instantiate)?;
-        let pre = ProxyPre::new(pre).map_err(Error::Instantiate)?;
+    pub fn new(wasm: &Wasm, sandbox: &Sandbox) -> Result<Self> {
+        let pre = pre_instantiate(wasm)?;
         let permits = Arc::new(Semaphore::new(sandbox.limits().max_concurrency));
+        let metrics = HttpMetrics::default();
+        metrics.serving(wasm.tier());
         Ok(Self(Arc::new(Inner {
-            pre,
+            serving: RwLock::new(Serving { pre, tier: wasm.tier() }),
+            optimizing: Mutex::new(Some(wasm.clone()).filter(|wasm| wasm.tier() == Tier::Baseline)),
             sandbox: sandbox.clone(),
             permits,
-            metrics: HttpMetrics::default(),
+            metrics,
             closing: AtomicBool::new(false),
         })))
     }
 
+    /// The compiler whose code new requests run on.
+    pub fn tier(&self) -> Tier {
+        self.0.serving.read().expect("serving lock").tier
+    }
+
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting
-    /// and waits for in-flight requests to finish.
+    /// and waits for in-flight requests to finish. Optimized code replaces baseline code as
+    /// soon as it is ready; requests already running finish on the code they started with.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future) -> Result<()> {
+        let _swap = self.swap_in_optimized_code().map(AbortOnDrop);
         let server = self.clone();
         accept_until(listener, shutdown, move |req| {
             let server = server.clone();
@@ -108,6 +117,26 @@ impl HttpServer {
         let server = self.clone();
         accept_until(listener, shutdown, move |req| std::future::ready(server.metrics_response(&req))).await;
         Ok(())
+    }
+
+    fn swap_in_optimized_code(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let baseline = self.0.optimizing.lock().expect("optimizing lock").take()?;
+        let server = self.clone();
+        Some(tokio::spawn(async move {
+            let Some(optimized) = baseline.optimized().await else { return };
+            match pre_instantiate(&optimized) {
+                Ok(pre) => {
+                    *server.0.serving.write().expect("serving lock") = Serving { pre, tier: optimized.tier() };
+                    server.0.metrics.serving(optimized.tier());
+                    tracing::info!("new requests run on optimized code");
+                }
+                Err(err) => tracing::warn!("optimized code not swapped in; baseline code keeps serving: {err}"),
+            }
+        }))
+    }
+
+    fn pre(&self) -> ProxyPre<P2State> {
+        self.0.serving.read().expect("serving lock").pre.clone()
     }
 
     fn metrics_response(&self, req: &hyper::Request<Incoming>) -> Response {
@@ -175,15 +204,15 @@ impl HttpServer {
         let sandbox = &self.0.sandbox;
         let host_error =
             |e: String| Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(e), backtrace: Vec::new() };
+        let pre = self.pre();
         let state = P2State::new(sandbox).map_err(|e| host_error(e.to_string()))?;
-        let mut store = Store::new(self.0.pre.engine(), state);
+        let mut store = Store::new(pre.engine(), state);
         let timeout = sandbox.limits().timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(timeout));
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
         let req = http.new_incoming_request(Scheme::Http, req).map_err(|e| host_error(format!("{e:#}")))?;
         let out = http.new_response_outparam(sender).map_err(|e| host_error(format!("{e:#}")))?;
-        let pre = self.0.pre.clone();
         let usage = sandbox.usage().clone();
         let mut guest = Metered::new(
             async move {
@@ -225,6 +254,29 @@ impl HttpServer {
             (Err(_), Ok(())) => Err(host_error("the guest returned without setting a response".into())),
         }
     }
+}
+
+/// Aborts a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn pre_instantiate(wasm: &Wasm) -> Result<ProxyPre<P2State>> {
+    let component = match (wasm.kind(), wasm.code()) {
+        (WasmKind::HttpProxy, Code::Component(component)) => component,
+        (kind, _) => {
+            return Err(Error::Unsupported {
+                what: "HTTP guest",
+                detail: format!("a {kind} cannot serve HTTP; build a wasi:http/proxy component"),
+            });
+        }
+    };
+    let pre = wasm.engine().p2_linker().instantiate_pre(component).map_err(Error::Instantiate)?;
+    ProxyPre::new(pre).map_err(Error::Instantiate)
 }
 
 /// A request admitted under the concurrency cap: its permit and its place in the in-flight
@@ -278,20 +330,18 @@ fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Re
 /// Serves `wasm` on `listener`, and its metrics on `metrics` if given, until `shutdown`
 /// has run its course. Metrics stay up while the requests in flight drain, then stop too.
 pub async fn serve_http(
-    engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     shutdown: Shutdown<impl Future>,
 ) -> Result<()> {
-    serve_http_then(engine, wasm, sandbox, listener, metrics, shutdown, || ()).await
+    serve_http_then(wasm, sandbox, listener, metrics, shutdown, || ()).await
 }
 
 /// [`serve_http`], calling `serving` once the component is ready and the server is about
 /// to accept: connections made from then on are answered.
 pub(crate) async fn serve_http_then(
-    engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
@@ -299,7 +349,7 @@ pub(crate) async fn serve_http_then(
     shutdown: Shutdown<impl Future>,
     serving: impl FnOnce(),
 ) -> Result<()> {
-    let server = HttpServer::new(engine, wasm, sandbox)?;
+    let server = HttpServer::new(wasm, sandbox)?;
     serving();
     let Some(metrics) = metrics else { return server.serve_until(listener, shutdown).await };
     let (drained, on_drained) = tokio::sync::oneshot::channel::<()>();
@@ -386,7 +436,7 @@ mod phase_bench {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::{AppConfig, EngineConfig, Stdio};
+    use crate::{AppConfig, Engine, EngineConfig, Stdio};
 
     /// Where one request's time goes, in process: `cargo test --release -p spore-shim --lib
     /// -- --ignored --nocapture request_phases` (needs target/guests/http.wasm).
@@ -398,7 +448,7 @@ mod phase_bench {
             let engine = Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled }).unwrap();
             let wasm = engine.load(&bytes).unwrap();
             let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
-            let server = HttpServer::new(&engine, &wasm, &sandbox).unwrap();
+            let server = HttpServer::new(&wasm, &sandbox).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let n = 20_000u32;
             let mut t = [Duration::ZERO; 4];
@@ -406,10 +456,10 @@ mod phase_bench {
                 for _ in 0..n {
                     let a = Instant::now();
                     let state = P2State::new(&sandbox).unwrap();
-                    let mut store = Store::new(server.0.pre.engine(), state);
+                    let mut store = Store::new(server.pre().engine(), state);
                     limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(Duration::from_secs(5)));
                     let b = Instant::now();
-                    let proxy = server.0.pre.instantiate_async(&mut store).await.unwrap();
+                    let proxy = server.pre().instantiate_async(&mut store).await.unwrap();
                     let c = Instant::now();
                     let (sender, _receiver) = tokio::sync::oneshot::channel();
                     let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());

@@ -18,7 +18,7 @@ mod state;
 mod stdio;
 mod usage;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Tier};
 pub use error::{Error, Result};
 pub use exit::Exit;
 pub use exit::{DEADLINE_EXIT_CODE, HOST_ERROR_EXIT_CODE, TRAP_EXIT_CODE};

@@ -7,6 +7,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::engine::Tier;
+
 /// Where the metrics are served, on their own listener.
 pub const METRICS_PATH: &str = "/metrics";
 /// The exposition format `prometheus_client::encoding::text` writes.
@@ -23,6 +25,7 @@ pub(crate) struct HttpMetrics {
     in_flight: Gauge,
     requests: Family<CodeLabel, Counter>,
     rejected: Counter,
+    optimized: Gauge,
 }
 
 impl Default for HttpMetrics {
@@ -35,7 +38,13 @@ impl Default for HttpMetrics {
         registry.register("requests_in_flight", "Requests the guest is handling now", in_flight.clone());
         registry.register("requests", "Requests answered, by HTTP status code", requests.clone());
         registry.register("requests_rejected", "Requests refused with 503 at limits.maxConcurrency", rejected.clone());
-        Self { registry, in_flight, requests, rejected }
+        let optimized = Gauge::default();
+        registry.register(
+            "code_optimized",
+            "1 when new requests run on optimized (Cranelift) code, 0 while on baseline (Winch) code",
+            optimized.clone(),
+        );
+        Self { registry, in_flight, requests, rejected, optimized }
     }
 }
 
@@ -48,6 +57,10 @@ impl HttpMetrics {
 
     pub fn answered(&self, status: u16) {
         self.requests.get_or_create(&CodeLabel { code: status }).inc();
+    }
+
+    pub fn serving(&self, tier: Tier) {
+        self.optimized.set(i64::from(tier == Tier::Optimized));
     }
 
     pub fn rejected(&self) {

@@ -5,7 +5,7 @@ use wasmtime::Module;
 use wasmtime::component::Component;
 
 use crate::cache::{Miss, hex_sha256};
-use crate::engine::Engine;
+use crate::engine::{Engine, Tier};
 use crate::error::{Error, Result};
 
 /// The kinds of guest Spore runs.
@@ -36,13 +36,16 @@ pub enum CodeOrigin {
     Cache,
 }
 
-/// A compiled, classified guest.
+/// A compiled, classified guest, bound to the engine that compiled it.
 #[derive(Clone)]
 pub struct Wasm {
     kind: WasmKind,
     code: Code,
     sha256: String,
     origin: CodeOrigin,
+    engine: Engine,
+    /// For baseline code: the optimized code being compiled in the background.
+    optimizing: Option<Optimizing>,
 }
 
 #[derive(Clone)]
@@ -58,7 +61,9 @@ enum Encoding {
 }
 
 impl Engine {
-    /// Compiles (or loads from the cache) and classifies a module or component.
+    /// Compiles (or loads from the cache) and classifies a module or component. A tiered
+    /// engine ([`Engine::for_requests`]) may return an HTTP component's baseline code and
+    /// compile its optimized code in the background.
     pub fn load(&self, bytes: &[u8]) -> Result<Wasm> {
         Wasm::load(self, bytes)
     }
@@ -75,9 +80,21 @@ impl Wasm {
         };
         let encoding = sniff(bytes)?;
         let sha256 = hex_sha256(bytes);
-        let (code, origin) = compile_cached(engine, encoding, bytes, &sha256)?;
+        if let Some(code) = cached(engine, encoding, &sha256) {
+            return Self::classified(engine, code, sha256, CodeOrigin::Cache);
+        }
+        if engine.tiered() && encoding == Encoding::Component {
+            if let Some(wasm) = start_on_baseline(engine, bytes, &sha256)? {
+                return Ok(wasm);
+            }
+        }
+        let code = compile_and_store(engine, encoding, bytes, &sha256)?;
+        Self::classified(engine, code, sha256, CodeOrigin::Compiled)
+    }
+
+    fn classified(engine: &Engine, code: Code, sha256: String, origin: CodeOrigin) -> Result<Self> {
         let kind = classify(engine, &code)?;
-        Ok(Self { kind, code, sha256, origin })
+        Ok(Self { kind, code, sha256, origin, engine: engine.clone(), optimizing: None })
     }
 
     pub fn kind(&self) -> WasmKind {
@@ -93,8 +110,101 @@ impl Wasm {
         self.origin
     }
 
+    /// The compiler that made this code.
+    pub fn tier(&self) -> Tier {
+        self.engine.tier()
+    }
+
+    /// The optimized code of a guest loaded on baseline code, once it is ready; `None` for
+    /// optimized code, or if compiling it failed (logged; the baseline code keeps serving).
+    pub async fn optimized(&self) -> Option<Wasm> {
+        self.optimizing.clone()?.ready().await
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     pub(crate) fn code(&self) -> &Code {
         &self.code
+    }
+}
+
+/// The baseline code of an HTTP component, with its optimized code compiling on idle
+/// threads. `None` when the component should wait for optimized code instead: it is not an
+/// HTTP server (a command runs on its first code for life), or Winch cannot compile it (a
+/// proposal it lacks, such as tail calls).
+fn start_on_baseline(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Option<Wasm>> {
+    let Some(baseline) = engine.baseline() else { return Ok(None) };
+    let (code, origin) = match cached(baseline, Encoding::Component, sha256) {
+        Some(code) => (code, CodeOrigin::Cache),
+        None => match compile_and_store(baseline, Encoding::Component, bytes, sha256) {
+            Ok(code) => (code, CodeOrigin::Compiled),
+            Err(err) => {
+                tracing::info!("the baseline compiler cannot take this component ({err}); waiting for optimized code");
+                return Ok(None);
+            }
+        },
+    };
+    let wasm = Wasm::classified(baseline, code, sha256.to_string(), origin)?;
+    if wasm.kind != WasmKind::HttpProxy {
+        return Ok(None);
+    }
+    let optimizing = Optimizing::start(engine.clone(), bytes.to_vec(), sha256.to_string());
+    Ok(Some(Wasm { optimizing: Some(optimizing), ..wasm }))
+}
+
+/// Optimized code being compiled in the background, at idle priority: it takes only the
+/// CPU that requests leave unused.
+#[derive(Clone)]
+struct Optimizing(tokio::sync::watch::Receiver<Option<Wasm>>);
+
+impl Optimizing {
+    fn start(engine: Engine, bytes: Vec<u8>, sha256: String) -> Self {
+        let (ready, receiver) = tokio::sync::watch::channel(None);
+        let compile = move || {
+            let started = std::time::Instant::now();
+            match optimize(&engine, &bytes, sha256) {
+                Ok(wasm) => {
+                    tracing::info!(seconds = started.elapsed().as_secs_f32(), "optimized code ready");
+                    let _ = ready.send(Some(wasm));
+                }
+                Err(err) => tracing::warn!("optimizing failed; baseline code keeps serving: {err}"),
+            }
+        };
+        if let Err(err) = std::thread::Builder::new().name("spore-optimize".into()).spawn(compile) {
+            tracing::warn!("cannot start the optimizing compiler; baseline code keeps serving: {err}");
+        }
+        Self(receiver)
+    }
+
+    async fn ready(mut self) -> Option<Wasm> {
+        let ready = self.0.wait_for(Option::is_some).await.ok()?;
+        ready.clone()
+    }
+}
+
+fn optimize(engine: &Engine, bytes: &[u8], sha256: String) -> Result<Wasm> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("spore-optimize-{i}"))
+        .start_handler(|_| demote_to_idle())
+        .build()
+        .map_err(|e| Error::Engine(wasmtime::Error::msg(format!("compiler threads: {e}"))))?;
+    demote_to_idle();
+    // wasmtime compiles functions in parallel on the rayon pool it is called from.
+    let code = pool.install(|| compile_and_store(engine, Encoding::Component, bytes, &sha256))?;
+    Wasm::classified(engine, code, sha256, CodeOrigin::Compiled)
+}
+
+/// Moves the calling thread to SCHED_IDLE: it runs only when no other thread wants the CPU.
+#[allow(unsafe_code)]
+fn demote_to_idle() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::debug!("compiler thread keeps its priority: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -137,14 +247,14 @@ fn describe(bytes: &[u8]) -> String {
     }
 }
 
-fn compile_cached(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &str) -> Result<(Code, CodeOrigin)> {
-    let Some(cache) = engine.cache() else {
-        return Ok((compile(engine, encoding, bytes)?, CodeOrigin::Compiled));
-    };
+/// The engine's cached code for the binary with digest `sha256`, if any. Corrupt or stale
+/// entries are evicted (and logged): the caller compiles again.
+fn cached(engine: &Engine, encoding: Encoding, sha256: &str) -> Option<Code> {
+    let cache = engine.cache()?;
     let entry = cache.entry(sha256);
     match cache.verified(&entry) {
         Ok(()) => match deserialize(engine, encoding, &entry.artifact) {
-            Ok(code) => return Ok((code, CodeOrigin::Cache)),
+            Ok(code) => return Some(code),
             Err(err) => {
                 tracing::warn!(path = %entry.artifact.display(), "stale code cache entry ({err:#}); recompiling");
                 cache.evict(&entry);
@@ -156,16 +266,21 @@ fn compile_cached(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &st
         }
         Err(Miss::Absent) => {}
     }
+    None
+}
+
+/// Compiles the binary, storing its machine code in the engine's cache if it has one.
+fn compile_and_store(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &str) -> Result<Code> {
+    let Some(cache) = engine.cache() else { return compile(engine, encoding, bytes) };
+    let entry = cache.entry(sha256);
     let artifact = precompile(engine, encoding, bytes)?;
     if let Err(err) = cache.store(&entry, &artifact) {
         tracing::warn!("code cache not written: {err}");
-        return Ok((deserialize_bytes(engine, encoding, &artifact)?, CodeOrigin::Compiled));
+        return deserialize_bytes(engine, encoding, &artifact);
     }
     // Mapping the cache file (rather than the bytes in hand) lets every process on the node
     // share the code pages.
-    let code =
-        deserialize(engine, encoding, &entry.artifact).or_else(|_| deserialize_bytes(engine, encoding, &artifact))?;
-    Ok((code, CodeOrigin::Compiled))
+    deserialize(engine, encoding, &entry.artifact).or_else(|_| deserialize_bytes(engine, encoding, &artifact))
 }
 
 fn compile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Code> {

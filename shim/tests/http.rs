@@ -7,8 +7,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Run, engine, guest, http_get, http_get_raw};
-use spore_shim::HttpServer;
+use common::{Run, guest, guest_bytes, http_get, http_get_raw};
+use spore_shim::{CodeOrigin, Engine, EngineConfig, HttpServer, Tier, Wasm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 const HTTP: &str = "http.wasm";
 const IN_FLIGHT: &str = "spore_http_requests_in_flight";
 const REJECTED: &str = "spore_http_requests_rejected_total";
+const OPTIMIZED: &str = "spore_http_code_optimized";
 
 /// A served component with its metrics listener; dropping it stops the server.
 struct Served {
@@ -33,6 +34,11 @@ async fn serve(run: Run) -> Served {
 /// Serves with a drain: after `stop` it keeps accepting for `drain_delay`.
 async fn serve_draining(run: Run, drain_delay: Duration) -> Served {
     let wasm = run.wasm();
+    serve_wasm(wasm, run, drain_delay).await
+}
+
+/// Serves `wasm` in `run`'s sandbox.
+async fn serve_wasm(wasm: Wasm, run: Run, drain_delay: Duration) -> Served {
     let (sandbox, captured) = run.sandbox();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = spore_shim::bind_metrics("127.0.0.1:0".parse().unwrap(), &sandbox).await.unwrap();
@@ -45,7 +51,7 @@ async fn serve_draining(run: Run, drain_delay: Duration) -> Served {
             },
             drain_delay,
         };
-        spore_shim::serve_http(engine(), &wasm, &sandbox, listener, Some(metrics), shutdown).await
+        spore_shim::serve_http(&wasm, &sandbox, listener, Some(metrics), shutdown).await
     });
     Served { addr, metrics: metrics_addr, stop: Some(stop), task, captured }
 }
@@ -73,6 +79,44 @@ impl Served {
 
 fn requests_with(code: u16) -> String {
     format!("spore_http_requests_total{{code=\"{code}\"}}")
+}
+
+#[tokio::test]
+async fn a_server_answers_on_baseline_code_at_once_then_swaps_in_optimized_code() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = guest(HTTP);
+    let engine = Engine::new(EngineConfig { cache_dir: Some(cache.path().into()), ..EngineConfig::default() })
+        .unwrap()
+        .for_requests(4)
+        .unwrap();
+    let wasm = engine.load(&guest_bytes(HTTP)).unwrap();
+    assert_eq!((wasm.tier(), wasm.origin()), (Tier::Baseline, CodeOrigin::Compiled));
+    let served = serve_wasm(wasm.clone(), run, Duration::ZERO).await;
+    assert_eq!(http_get(served.addr, "/").await, (200, "hello from spore\n".into()));
+
+    let optimized = wasm.optimized().await.expect("optimized code");
+    assert_eq!((optimized.tier(), optimized.origin()), (Tier::Optimized, CodeOrigin::Compiled));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while served.metric(OPTIMIZED).await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "optimized code never swapped in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(http_get(served.addr, "/").await, (200, "hello from spore\n".into()));
+    served.shutdown().await;
+
+    // Both tiers were cached; the next server starts on the optimized code.
+    let cached = EngineConfig { cache_dir: Some(cache.path().into()), ..EngineConfig::default() };
+    let again = Engine::new(cached).unwrap().for_requests(4).unwrap().load(&guest_bytes(HTTP)).unwrap();
+    assert_eq!((again.tier(), again.origin()), (Tier::Optimized, CodeOrigin::Cache));
+    assert!(again.optimized().await.is_none());
+}
+
+#[tokio::test]
+async fn commands_never_start_on_baseline_code_they_would_keep_for_life() {
+    let engine = Engine::new(EngineConfig::default()).unwrap().for_requests(4).unwrap();
+    for file in ["probe-rs-p2.wasm", "hello-c.wasm"] {
+        assert_eq!(engine.load(&guest_bytes(file)).unwrap().tier(), Tier::Optimized, "{file}");
+    }
 }
 
 #[tokio::test]
@@ -282,6 +326,6 @@ async fn a_command_cannot_be_served() {
     let run = guest("probe-c.wasm");
     let (sandbox, _) = run.sandbox();
     let wasm = common::load("probe-c.wasm");
-    let err = HttpServer::new(engine(), &wasm, &sandbox).err().expect("refused").to_string();
+    let err = HttpServer::new(&wasm, &sandbox).err().expect("refused").to_string();
     assert!(err.contains("cannot serve HTTP"), "{err}");
 }

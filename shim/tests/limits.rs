@@ -36,7 +36,7 @@ async fn a_trap_after_refused_growth_names_the_limit() {
         ..AppConfig::default()
     };
     let sandbox = Sandbox::new(config, Stdio::null()).unwrap();
-    let exit = spore_shim::run_command(engine(), &wasm, &sandbox).await.unwrap();
+    let exit = spore_shim::run_command(&wasm, &sandbox).await.unwrap();
     assert_eq!(exit.code, TRAP_EXIT_CODE);
     let reason = exit.reason.unwrap();
     assert!(reason.contains("memory limit of 1Mi reached"), "{reason}");
@@ -104,7 +104,7 @@ async fn usage_counts_live_memory_and_guest_cpu() {
     let run = guest(C).args(["loop"]).timeout(Duration::from_millis(400));
     let wasm = run.wasm();
     let (sandbox, _) = run.sandbox();
-    let exit = spore_shim::run_command(engine(), &wasm, &sandbox).await.unwrap();
+    let exit = spore_shim::run_command(&wasm, &sandbox).await.unwrap();
     assert_eq!(exit.code, DEADLINE_EXIT_CODE);
     let usage = sandbox.usage();
     let cpu = usage.cpu_time();
@@ -119,7 +119,7 @@ async fn usage_shows_the_memory_of_a_running_guest() {
     let (sandbox, _) = run.sandbox();
     let running = tokio::spawn({
         let sandbox = sandbox.clone();
-        async move { spore_shim::run_command(engine(), &wasm, &sandbox).await }
+        async move { spore_shim::run_command(&wasm, &sandbox).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sandbox.usage().memory_bytes() >= 64 << 10, "memory {}", sandbox.usage().memory_bytes());

@@ -26,13 +26,7 @@ pub enum Status {
 /// What a container runs.
 pub enum Workload {
     Sandbox,
-    /// `engine` is the one that loaded `wasm`.
-    Guest {
-        engine: Engine,
-        wasm: Wasm,
-        sandbox: Sandbox,
-        hosting: Hosting,
-    },
+    Guest { wasm: Wasm, sandbox: Sandbox, hosting: Hosting },
 }
 
 pub struct Container {
@@ -130,16 +124,15 @@ impl Container {
     async fn execute(&self, workload: &Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
-            Workload::Guest { engine, wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
+            Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
-                match serve(engine, wasm, sandbox, hosting, &self.id, shutdown).await {
+                match serve(wasm, sandbox, hosting, &self.id, shutdown).await {
                     Ok(()) => 0,
                     Err(err) => self.failed(hosting, &err.to_string(), 1),
                 }
             }
-            Workload::Guest { engine, wasm, sandbox, hosting } => match crate::run_command(engine, wasm, sandbox).await
-            {
+            Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(wasm, sandbox).await {
                 Ok(exit) if exit.reason.is_some() => self.failed(hosting, &exit.report(), exit_status(&exit)),
                 Ok(exit) => exit_status(&exit),
                 Err(err) => self.failed(hosting, &err.to_string(), crate::HOST_ERROR_EXIT_CODE as u32),
@@ -194,7 +187,6 @@ fn exit_status(exit: &Exit) -> u32 {
 /// Serves on 0.0.0.0 in the pod's network namespace: the guest's port and the metrics port.
 /// Once it serves, the pod announces itself if asked to (see [`announce`]).
 async fn serve(
-    engine: &Engine,
     wasm: &Wasm,
     sandbox: &Sandbox,
     hosting: &Hosting,
@@ -213,7 +205,7 @@ async fn serve(
             announce::spawn(*to, container.to_string(), port);
         }
     };
-    crate::http::serve_http_then(engine, wasm, sandbox, listener, metrics, shutdown, serving).await
+    crate::http::serve_http_then(wasm, sandbox, listener, metrics, shutdown, serving).await
 }
 
 /// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad
@@ -236,5 +228,5 @@ pub fn guest(
     if let Some(port) = hosting.metrics_port {
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }
-    Ok(Workload::Guest { engine, wasm, sandbox, hosting })
+    Ok(Workload::Guest { wasm, sandbox, hosting })
 }

@@ -327,11 +327,13 @@ const SOCKET_FAMILIES: &[i32] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, 
 
 /// The allowlist, with argument conditions where a call is safe only in some uses.
 pub fn allowed(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
-    let rule = |arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64| {
-        SeccompCondition::new(arg, len, op, value)
-            .and_then(|condition| SeccompRule::new(vec![condition]))
-            .map_err(|e| format!("seccomp rule: {e}"))
+    let condition = |arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, len, op, value).map_err(|e| format!("seccomp rule: {e}"))
     };
+    let all =
+        |conditions: Vec<SeccompCondition>| SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"));
+    let rule =
+        |arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64| all(vec![condition(arg, len, op, value)?]);
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED.iter().chain(ALLOWED_LEGACY).map(|nr| (*nr, vec![])).collect();
     // Threads, never new namespaces.
@@ -341,6 +343,14 @@ pub fn allowed(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     rules.insert(libc::SYS_tgkill, vec![rule(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, u64::from(pid))?]);
     // Its own limits only (pid 0); another root process's could be lowered without any capability.
     rules.insert(libc::SYS_prlimit64, vec![rule(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 0)?]);
+    // A thread may only demote itself to idle priority (the background compiler's threads).
+    rules.insert(
+        libc::SYS_sched_setscheduler,
+        vec![all(vec![
+            condition(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 0)?,
+            condition(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::SCHED_IDLE as u64)?,
+        ])?],
+    );
     rules.insert(
         libc::SYS_socket,
         SOCKET_FAMILIES
@@ -539,11 +549,37 @@ mod tests {
                 .load(br#"(module (memory 1) (func (export "_start") (i32.store (i32.const 8) (i32.const 42))) (export "memory" (memory 0)))"#)
                 .unwrap();
             let sandbox = crate::Sandbox::new(crate::AppConfig::default(), crate::Stdio::null()).unwrap();
-            assert_eq!(crate::run_command(&engine, &wasm, &sandbox).await.unwrap().code, 0);
+            assert_eq!(crate::run_command(&wasm, &sandbox).await.unwrap().code, 0);
             let trap = engine.load(br#"(module (func (export "_start") unreachable))"#).unwrap();
-            let exit = crate::run_command(&engine, &trap, &sandbox).await.unwrap();
+            let exit = crate::run_command(&trap, &sandbox).await.unwrap();
             assert_eq!(exit.code, crate::TRAP_EXIT_CODE, "a trap is caught by wasmtime's signal handler");
+
+            // An HTTP component starts on baseline code; the optimized code is compiled on
+            // threads that demote themselves to idle priority, which the filter allows.
+            let http = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm"))
+                .expect("target/guests/http.wasm (make guests)");
+            let wasm = engine.for_requests(2).unwrap().load(&http).unwrap();
+            assert_eq!(wasm.tier(), crate::Tier::Baseline);
+            assert_eq!(wasm.optimized().await.map(|w| w.tier()), Some(crate::Tier::Optimized));
         });
+        std::thread::spawn(scheduling_checks).join().unwrap();
         println!("filtered child: all checks passed");
+    }
+
+    /// A thread may demote itself to idle priority, and do nothing else with scheduling.
+    #[allow(unsafe_code)]
+    fn scheduling_checks() {
+        let set = |pid: libc::pid_t, policy: libc::c_int, priority: libc::c_int| {
+            let param = libc::sched_param { sched_priority: priority };
+            // SAFETY: `param` outlives the call.
+            match unsafe { libc::sched_setscheduler(pid, policy, &param) } {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error().raw_os_error()),
+            }
+        };
+        let parent = nix::unistd::getppid().as_raw();
+        assert_eq!(set(parent, libc::SCHED_IDLE, 0), Err(Some(libc::EPERM)), "another process's policy");
+        assert_eq!(set(0, libc::SCHED_FIFO, 1), Err(Some(libc::EPERM)), "real-time priority");
+        assert_eq!(set(0, libc::SCHED_IDLE, 0), Ok(()), "idle priority for itself");
     }
 }

@@ -151,7 +151,7 @@ impl Run {
     pub async fn run(self) -> Outcome {
         let wasm = self.wasm();
         let (sandbox, captured) = self.sandbox();
-        let exit = spore_shim::run_command(engine(), &wasm, &sandbox).await.expect("guest runs");
+        let exit = spore_shim::run_command(&wasm, &sandbox).await.expect("guest runs");
         Outcome { exit, stdout: captured.stdout(), stderr: captured.stderr() }
     }
 }
