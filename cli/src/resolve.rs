@@ -14,8 +14,9 @@ pub async fn module_bytes(local: Option<&Path>, image: &str, plain_http: bool) -
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::module(path.display().to_string(), format!("cannot read the module: {e}")))?;
     if is_tar(&bytes) {
-        let layout = oci::Layout::read(&bytes).map_err(|m| CliError::module(path.display().to_string(), m))?;
-        return Ok(layout.wasm);
+        let name = path.display().to_string();
+        let layout = oci::Layout::read(&bytes).map_err(|m| CliError::module(&name, m))?;
+        return layout.image.module().map_err(|e| CliError::module(name, e));
     }
     Ok(bytes)
 }

@@ -257,32 +257,73 @@ fn up_refuses_metrics_on_the_apps_own_port() {
     assert_one_error(&out, &format!("metrics port {port} is also the guest's HTTP port"));
 }
 
-fn build_image(dir: &Path, module: &str, tag: &str) -> String {
-    let tar = dir.join("image.tar").display().to_string();
-    let out = spore(&["image", "build", "--module", &guest(module), "--tag", tag, "-o", &tar]);
+const FORMATS: [&str; 2] = ["plain", "artifact"];
+
+/// `spore image build --format FORMAT` of a guest into `dir`; returns the tar's path.
+fn build_image(dir: &Path, module: &str, tag: &str, format: &str) -> String {
+    let tar = dir.join(format!("image-{format}.tar")).display().to_string();
+    let out = spore(&["image", "build", "--format", format, "--module", &guest(module), "--tag", tag, "-o", &tar]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     tar
 }
 
 #[test]
+fn image_build_says_which_format_to_pick() {
+    let help = stdout(&spore(&["image", "build", "--help"]));
+    for part in ["--format", "plain", "artifact", "ctr run", "Wasm OCI artifact"] {
+        assert!(help.contains(part), "{part:?} missing from\n{help}");
+    }
+    let out = spore(&["image", "build", "--module", &guest("probe-c.wasm"), "--tag", "t", "-o", "/dev/null"]);
+    assert!(stdout(&out).contains("Plain image"), "plain is the default: {}", stdout(&out));
+}
+
+#[test]
 fn up_runs_a_module_from_an_oci_layout_tar() {
     let app = command_app("[echo, from-a-tar]");
-    let tar = build_image(app.dir.path(), "probe-c.wasm", "localhost:5000/spore/probe:1");
-    let out = spore(&["up", "-f", &app.path(), "--module", &tar]);
-    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "from-a-tar\n"), "{}", stderr(&out));
+    for format in FORMATS {
+        let tar = build_image(app.dir.path(), "probe-c.wasm", "localhost:5000/spore/probe:1", format);
+        let out = spore(&["up", "-f", &app.path(), "--module", &tar]);
+        assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "from-a-tar\n"), "{format}: {}", stderr(&out));
+    }
+}
+
+/// The manifest the registry serves for `repository:tag`, as JSON.
+fn registry_manifest(addr: SocketAddr, repository: &str, tag: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {addr}\r\n\
+         Accept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{response}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[test]
 fn up_pulls_the_module_from_a_registry() {
     let registry = Registry::start();
-    let reference = format!("{}/spore/probe:1", registry.addr);
-    let app = Manifest::new(&format!("  module:\n    image: {reference}\n  args: [echo, pulled]\n"));
-    let tar = build_image(app.dir.path(), "probe-c.wasm", &reference);
-    let out = spore(&["image", "push", &tar]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for (format, config_type, layer_type) in [
+        ("plain", "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ("artifact", "application/vnd.wasm.config.v0+json", "application/wasm"),
+    ] {
+        let reference = format!("{}/spore/probe-{format}:1", registry.addr);
+        let app = Manifest::new(&format!("  module:\n    image: {reference}\n  args: [echo, pulled]\n"));
+        let tar = build_image(app.dir.path(), "probe-c.wasm", &reference, format);
+        let out = spore(&["image", "push", &tar]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
 
-    let out = spore(&["up", "-f", &app.path()]);
-    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "pulled\n"), "{}", stderr(&out));
+        let manifest = registry_manifest(registry.addr, &format!("spore/probe-{format}"), "1");
+        assert_eq!(manifest["config"]["mediaType"], config_type, "{manifest}");
+        assert_eq!(manifest["layers"][0]["mediaType"], layer_type, "{manifest}");
+
+        let out = spore(&["up", "-f", &app.path()]);
+        assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "pulled\n"), "{format}: {}", stderr(&out));
+    }
 
     let missing = Manifest::new(&format!("  module:\n    image: {}/spore/absent:1\n", registry.addr));
     assert_one_error(&spore(&["up", "-f", &missing.path()]), "pull failed");

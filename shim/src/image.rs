@@ -1,6 +1,8 @@
-//! The Wasm OCI artifact format (config `application/vnd.wasm.config.v0+json`, one
-//! `application/wasm` layer) as far as finding the module goes: pure functions over the
-//! manifest and index JSON, shared by the shim (containerd's content store) and the CLI.
+//! The two image formats `spore image build` writes, as far as finding the module goes: the
+//! Wasm OCI artifact format (config `application/vnd.wasm.config.v0+json`, one
+//! `application/wasm` layer) and plain images (an ordinary tar layer holding the module at
+//! the entrypoint). Media types and pure functions over the manifest and index JSON, shared
+//! by the shim (containerd's content store) and the CLI.
 
 use serde::Deserialize;
 
@@ -12,9 +14,21 @@ pub const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
-/// The entrypoint `spore image build` records in an artifact's config for CRI's sake (CRI
-/// wants a command); no such file exists, so the shim falls back to the Wasm layer.
-pub const ARTIFACT_ENTRYPOINT: &str = "/app.wasm";
+/// The entrypoint `spore image build` records. In a plain image it is the module's path in
+/// the layer; an artifact's config records it for CRI's sake (CRI wants a command) with no
+/// such file, so the shim falls back to the Wasm layer.
+pub const MODULE_ENTRYPOINT: &str = "/app.wasm";
+/// A plain image's config and the layer `spore image build` writes for one.
+pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_GZIP_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Filesystem layers (tar, or gzip of a tar) of plain OCI and Docker images; accepted when
+/// reading.
+pub const TAR_LAYER_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    OCI_GZIP_LAYER_MEDIA_TYPE,
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
 const INDEX_MEDIA_TYPES: [&str; 2] =
     ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
 

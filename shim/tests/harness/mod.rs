@@ -873,7 +873,7 @@ pub fn build_artifact(dir: &Path, guest: &str, tag: &str) -> PathBuf {
     let tar = dir.join(format!("{}.tar", guest.trim_end_matches(".wasm")));
     let module = crate::common::guests_dir().join(guest);
     let out = Command::new(spore_cli())
-        .args(["image", "build", "--tag", tag, "--module"])
+        .args(["image", "build", "--format", "artifact", "--tag", tag, "--module"])
         .arg(&module)
         .arg("-o")
         .arg(&tar)
