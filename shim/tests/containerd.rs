@@ -190,6 +190,41 @@ fn a_wasm_image_pulled_from_a_registry_runs() {
     ctrd.assert_clean();
 }
 
+/// `spore image build`'s default (plain) format is an ordinary image: Debian's containerd
+/// imports, pushes, pulls and `ctr run`s it (the artifact format it can do none of).
+#[test]
+fn an_image_from_spore_image_build_runs_with_ctr_run_imported_or_pulled() {
+    let registry = Registry::start();
+    let ctrd = Containerd::start();
+    let reference = format!("{}/spore/built:1", registry.addr);
+    let tar = ctrd.dir().join("built.tar");
+    let spore = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(harness::spore_cli()).args(args).output().expect("spore runs");
+        out.assert_success(&format!("spore {args:?}"));
+    };
+    let module = common::guests_dir().join("probe-c.wasm");
+    spore(&[
+        "image".as_ref(),
+        "build".as_ref(),
+        "--tag".as_ref(),
+        reference.as_ref(),
+        "--module".as_ref(),
+        module.as_os_str(),
+        "-o".as_ref(),
+        tar.as_os_str(),
+    ]);
+    ctrd.import(&tar);
+    let out = ctrd.run(&reference, "imported", SPORE, &["/app.wasm", "echo", "imported"]);
+    assert_eq!(out.stdout_text(), "imported\n", "{}\n{}", out.stderr_text(), ctrd.log());
+
+    spore(&["image".as_ref(), "push".as_ref(), tar.as_os_str()]);
+    ctrd.ctr_ok(["images", "rm", &reference]);
+    ctrd.ctr_ok(["images", "pull", "--plain-http", &reference]);
+    let out = ctrd.run(&reference, "pulled", SPORE, &["/app.wasm", "exit", "7"]);
+    assert_eq!(out.status.code(), Some(7), "{}\n{}", out.stderr_text(), ctrd.log());
+    ctrd.assert_clean();
+}
+
 #[test]
 fn the_guest_reads_its_stdin_from_ctr() {
     let ctrd = Containerd::start();
