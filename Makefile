@@ -51,7 +51,7 @@ run: ## Build `spore` and the example only, then serve examples/hello-http local
 .PHONY: test
 test: build guests tools ## Run every test: unit, engine with real guests, CLI, CRDs, containerd, CRI, then e2e
 	SPORE_CRICTL=$(CRICTL) SPORE_CONTAINERD17_DIR=$(CONTAINERD17_DIR) SPORE_CONTAINERD2_DIR=$(CONTAINERD2_DIR) \
-		SPORE_HELM=$(HELM) $(CARGO) test --release --workspace --exclude spore-e2e --locked
+		SPORE_HELM=$(HELM) $(CARGO) test --release --workspace --locked
 	$(MAKE) e2e
 
 ##@ The e2e cluster (three nodes, built from source; state in E2E_DIR)
@@ -74,9 +74,9 @@ e2e: build guests cluster-tools e2e-images ## Fresh cluster, the e2e tests, tear
 	@status=0; \
 	export KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) SPORE_HELM=$(HELM); \
 	{ $(CLUSTER_ENV) e2e/cluster.sh up && \
-	  $(CARGO) test --release --locked -p spore-e2e --lib --test cluster --test operator --test scale_to_zero --test faults --test validation -- --test-threads=1 && \
-	  $(CARGO) test --release --locked -p spore-e2e --test batch && \
-	  $(CARGO) test --release --locked -p spore-e2e --test uninstall; } || status=$$?; \
+	  $(CARGO) test --release --locked --workspace --test cluster --test operator --test scale_to_zero --test faults --test validation -- --test-threads=1 && \
+	  $(CARGO) test --release --locked --workspace --test batch && \
+	  $(CARGO) test --release --locked --workspace --test uninstall; } || status=$$?; \
 	$(CLUSTER_ENV) e2e/cluster.sh down; \
 	if [ $$status -ne 0 ]; then echo "e2e: FAILED (exit $$status); see the test output above"; fi; \
 	exit $$status
@@ -103,8 +103,11 @@ deps: ## Install Debian packages and Rust targets the build needs
 	for t in $(RUST_TARGETS); do grep -qx $$t <<<"$$installed" || rustup target add $$t; done
 
 .PHONY: build
-build: deps ## Build the workspace (release)
-	$(CARGO) build --release --workspace --locked
+# --all-targets: with the tests' dev-dependencies, features unify as they do for `cargo test`
+# (tokio, semver, kube...); a plain build differs, and `make test` would compile wasmtime,
+# kube and their trees twice.
+build: deps ## Build the workspace (release), tests included
+	$(CARGO) build --release --workspace --all-targets --locked
 
 .PHONY: guests
 guests: deps ## Build the Wasm test guests into target/guests
@@ -173,7 +176,7 @@ bench-cluster: build guests cluster-tools e2e-images ## Cluster benchmarks (a fr
 	export KUBECONFIG=$(E2E_DIR)/kubeconfig SPORE_E2E_DIR=$(E2E_DIR) SPORE_HELM=$(HELM) \
 		SPORE_BENCH_OUT=$(CURDIR)/docs/benchmarks.md; \
 	{ MAX_PODS=120 $(CLUSTER_ENV) e2e/cluster.sh up && \
-	  $(CARGO) test --release --locked -p spore-e2e --test bench_cluster -- --ignored --test-threads=1 --nocapture; \
+	  $(CARGO) test --release --locked --workspace --test bench_cluster -- --ignored --test-threads=1 --nocapture; \
 	} || status=$$?; \
 	$(CLUSTER_ENV) e2e/cluster.sh down; \
 	exit $$status

@@ -77,9 +77,14 @@ for guest in http python-http js-http; do
   [ -f "$wasm" ] || { echo "bench: $wasm missing (make bench-guests); skipped" >&2; continue; }
   echo "bench: $guest: compiling once for wasmtime serve, warming Spore's cache" >&2
   "$wasmtime" compile -o "$work/$guest.cwasm" "$wasm"
-  $spore up -f "$work/app.yaml" --module "$wasm" --cache-dir "$work/cache" >/dev/null 2>&1 &
+  # Until the optimized code is cached: the first start serves on baseline code meanwhile.
+  $spore up -f "$work/app.yaml" --module "$wasm" --cache-dir "$work/cache" \
+    --metrics-address "127.0.0.1:$((port + 1))" >/dev/null 2>&1 &
   warming=$!
-  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1200); do
+    curl -sf "http://127.0.0.1:$((port + 1))/metrics" 2>/dev/null | grep -q '^spore_http_code_optimized 1' && break
+    sleep 0.1
+  done
   kill "$warming"; wait "$warming" 2>/dev/null || true
   for threads in 1 2; do
     echo "bench: $guest at $threads thread(s)" >&2
