@@ -83,10 +83,11 @@ impl Wasm {
         if let Some(code) = cached(engine, encoding, &sha256) {
             return Self::classified(engine, code, sha256, CodeOrigin::Cache);
         }
-        if engine.tiered() && encoding == Encoding::Component {
-            if let Some(wasm) = start_on_baseline(engine, bytes, &sha256)? {
-                return Ok(wasm);
-            }
+        if engine.tiered()
+            && encoding == Encoding::Component
+            && let Some(wasm) = start_on_baseline(engine, bytes, &sha256)?
+        {
+            return Ok(wasm);
         }
         let code = compile_and_store(engine, encoding, bytes, &sha256)?;
         Self::classified(engine, code, sha256, CodeOrigin::Compiled)
