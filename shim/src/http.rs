@@ -42,7 +42,7 @@ pub struct HttpServer(Arc<Inner>);
 
 struct Inner {
     /// What requests instantiate: baseline code is replaced by optimized code once ready.
-    serving: RwLock<Serving>,
+    pre: RwLock<ProxyPre<P2State>>,
     /// The optimized code still being compiled, for `serve` to swap in.
     optimizing: Mutex<Option<Wasm>>,
     sandbox: Sandbox,
@@ -50,12 +50,6 @@ struct Inner {
     metrics: HttpMetrics,
     /// Draining: every response closes its connection.
     closing: AtomicBool,
-}
-
-/// The code requests run on.
-struct Serving {
-    pre: ProxyPre<P2State>,
-    tier: Tier,
 }
 
 /// How serving ends. Once `requested` resolves the server keeps accepting for
@@ -83,18 +77,13 @@ impl HttpServer {
         let metrics = HttpMetrics::default();
         metrics.serving(wasm.tier());
         Ok(Self(Arc::new(Inner {
-            serving: RwLock::new(Serving { pre, tier: wasm.tier() }),
+            pre: RwLock::new(pre),
             optimizing: Mutex::new(Some(wasm.clone()).filter(|wasm| wasm.tier() == Tier::Baseline)),
             sandbox: sandbox.clone(),
             permits,
             metrics,
             closing: AtomicBool::new(false),
         })))
-    }
-
-    /// The compiler whose code new requests run on.
-    pub fn tier(&self) -> Tier {
-        self.0.serving.read().expect("serving lock").tier
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting
@@ -126,7 +115,7 @@ impl HttpServer {
             let Some(optimized) = baseline.optimized().await else { return };
             match pre_instantiate(&optimized) {
                 Ok(pre) => {
-                    *server.0.serving.write().expect("serving lock") = Serving { pre, tier: optimized.tier() };
+                    *server.0.pre.write().expect("pre lock") = pre;
                     server.0.metrics.serving(optimized.tier());
                     tracing::info!("new requests run on optimized code");
                 }
@@ -136,7 +125,7 @@ impl HttpServer {
     }
 
     fn pre(&self) -> ProxyPre<P2State> {
-        self.0.serving.read().expect("serving lock").pre.clone()
+        self.0.pre.read().expect("pre lock").clone()
     }
 
     fn metrics_response(&self, req: &hyper::Request<Incoming>) -> Response {
