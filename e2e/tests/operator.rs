@@ -2,7 +2,7 @@
 //! the shim on the two Wasm nodes only, then WasmApps: the example serves (its pods export request
 //! metrics), scales and autoscales, capabilities hold, bad manifests are rejected, a corrupt
 //! module is reported, the operator recovers from being killed, and a node leaving the
-//! selector is uninstalled.
+//! selector is uninstalled, and a new image is precompiled on the Wasm nodes before its first pod.
 //! (`helm uninstall` is in uninstall.rs, run last.)
 
 use std::time::Duration;
@@ -385,10 +385,25 @@ fn a_killed_operator_leaves_no_duplicates_and_deleting_the_app_cleans_up() {
         1,
         "more than one ReplicaSet: the template changed across restarts"
     );
+    let precompiles = || {
+        let nodes =
+            ns.jsonpath(&["get", "pods", "-l", "spore.dev/precompile-of=hello-http"], "{.items[*].spec.nodeName}");
+        let mut nodes: Vec<String> = nodes.split_whitespace().map(String::from).collect();
+        nodes.sort();
+        nodes
+    };
+    wait_until(
+        "one precompile pod per Wasm node, however often the operator restarted",
+        Duration::from_secs(60),
+        || precompiles() == WASM_NODES,
+    );
 
     ns.kubectl_ok(&["delete", "wasmapp", "hello-http", "--wait=true"]);
     wait_until("everything the app had is gone", Duration::from_secs(90), || {
-        owned("deployments").is_empty() && owned("services").is_empty() && owned("pods").is_empty()
+        owned("deployments").is_empty()
+            && owned("services").is_empty()
+            && owned("pods").is_empty()
+            && precompiles().is_empty()
     });
 }
 
@@ -604,4 +619,60 @@ fn objects_the_cluster_rejects_degrade_the_app_with_the_apiservers_message() {
         "jsonpath={.items[*].reason}",
     ]);
     assert!(events.contains("DeploymentRejected") && events.contains("Recovered"), "{events}");
+}
+
+/// The `.cwasm` files in `node`'s code cache.
+fn cached_code(node: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(state_dir().join(node).join("code-cache"))
+        .map(|dir| {
+            dir.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .filter(|name| name.ends_with(".cwasm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_new_image_is_precompiled_on_every_wasm_node_and_its_first_pod_starts_on_that_code() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-precompile");
+    let before: Vec<_> = WASM_NODES.iter().map(|node| cached_code(node)).collect();
+    // At zero replicas: nothing but the precompile pods can fill the caches.
+    apply(&format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: fresh, namespace: {}}}\nspec:\n  module: {{image: {REGISTRY}/spore/hello-precompile:1}}\n  scaling: {{replicas: 0}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n",
+        ns.0
+    ));
+    let precompiles = || {
+        let listed = ns.jsonpath(
+            &["get", "pods", "-l", "spore.dev/precompile-of=fresh"],
+            "{range .items[*]}{.spec.nodeName}={.status.phase};{end}",
+        );
+        let mut pods: Vec<String> = listed.split_terminator(';').map(String::from).collect();
+        pods.sort();
+        pods
+    };
+    let done: Vec<String> = WASM_NODES.iter().map(|node| format!("{node}=Succeeded")).collect();
+    wait_until("a precompile pod succeeded on each Wasm node", Duration::from_secs(120), || precompiles() == done);
+    let added: Vec<_> = WASM_NODES
+        .iter()
+        .zip(&before)
+        .map(|(node, before)| cached_code(node).difference(before).cloned().collect::<Vec<_>>())
+        .collect();
+    assert!(added.iter().all(|files| files.len() == 1), "one new code file per node: {added:?}");
+    assert_eq!(ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=fresh"], "{.items[*].metadata.name}"), "");
+
+    ns.kubectl_ok(&["scale", "wasmapp/fresh", "--replicas=2"]);
+    wait_until("both pods are ready", Duration::from_secs(120), || {
+        field(&ns, "wasmapp/fresh", "{.status.readyReplicas}") == "2"
+    });
+    let pod_ip = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=fresh"], "{.items[0].status.podIP}");
+    assert_eq!(curl(&format!("http://{pod_ip}:8080/")).as_deref(), Some(HELLO));
+    // The pods loaded the precompiled code: no node compiled anything more (a pod that had
+    // compiled would have added its baseline code).
+    for ((node, before), added) in WASM_NODES.iter().zip(&before).zip(&added) {
+        let now: Vec<_> = cached_code(node).difference(before).cloned().collect();
+        assert_eq!(&now, added, "{node} compiled again");
+    }
+    let served = curl(&format!("http://{pod_ip}:9464/metrics")).expect("the shim serves metrics");
+    assert!(served.lines().any(|l| l == "spore_http_code_optimized 1"), "{served}");
 }

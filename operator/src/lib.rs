@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod context;
 pub mod leader;
 pub mod metrics;
+pub mod precompile;
 pub mod run;
 pub mod runtime;
 pub mod server;

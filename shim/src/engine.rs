@@ -101,7 +101,13 @@ impl Engine {
     /// The engine to load `sandbox`'s guest with: what listens serves HTTP, one instance per
     /// request, from a pool ([`Engine::for_requests`]); anything else runs on this one.
     pub fn for_sandbox(&self, sandbox: &crate::Sandbox) -> Result<Self> {
-        if sandbox.listens() { self.for_requests(sandbox.limits().max_concurrency) } else { Ok(self.clone()) }
+        self.for_guest(sandbox.listens(), sandbox.limits().max_concurrency)
+    }
+
+    /// [`Engine::for_sandbox`] from the two facts it depends on: whether the guest listens,
+    /// and how many requests it serves at once.
+    pub fn for_guest(&self, listens: bool, max_concurrency: usize) -> Result<Self> {
+        if listens { self.for_requests(max_concurrency) } else { Ok(self.clone()) }
     }
 
     pub fn tier(&self) -> Tier {

@@ -69,15 +69,35 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Puts the optimized code of a module or component into the code cache, compiling it
+    /// at idle priority unless it is there already: what a node precompile does before any
+    /// pod needs the guest. The engine must be the one the guest's pods will load it on
+    /// ([`Engine::for_guest`]): the cache keys code by engine settings.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Wasm> {
+        let binary = to_binary(bytes)?;
+        let (bytes, encoding) = (&binary[..], sniff(&binary)?);
+        let sha256 = hex_sha256(bytes);
+        if let Some(code) = cached(self, encoding, &sha256) {
+            return Wasm::classified(self, code, sha256, CodeOrigin::Cache);
+        }
+        optimize(self, encoding, bytes, sha256)
+    }
+}
+
+/// A binary module or component: text (WAT) is parsed, a binary borrowed as it is.
+fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if looks_like_wat(bytes) {
+        let binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?;
+        return Ok(std::borrow::Cow::Owned(binary.into_owned()));
+    }
+    Ok(std::borrow::Cow::Borrowed(bytes))
+}
+
 impl Wasm {
     fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
-        let binary;
-        let bytes = if looks_like_wat(bytes) {
-            binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?.into_owned();
-            &binary[..]
-        } else {
-            bytes
-        };
+        let binary = to_binary(bytes)?;
+        let bytes = &binary[..];
         let encoding = sniff(bytes)?;
         let sha256 = hex_sha256(bytes);
         if let Some(code) = cached(engine, encoding, &sha256) {
@@ -165,7 +185,7 @@ impl Optimizing {
         let (ready, receiver) = tokio::sync::watch::channel(None);
         let compile = move || {
             let started = std::time::Instant::now();
-            match optimize(&engine, &bytes, sha256) {
+            match optimize(&engine, Encoding::Component, &bytes, sha256) {
                 Ok(wasm) => {
                     tracing::info!(seconds = started.elapsed().as_secs_f32(), "optimized code ready");
                     let _ = ready.send(Some(wasm));
@@ -185,7 +205,8 @@ impl Optimizing {
     }
 }
 
-fn optimize(engine: &Engine, bytes: &[u8], sha256: String) -> Result<Wasm> {
+/// Compiles optimized code on a pool of idle-priority threads, and caches it.
+fn optimize(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: String) -> Result<Wasm> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -195,7 +216,7 @@ fn optimize(engine: &Engine, bytes: &[u8], sha256: String) -> Result<Wasm> {
         .map_err(|e| Error::Engine(wasmtime::Error::msg(format!("compiler threads: {e}"))))?;
     demote_to_idle();
     // wasmtime compiles functions in parallel on the rayon pool it is called from.
-    let code = pool.install(|| compile_and_store(engine, Encoding::Component, bytes, &sha256))?;
+    let code = pool.install(|| compile_and_store(engine, encoding, bytes, &sha256))?;
     Wasm::classified(engine, code, sha256, CodeOrigin::Compiled)
 }
 

@@ -112,6 +112,26 @@ async fn a_server_answers_on_baseline_code_at_once_then_swaps_in_optimized_code(
 }
 
 #[tokio::test]
+async fn a_precompiled_component_starts_on_optimized_code_whatever_its_pool_size() {
+    let cache = tempfile::tempdir().unwrap();
+    let node = Engine::new(EngineConfig { cache_dir: Some(cache.path().into()), ..EngineConfig::default() }).unwrap();
+    let bytes = guest_bytes(HTTP);
+    let precompiled = node.for_guest(true, 4).unwrap().precompile(&bytes).unwrap();
+    assert_eq!((precompiled.tier(), precompiled.origin()), (Tier::Optimized, CodeOrigin::Compiled));
+    assert_eq!(node.for_guest(true, 4).unwrap().precompile(&bytes).unwrap().origin(), CodeOrigin::Cache);
+    // The pool's size is no part of the code: a precompile serves apps of any maxConcurrency.
+    for max_concurrency in [4, 256] {
+        let wasm = node.for_guest(true, max_concurrency).unwrap().load(&bytes).unwrap();
+        assert_eq!((wasm.tier(), wasm.origin()), (Tier::Optimized, CodeOrigin::Cache), "{max_concurrency}");
+    }
+    let entries = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .count();
+    assert_eq!(entries, 1, "no baseline code was compiled");
+}
+
+#[tokio::test]
 async fn commands_never_start_on_baseline_code_they_would_keep_for_life() {
     let engine = Engine::new(EngineConfig::default()).unwrap().for_requests(4).unwrap();
     for file in ["probe-rs-p2.wasm", "hello-c.wasm"] {

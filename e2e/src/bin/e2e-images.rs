@@ -79,6 +79,19 @@ fn main() {
             installer_image("2", upgraded_shim(&release.join("containerd-shim-spore-v1")), release, crictl),
         ),
         ("hello-http", wasm_image("hello-http", &guests.join("http.wasm"))),
+        // The hello component with a custom section appended: code no node has cached, for
+        // the node precompile test.
+        (
+            "hello-precompile",
+            ImageBuilder::new(&format!("{REGISTRY}/spore/hello-precompile:1"))
+                .file(
+                    "/app.wasm",
+                    [read(&guests.join("http.wasm")), custom_section(b"spore-e2e", b"precompile")].concat(),
+                    0o644,
+                )
+                .entrypoint(["/app.wasm"])
+                .wasm(),
+        ),
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
         // The Rust probe as a component: wasi:sockets (name lookups, TCP).
         ("probe-p2", wasm_image("probe-p2", &guests.join("probe-rs-p2.wasm"))),
@@ -122,6 +135,13 @@ fn installer_image(tag: &str, shim: Vec<u8>, release: &Path, crictl: &Path) -> I
         ],
     )
     .entrypoint(["/spore/spore-node-installer"])
+}
+
+/// A custom section (id 0), which every engine ignores; sizes under 128 fit one LEB128 byte.
+fn custom_section(name: &[u8], payload: &[u8]) -> Vec<u8> {
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128 && name.len() < 128);
+    [&[0u8, size as u8, name.len() as u8][..], name, payload].concat()
 }
 
 fn upgraded_shim(shim: &Path) -> Vec<u8> {

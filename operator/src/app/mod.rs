@@ -61,14 +61,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Clone +
         warn!("the app controller runs once per process");
         return;
     };
-    let (activator, routing) = (writers.activator, writers.routing);
-    let routing = routing_slices(ctx.clone(), routing);
-    tokio::pin!(routing);
-    // Whether an app still has routing slices to clean up is read from this store: fill it
-    // before the first reconcile.
+    let (activator_changed, activator_changes) = futures::channel::mpsc::unbounded();
+    let slices = futures::future::join(
+        routing_slices(ctx.clone(), writers.routing),
+        activator_slices(ctx.clone(), writers.activator, activator_changed),
+    );
+    tokio::pin!(slices);
+    // Fill both stores before the first reconcile: whether an app still has routing slices
+    // to clean up is read from one, where an app at zero routes from the other. Routing by an
+    // activator store not yet listed would leave the app's Service with no endpoint.
     tokio::select! {
-        _ = ctx.routing.wait_until_ready() => {}
-        _ = &mut routing => return,
+        _ = futures::future::join(ctx.routing.wait_until_ready(), ctx.activator.wait_until_ready()) => {}
+        _ = &mut slices => return,
     }
     let apps = Api::<WasmApp>::all(client.clone());
     let pods = Api::<Pod>::all(client.clone());
@@ -81,19 +85,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Clone +
         // is found by label, not owner.
         .watches(Api::<Job>::all(client), watcher::Config::default().labels(APP_LABEL), app_of)
         .watches(pods, watcher::Config::default().labels(APP_LABEL), app_of)
-        .reconcile_all_on(activator_changes(&ctx, activator))
+        .reconcile_all_on(activator_changes)
         .graceful_shutdown_on(shutdown.clone());
     let store = controller.store();
     let metrics = ctx.metrics.clone();
-    let autoscaler = crate::autoscale::run(ctx.clone(), store.clone(), shutdown);
+    let autoscaler = crate::autoscale::run(ctx.clone(), store.clone(), shutdown.clone());
+    let precompile = crate::precompile::run(ctx.clone(), store.clone(), shutdown);
     let controller = controller.run(reconcile, error_policy, ctx).for_each(|result| {
         metrics.set_managed(CONTROLLER, store.len());
         crate::error::log_outcome(CONTROLLER, &result);
         futures::future::ready(())
     });
     tokio::select! {
-        _ = futures::future::join(controller, autoscaler) => {}
-        _ = routing => {}
+        _ = futures::future::join3(controller, autoscaler, precompile) => {}
+        _ = slices => {}
     }
 }
 
@@ -113,27 +118,35 @@ async fn routing_slices(ctx: Arc<Context>, writer: reflector::store::Writer<Endp
         .await;
 }
 
-/// Fills `ctx.activator` from the activator Service's EndpointSlices and yields whenever its
-/// set of ready endpoints changes: every app at zero must then route to the new set.
-fn activator_changes(
-    ctx: &Context,
+/// Keeps `ctx.activator` filled from the activator Service's EndpointSlices, and sends on
+/// `changed` whenever its set of ready endpoints changes: every app at zero must then route
+/// to the new set.
+async fn activator_slices(
+    ctx: Arc<Context>,
     writer: reflector::store::Writer<EndpointSlice>,
-) -> impl futures::Stream<Item = ()> + Send + 'static {
+    changed: futures::channel::mpsc::UnboundedSender<()>,
+) {
     let settings = &ctx.settings.activator;
     let api = Api::<EndpointSlice>::namespaced(ctx.client.clone(), &settings.namespace);
     let config =
         watcher::Config::default().labels(&format!("{}={}", endpoint_slice::SERVICE_NAME_LABEL, settings.service));
-    let store = ctx.activator.clone();
     let mut last = None;
-    reflector(writer, watcher(api, config)).default_backoff().touched_objects().filter_map(move |event| {
-        if let Err(e) = event {
-            warn!(error = %e, "watching the activator's EndpointSlices failed; retrying");
-        }
-        let now = activator_endpoints(store.state().iter().map(|s| s.as_ref()));
-        let changed = last.as_ref() != Some(&now);
-        last = Some(now);
-        futures::future::ready(changed.then_some(()))
-    })
+    reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|event| {
+            if let Err(e) = event {
+                warn!(error = %e, "watching the activator's EndpointSlices failed; retrying");
+            }
+            let now = activator_endpoints(ctx.activator.state().iter().map(|s| s.as_ref()));
+            if last.as_ref() != Some(&now) {
+                last = Some(now);
+                // Closed only when the controller has stopped.
+                let _ = changed.unbounded_send(());
+            }
+            futures::future::ready(())
+        })
+        .await;
 }
 
 fn app_of<K: Resource>(obj: K) -> Option<ObjectRef<WasmApp>> {

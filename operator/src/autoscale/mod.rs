@@ -62,6 +62,12 @@ pub async fn run(ctx: Arc<Context>, apps: Store<WasmApp>, shutdown: impl Future<
     });
     tokio::pin!(shutdown);
     tokio::pin!(pod_watch);
+    // Until the first list an empty store would read as apps without pods, idle.
+    tokio::select! {
+        _ = &mut shutdown => return,
+        _ = &mut pod_watch => return,
+        _ = futures::future::join(pods.wait_until_ready(), apps.wait_until_ready()) => {}
+    }
     let started = Instant::now();
     let mut histories: HashMap<ObjectRef<WasmApp>, History> = HashMap::new();
     let mut ticks = tokio::time::interval(ctx.settings.autoscaler.tick);

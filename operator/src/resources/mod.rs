@@ -8,6 +8,7 @@ pub mod endpoint_slice;
 pub mod hpa;
 pub mod job;
 pub mod pod;
+pub mod precompile;
 pub mod runtime_class;
 pub mod service;
 pub mod uninstall_job;
@@ -27,8 +28,8 @@ pub const APP_LABEL: &str = "spore.dev/app";
 pub const RUNTIME_LABEL: &str = "spore.dev/runtime";
 /// Label on installer pods and Jobs saying which step they run: `install` or `uninstall`.
 pub const INSTALLER_ROLE_LABEL: &str = "spore.dev/installer";
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-const MANAGER: &str = "spore-operator";
+pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub(crate) const MANAGER: &str = "spore-operator";
 const NAME_LABEL: &str = "app.kubernetes.io/name";
 
 /// Labels every object of an app carries; `selector` is the part that selects its pods.

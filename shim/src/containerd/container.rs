@@ -26,7 +26,17 @@ pub enum Status {
 /// What a container runs.
 pub enum Workload {
     Sandbox,
-    Guest { wasm: Wasm, sandbox: Sandbox, hosting: Hosting },
+    Guest {
+        wasm: Wasm,
+        sandbox: Sandbox,
+        hosting: Hosting,
+    },
+    /// A node precompile: compiles `module` on `engine` into the code cache, then exits.
+    Precompile {
+        module: Vec<u8>,
+        engine: Engine,
+        termination_log: Option<PathBuf>,
+    },
 }
 
 pub struct Container {
@@ -59,7 +69,7 @@ impl Container {
             stdout,
             stderr,
             usage: match &workload {
-                Workload::Sandbox => None,
+                Workload::Sandbox | Workload::Precompile { .. } => None,
                 Workload::Guest { sandbox, .. } => Some(sandbox.usage().clone()),
             },
             workload: Mutex::new(Some(Arc::new(workload))),
@@ -124,27 +134,39 @@ impl Container {
     async fn execute(&self, workload: &Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
+            Workload::Precompile { module, engine, termination_log } => {
+                match precompile(engine.clone(), module.clone()).await {
+                    Ok(()) => 0,
+                    Err(err) => self.failed(termination_log.as_deref(), &err, 1),
+                }
+            }
             Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
                 match serve(wasm, sandbox, hosting, &self.id, shutdown).await {
                     Ok(()) => 0,
-                    Err(err) => self.failed(hosting, &err.to_string(), 1),
+                    Err(err) => self.failed(hosting.termination_log.as_deref(), &err.to_string(), 1),
                 }
             }
             Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(wasm, sandbox).await {
-                Ok(exit) if exit.reason.is_some() => self.failed(hosting, &exit.report(), exit_status(&exit)),
+                Ok(exit) if exit.reason.is_some() => {
+                    self.failed(hosting.termination_log.as_deref(), &exit.report(), exit_status(&exit))
+                }
                 Ok(exit) => exit_status(&exit),
-                Err(err) => self.failed(hosting, &err.to_string(), crate::HOST_ERROR_EXIT_CODE as u32),
+                Err(err) => self.failed(
+                    hosting.termination_log.as_deref(),
+                    &err.to_string(),
+                    crate::HOST_ERROR_EXIT_CODE as u32,
+                ),
             },
         }
     }
 
     /// Logs why the guest failed and leaves it as the termination message, which kubelet
     /// shows in the pod's status.
-    fn failed(&self, hosting: &Hosting, report: &str, exit_status: u32) -> u32 {
+    fn failed(&self, termination_log: Option<&std::path::Path>, report: &str, exit_status: u32) -> u32 {
         log::warn!("container {}: {report}", self.id);
-        if let Some(path) = &hosting.termination_log
+        if let Some(path) = termination_log
             && let Err(err) = std::fs::write(path, report)
         {
             log::warn!("container {}: cannot write the termination message to {}: {err}", self.id, path.display());
@@ -206,6 +228,24 @@ async fn serve(
         }
     };
     crate::http::serve_http_then(wasm, sandbox, listener, metrics, shutdown, serving).await
+}
+
+/// Compiles on a blocking thread (the compile itself runs at idle priority) and logs what
+/// it did, which `kubectl logs` of a precompile pod does not show: the shim's log does.
+async fn precompile(engine: Engine, module: Vec<u8>) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let compiled = tokio::task::spawn_blocking(move || engine.precompile(&module))
+        .await
+        .map_err(|e| format!("the compile thread failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f32();
+    match compiled.origin() {
+        crate::CodeOrigin::Cache => log::info!("precompile: {} already in the code cache", compiled.kind()),
+        crate::CodeOrigin::Compiled => {
+            log::info!("precompile: {} compiled and cached in {seconds:.1} s", compiled.kind())
+        }
+    }
+    Ok(())
 }
 
 /// Builds a guest workload from its module bytes: checks the Wasm now, so that a bad

@@ -30,6 +30,10 @@ pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 pub const ANNOUNCE_ANNOTATION: &str = "spore.dev/activator-announce";
 /// The opaque token the announcement carries (the WasmApp's uid, which the activator checks).
 pub const ANNOUNCE_TOKEN_ANNOTATION: &str = "spore.dev/announce-token";
+/// `"true"`: the container only puts the guest's optimized code into the node's code cache
+/// and exits, so that the app's first pod on the node starts on cached code. The operator
+/// runs such a pod on each node when it sees a new image.
+pub const PRECOMPILE_ANNOTATION: &str = "spore.dev/precompile";
 /// Where kubelet mounts the file whose text becomes the container's termination message.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
@@ -63,6 +67,9 @@ pub enum ContainerKind {
     /// A Wasm guest with its sandbox. `module` is the entrypoint's path in the image;
     /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
     Wasm { module: Option<PathBuf>, config: Box<AppConfig>, hosting: Hosting },
+    /// A node precompile ([`PRECOMPILE_ANNOTATION`]): the app's module, and what its pods'
+    /// engine depends on; the rest of the sandbox is not built, since nothing runs.
+    Precompile { module: Option<PathBuf>, listens: bool, max_concurrency: usize, termination_log: Option<PathBuf> },
 }
 
 /// What the shim does for a guest outside its sandbox: the guest's capabilities never
@@ -95,6 +102,14 @@ impl ContainerKind {
         let args = process.args().clone().unwrap_or_default();
         let entry = args.first();
         let module = entry.map(|e| Path::new("/").join(e.trim_start_matches('/')));
+        if precompile(&annotations)? {
+            return Ok(Self::Precompile {
+                module,
+                listens: !capabilities(&annotations)?.network.inbound.is_empty(),
+                max_concurrency: limits(spec, &annotations)?.max_concurrency,
+                termination_log: termination_log(spec),
+            });
+        }
         let config = AppConfig {
             name: entry.map_or(DEFAULT_GUEST_NAME.into(), |e| {
                 Path::new(e).file_name().map_or_else(|| e.clone(), |n| n.to_string_lossy().into_owned())
@@ -114,6 +129,17 @@ impl ContainerKind {
             announce: announce(&annotations)?,
         };
         Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), hosting })
+    }
+}
+
+fn precompile(annotations: &HashMap<String, String>) -> Result<bool, SpecError> {
+    match annotations.get(PRECOMPILE_ANNOTATION).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(spec_error(
+            format!("annotation {PRECOMPILE_ANNOTATION}"),
+            format!("{other:?} is neither \"true\" nor \"false\""),
+        )),
     }
 }
 
@@ -282,8 +308,31 @@ mod tests {
     fn wasm(json: serde_json::Value) -> Result<(Option<PathBuf>, AppConfig), SpecError> {
         match ContainerKind::from_spec(&spec(json))? {
             ContainerKind::Wasm { module, config, .. } => Ok((module, *config)),
-            ContainerKind::Sandbox => panic!("not a Wasm container"),
+            _ => panic!("not a Wasm container"),
         }
+    }
+
+    #[test]
+    fn a_precompile_reads_only_what_chooses_the_engine() {
+        // A volume the container does not mount would fail a guest; a precompile never reads it.
+        let caps = r#"{"network": {"inbound": [{"name": "http", "port": 8080}]}, "filesystem": [{"volume": "data", "guestPath": "/data"}]}"#;
+        let kind = ContainerKind::from_spec(&spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/app.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "annotations": {"spore.dev/precompile": "true", "spore.dev/capabilities": caps, "spore.dev/limits": r#"{"maxConcurrency": 7}"#},
+        })))
+        .unwrap();
+        let ContainerKind::Precompile { module, listens, max_concurrency, .. } = kind else {
+            panic!("not a precompile")
+        };
+        assert_eq!((module.as_deref(), listens, max_concurrency), (Some(Path::new("/app.wasm")), true, 7));
+        let bad = ContainerKind::from_spec(&spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/app.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "annotations": {"spore.dev/precompile": "yes"},
+        })));
+        let err = bad.err().expect("a bad value is refused").to_string();
+        assert!(err.contains("spore.dev/precompile") && err.contains("\"yes\""), "{err}");
     }
 
     #[test]
@@ -392,7 +441,7 @@ mod tests {
             })));
             let port = kind.map_err(|e| e.to_string()).map(|kind| match kind {
                 ContainerKind::Wasm { hosting, .. } => hosting.metrics_port,
-                ContainerKind::Sandbox => panic!("not a Wasm container"),
+                _ => panic!("not a Wasm container"),
             });
             assert_eq!(port, expected, "{value:?}");
         }
@@ -401,7 +450,7 @@ mod tests {
     fn hosting(json: serde_json::Value) -> Result<Hosting, String> {
         match ContainerKind::from_spec(&spec(json)).map_err(|e| e.to_string())? {
             ContainerKind::Wasm { hosting, .. } => Ok(hosting),
-            ContainerKind::Sandbox => panic!("not a Wasm container"),
+            _ => panic!("not a Wasm container"),
         }
     }
 

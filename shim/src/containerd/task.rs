@@ -82,11 +82,17 @@ impl TaskService {
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
     ) -> Result<Workload, String> {
+        let rootfs = || Rootfs::from_mounts(&req.rootfs, &bundle.join("rootfs"));
         let (module, config, hosting) = match ContainerKind::from_spec(spec).map_err(|e| e.to_string())? {
             ContainerKind::Sandbox => return Ok(Workload::Sandbox),
             ContainerKind::Wasm { module, config, hosting } => (module, config, hosting),
+            ContainerKind::Precompile { module, listens, max_concurrency, termination_log } => {
+                let (module, _) = self.module_bytes(&req.id, rootfs(), module.as_deref()).await?;
+                let engine = self.engine.for_guest(listens, max_concurrency).map_err(|e| e.to_string())?;
+                return Ok(Workload::Precompile { module, engine, termination_log });
+            }
         };
-        let rootfs = Rootfs::from_mounts(&req.rootfs, &bundle.join("rootfs"));
+        let rootfs = rootfs();
         let (bytes, source) = self.module_bytes(&req.id, rootfs, module.as_deref()).await?;
         let io = stdio(req).map_err(|e| e.to_string())?;
         guest(&bytes, &source, *config, hosting, &self.engine, io)
