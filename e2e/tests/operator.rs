@@ -651,7 +651,8 @@ fn a_new_image_is_precompiled_on_every_wasm_node_and_its_first_pod_starts_on_tha
         pods.sort();
         pods
     };
-    let done: Vec<String> = WASM_NODES.iter().map(|node| format!("{node}=Succeeded")).collect();
+    let mut done: Vec<String> = WASM_NODES.iter().map(|node| format!("{node}=Succeeded")).collect();
+    done.sort();
     wait_until("a precompile pod succeeded on each Wasm node", Duration::from_secs(120), || precompiles() == done);
     let added: Vec<_> = WASM_NODES
         .iter()

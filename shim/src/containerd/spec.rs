@@ -331,7 +331,7 @@ mod tests {
             "process": {"args": ["/app.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
             "annotations": {"spore.dev/precompile": "yes"},
         })));
-        let err = bad.err().expect("a bad value is refused").to_string();
+        let Err(err) = bad.map_err(|e| e.to_string()) else { panic!("a bad value is refused") };
         assert!(err.contains("spore.dev/precompile") && err.contains("\"yes\""), "{err}");
     }
 
