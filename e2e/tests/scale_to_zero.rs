@@ -173,6 +173,11 @@ fn load_over_the_target_scales_up_and_idleness_scales_back_to_zero() {
     apply(&idle_app(&ns, "busy", "hello-http", "5s"));
     wait_ready(&ns, "busy");
     let ip = cluster_ip(&ns, "busy");
+    // Ready is the app's view; the Service answers once kube-proxy has programmed it (wrk
+    // would report a connect timeout and send nothing).
+    wait_until("the new Service answers", Duration::from_secs(60), || {
+        get(&format!("http://{ip}:8080/"), None, 5).0 == 200
+    });
     // 40 connections to requests of 50 ms: about 40 in flight, against 5 per pod.
     let wrk = start_wrk_with(&format!("http://{ip}:8080/sleep?ms=50"), 20, 40);
     let start = Instant::now();
