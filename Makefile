@@ -57,6 +57,7 @@ test: build guests tools ## Run every test: unit, engine with real guests, CLI, 
 ##@ The e2e cluster (three nodes, built from source; state in E2E_DIR)
 
 E2E_DIR     ?= /var/tmp/spore-e2e
+CLUSTER_TESTS := cluster operator scale_to_zero faults validation batch uninstall bench_cluster
 E2E_IMAGES  := target/e2e-images
 CLUSTER_ENV  = K8S_DIR=$(K8S_DIR) ETCD=$(ETCD) CRICTL=$(CRICTL) \
                IMAGES=$(CURDIR)/$(E2E_IMAGES) E2E_DIR=$(E2E_DIR)
@@ -185,6 +186,8 @@ bench-cluster: build guests cluster-tools e2e-images ## Cluster benchmarks (a fr
 lint: ## Clippy and rustfmt checks
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@# The cluster's tests are `test = false`, which --all-targets skips.
+	$(CARGO) clippy --workspace --locked $(foreach t,$(CLUSTER_TESTS),--test $(t)) -- -D warnings
 
 .PHONY: clean
 clean: ## Remove build outputs
