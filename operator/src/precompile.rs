@@ -94,7 +94,7 @@ async fn converge(
 ) {
     let (apps, nodes, pods) = (apps.state(), nodes.state(), pods.state());
     let apps: Vec<&WasmApp> = apps.iter().map(Arc::as_ref).collect();
-    let nodes: Vec<_> = nodes.iter().map(|n| n.as_ref().clone()).collect();
+    let nodes: Vec<&PartialObjectMeta<Node>> = nodes.iter().map(Arc::as_ref).collect();
     let pods: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
     let default_class = &ctx.settings.default_runtime_class;
     let runtime_class = |app: &WasmApp| app.spec.runtime_class_name.clone().unwrap_or_else(|| default_class.clone());

@@ -67,39 +67,43 @@ impl Engine {
     pub fn load(&self, bytes: &[u8]) -> Result<Wasm> {
         Wasm::load(self, bytes)
     }
-}
 
-impl Engine {
     /// Puts the optimized code of a module or component into the code cache, compiling it
     /// at idle priority unless it is there already: what a node precompile does before any
     /// pod needs the guest. The engine must be the one the guest's pods will load it on
     /// ([`Engine::for_guest`]): the cache keys code by engine settings.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Wasm> {
-        let binary = to_binary(bytes)?;
-        let (bytes, encoding) = (&binary[..], sniff(&binary)?);
-        let sha256 = hex_sha256(bytes);
-        if let Some(code) = cached(self, encoding, &sha256) {
-            return Wasm::classified(self, code, sha256, CodeOrigin::Cache);
+        let Binary { bytes, encoding, sha256 } = Binary::read(bytes)?;
+        match cached(self, encoding, &sha256) {
+            Some(code) => Wasm::classified(self, code, sha256, CodeOrigin::Cache),
+            None => optimize(self, encoding, &bytes, sha256),
         }
-        optimize(self, encoding, bytes, sha256)
     }
 }
 
-/// A binary module or component: text (WAT) is parsed, a binary borrowed as it is.
-fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
-    if looks_like_wat(bytes) {
-        let binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?;
-        return Ok(std::borrow::Cow::Owned(binary.into_owned()));
+/// A module or component in binary form (text, WAT, is parsed), its encoding and digest.
+struct Binary<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    encoding: Encoding,
+    sha256: String,
+}
+
+impl<'a> Binary<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Self> {
+        let bytes = if looks_like_wat(bytes) {
+            let binary = wat::parse_bytes(bytes).map_err(|e| Error::Invalid(wasmtime::Error::new(e)))?;
+            std::borrow::Cow::Owned(binary.into_owned())
+        } else {
+            std::borrow::Cow::Borrowed(bytes)
+        };
+        Ok(Self { encoding: sniff(&bytes)?, sha256: hex_sha256(&bytes), bytes })
     }
-    Ok(std::borrow::Cow::Borrowed(bytes))
 }
 
 impl Wasm {
     fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
-        let binary = to_binary(bytes)?;
-        let bytes = &binary[..];
-        let encoding = sniff(bytes)?;
-        let sha256 = hex_sha256(bytes);
+        let Binary { bytes, encoding, sha256 } = Binary::read(bytes)?;
+        let bytes = &bytes[..];
         if let Some(code) = cached(engine, encoding, &sha256) {
             return Self::classified(engine, code, sha256, CodeOrigin::Cache);
         }

@@ -3,7 +3,7 @@
 //! so the app's first pod on the node, a scale from zero included, starts on cached code
 //! instead of compiling. Pure builders; `crate::precompile` keeps the pods in place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -32,7 +32,7 @@ pub fn wants_precompile(app: &WasmApp) -> bool {
 /// The nodes the app's pods may start on: those serving `runtime_class`, and matching the
 /// app's `scheduling.nodeSelector`. (Affinity is not evaluated: a node it rules out only
 /// costs a compile.)
-pub fn precompile_nodes(app: &WasmApp, runtime_class: &str, nodes: &[PartialObjectMeta<Node>]) -> Vec<String> {
+pub fn precompile_nodes(app: &WasmApp, runtime_class: &str, nodes: &[&PartialObjectMeta<Node>]) -> Vec<String> {
     let serving = node_label(runtime_class);
     let wanted = &app.spec.scheduling.node_selector;
     nodes
@@ -46,10 +46,10 @@ pub fn precompile_nodes(app: &WasmApp, runtime_class: &str, nodes: &[PartialObje
         .collect()
 }
 
-/// The precompile pod of `app` on `node`. Its name hashes everything the shim's choice of
-/// engine and code depends on (image, node, capabilities, limits): pods are immutable, so
+/// The precompile pods of `app` on `nodes`. A pod's name hashes everything the shim's choice
+/// of engine and code depends on (image, node, capabilities, limits): pods are immutable, so
 /// a change makes a new pod rather than an update.
-pub fn precompile_pod(app: &WasmApp, runtime_class: &str, node: &str) -> Result<Pod> {
+pub fn precompile_pods(app: &WasmApp, runtime_class: &str, nodes: &[String]) -> Result<Vec<Pod>> {
     let name = name_of(app, "WasmApp")?;
     let template = pod_template(app, runtime_class)?;
     let app_annotations = template.metadata.and_then(|m| m.annotations).unwrap_or_default();
@@ -57,17 +57,15 @@ pub fn precompile_pod(app: &WasmApp, runtime_class: &str, node: &str) -> Result<
         .into_iter()
         .filter_map(|key| Some((key.to_string(), app_annotations.get(key)?.clone())))
         .collect();
-    let key =
-        [app.spec.module.image.as_str(), node, &annotations[CAPABILITIES_ANNOTATION], &annotations[LIMITS_ANNOTATION]]
-            .join("\0");
+    let key = [app.spec.module.image.as_str(), &annotations[CAPABILITIES_ANNOTATION], &annotations[LIMITS_ANNOTATION]]
+        .join("\0");
     annotations.insert(PRECOMPILE_ANNOTATION.into(), "true".into());
     let app_spec = template.spec.unwrap_or_default();
-    Ok(Pod {
+    let pod = Pod {
         metadata: ObjectMeta {
-            name: Some(hashed_name(&format!("{name}-precompile"), key.as_bytes())),
             namespace: Some(namespace_of(app, "WasmApp")?),
             labels: Some(BTreeMap::from([
-                (PRECOMPILE_OF_LABEL.to_string(), name),
+                (PRECOMPILE_OF_LABEL.to_string(), name.clone()),
                 (MANAGED_BY.to_string(), MANAGER.to_string()),
             ])),
             annotations: Some(annotations),
@@ -75,8 +73,6 @@ pub fn precompile_pod(app: &WasmApp, runtime_class: &str, node: &str) -> Result<
             ..Default::default()
         },
         spec: Some(PodSpec {
-            // Placed by the operator, not the scheduler: one on each node, whatever its load.
-            node_name: Some(node.to_string()),
             runtime_class_name: app_spec.runtime_class_name,
             restart_policy: Some("Never".into()),
             containers: vec![Container {
@@ -94,7 +90,15 @@ pub fn precompile_pod(app: &WasmApp, runtime_class: &str, node: &str) -> Result<
             ..Default::default()
         }),
         status: None,
-    })
+    };
+    let on_node = |node: &String| {
+        let mut pod = pod.clone();
+        pod.metadata.name = Some(hashed_name(&format!("{name}-precompile"), format!("{key}\0{node}").as_bytes()));
+        // Placed by the operator, not the scheduler: one on each node, whatever its load.
+        pod.spec.as_mut().expect("built above").node_name = Some(node.clone());
+        pod
+    };
+    Ok(nodes.iter().map(on_node).collect())
 }
 
 /// What to change so that every app has exactly its desired precompile pods.
@@ -110,33 +114,28 @@ pub struct Plan {
 pub fn plan(
     apps: &[&WasmApp],
     runtime_class_of: impl Fn(&WasmApp) -> String,
-    nodes: &[PartialObjectMeta<Node>],
+    nodes: &[&PartialObjectMeta<Node>],
     existing: &[&Pod],
 ) -> Result<Plan> {
+    let mut existing_of: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for pod in existing {
+        if let (Some(namespace), Some(app)) = (pod.namespace(), pod.labels().get(PRECOMPILE_OF_LABEL)) {
+            existing_of.entry((namespace, app.clone())).or_default().push(pod.name_any());
+        }
+    }
     let mut plan = Plan::default();
     for app in apps {
         let (namespace, name) = (namespace_of(*app, "WasmApp")?, name_of(*app, "WasmApp")?);
         let runtime_class = runtime_class_of(app);
-        let desired: Vec<Pod> = if wants_precompile(app) {
-            precompile_nodes(app, &runtime_class, nodes)
-                .iter()
-                .map(|node| precompile_pod(app, &runtime_class, node))
-                .collect::<Result<_>>()?
+        let desired = if wants_precompile(app) {
+            precompile_pods(app, &runtime_class, &precompile_nodes(app, &runtime_class, nodes))?
         } else {
             Vec::new()
         };
-        let ours: Vec<&Pod> = existing
-            .iter()
-            .copied()
-            .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|p| p.labels().get(PRECOMPILE_OF_LABEL) == Some(&name))
-            .collect();
-        let has = |pods: &[&Pod], wanted: &str| pods.iter().any(|p| p.name_any() == wanted);
+        let ours = existing_of.remove(&(namespace.clone(), name)).unwrap_or_default();
         let desired_names: Vec<String> = desired.iter().map(|p| p.name_any()).collect();
-        plan.delete.extend(
-            ours.iter().filter(|p| !desired_names.contains(&p.name_any())).map(|p| (namespace.clone(), p.name_any())),
-        );
-        plan.create.extend(desired.into_iter().filter(|p| !has(&ours, &p.name_any())));
+        plan.delete.extend(ours.iter().filter(|p| !desired_names.contains(p)).map(|p| (namespace.clone(), p.clone())));
+        plan.create.extend(desired.into_iter().filter(|p| !ours.contains(&p.name_any())));
     }
     Ok(plan)
 }
@@ -145,6 +144,10 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::fixtures::app;
+
+    fn precompile_pod(app: &WasmApp, runtime_class: &str, node: &str) -> Result<Pod> {
+        Ok(precompile_pods(app, runtime_class, &[node.to_string()])?.remove(0))
+    }
 
     fn node(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Node> {
         let mut node = PartialObjectMeta::<Node>::default();
@@ -167,10 +170,12 @@ mod tests {
     #[test]
     fn a_pod_per_ready_node_of_the_runtime_and_the_apps_node_selector() {
         let plain = app(HTTP);
-        assert_eq!(precompile_nodes(&plain, "spore", &nodes()), ["wasm-a", "wasm-b"]);
+        let nodes = nodes();
+        let nodes: Vec<_> = nodes.iter().collect();
+        assert_eq!(precompile_nodes(&plain, "spore", &nodes), ["wasm-a", "wasm-b"]);
         let zoned = app(&format!("{HTTP}  scheduling: {{nodeSelector: {{zone: b}}}}\n"));
-        assert_eq!(precompile_nodes(&zoned, "spore", &nodes()), ["wasm-b"]);
-        assert!(precompile_nodes(&plain, "other", &nodes()).is_empty());
+        assert_eq!(precompile_nodes(&zoned, "spore", &nodes), ["wasm-b"]);
+        assert!(precompile_nodes(&plain, "other", &nodes).is_empty());
     }
 
     #[test]
@@ -213,7 +218,9 @@ mod tests {
         stale.metadata.name = Some("hello-precompile-old".into());
         let mut other_app = stale.clone();
         other_app.metadata.labels = Some(BTreeMap::from([(PRECOMPILE_OF_LABEL.to_string(), "other".to_string())]));
-        let plan = plan(&[&http], |_| "spore".into(), &nodes(), &[&kept, &stale, &other_app]).unwrap();
+        let plan =
+            plan(&[&http], |_| "spore".into(), &nodes().iter().collect::<Vec<_>>(), &[&kept, &stale, &other_app])
+                .unwrap();
         let created: Vec<_> = plan.create.iter().map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap()).collect();
         assert_eq!(created, ["wasm-b"]);
         assert_eq!(plan.delete, [("apps".to_string(), "hello-precompile-old".to_string())]);
@@ -224,7 +231,7 @@ mod tests {
         let job = app("  job: {}\n");
         let mut left = precompile_pod(&app(HTTP), "spore", "wasm-a").unwrap();
         left.metadata.name = Some("hello-precompile-x".into());
-        let plan = plan(&[&job], |_| "spore".into(), &nodes(), &[&left]).unwrap();
+        let plan = plan(&[&job], |_| "spore".into(), &nodes().iter().collect::<Vec<_>>(), &[&left]).unwrap();
         assert!(plan.create.is_empty());
         assert_eq!(plan.delete.len(), 1);
     }
