@@ -81,7 +81,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
         }
         report_optimized_code(&wasm, cache.clone());
         spore_shim::serve_http(
-            &wasm,
+            wasm,
             &sandbox,
             listener,
             metrics,

@@ -527,3 +527,65 @@ fn warm_path_through_the_service_and_through_the_activator() {
         rows[1].1 / rows[0].1
     ));
 }
+
+/// A WasmApp of the Python component image `image` with `replicas` pods, on node-wasm only
+/// (so only that node precompiles it).
+fn python_app(ns: &Namespace, name: &str, image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: spore.dev/v1alpha1\nkind: WasmApp\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  module: {{image: {REGISTRY}/spore/{image}:1}}\n  capabilities: {{network: {{inbound: [{{name: http, port: 8080}}]}}}}\n  scaling: {{replicas: {replicas}}}\n  scheduling: {{nodeSelector: {{kubernetes.io/hostname: node-wasm}}}}\n",
+        ns = ns.0
+    )
+}
+
+/// Seconds from `start` (which creates or scales the app) until its pod answers a 200.
+fn seconds_to_first_200(ns: &Namespace, name: &str, start: impl FnOnce()) -> f64 {
+    let began = Instant::now();
+    start();
+    let selector = format!("spore.dev/app={name}");
+    let mut ip = String::new();
+    while began.elapsed() < Duration::from_secs(300) {
+        if ip.is_empty() {
+            ip = ns.jsonpath(&["get", "pods", "-l", &selector], "{.items[0].status.podIP}");
+        } else if curl_for(&format!("http://{ip}:8080/"), 1).is_some() {
+            return began.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} did not answer within 300 s");
+}
+
+#[test]
+#[ignore = "benchmark: run by `make bench-cluster` (after `make bench-guests`)"]
+fn first_pod_of_a_new_image_with_and_without_node_precompile() {
+    let guests = repo_root().join("target/guests/python-http.wasm");
+    assert!(guests.is_file(), "{} is missing: run `make bench-guests`, then `make bench-cluster`", guests.display());
+    ensure_spore_installed();
+    let ns = Namespace::new("bench-first-pod");
+    // With: the app exists at zero replicas until its precompile pod is done, then scales to one.
+    apply(&python_app(&ns, "py-pre", "python-precompiled", 0));
+    let compiled = Instant::now();
+    wait_until("py-pre's precompile pod succeeded", Duration::from_secs(600), || {
+        ns.jsonpath(&["get", "pods", "-l", "spore.dev/precompile-of=py-pre"], "{.items[*].status.phase}") == "Succeeded"
+    });
+    let precompile = compiled.elapsed().as_secs_f64();
+    let with = seconds_to_first_200(&ns, "py-pre", || {
+        ns.kubectl_ok(&["scale", "wasmapp/py-pre", "--replicas=1"]);
+    });
+    // Without: created with one replica, whose pod starts on baseline code while the node's
+    // precompile pod compiles beside it (what a brand-new app gets).
+    let without = seconds_to_first_200(&ns, "py-fresh", || apply(&python_app(&ns, "py-fresh", "python-fresh", 1)));
+    eprintln!("precompile {precompile:.1} s, first 200 with {with:.2} s, without {without:.2} s");
+    report(&format!(
+        "\n## Cluster: the first pod of a new image, with and without node precompile\n\n\
+         `make bench-guests bench-cluster` (`... --test bench_cluster -- --ignored first_pod`): the Python \
+         component (`tests/guests/python-http`, componentize-py, {:.0} MB) under an image digest node-wasm has \
+         never compiled, one pod, from `kubectl` to the first 200 on the pod's IP. With precompile: the app \
+         was created at zero replicas and scaled to one after its precompile pod finished ({precompile:.1} s \
+         from the app's creation, optimized code). Without: the app is created with one replica; its pod \
+         starts on baseline code while the node's precompile pod runs beside it.\n\n\
+         | first pod | to first 200 |\n|---|---:|\n\
+         | with precompile (optimized code cached) | {with:.2} s |\n\
+         | without (baseline code, compiled by the pod) | {without:.2} s |\n",
+        std::fs::metadata(&guests).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
+    ));
+}

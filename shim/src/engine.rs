@@ -59,8 +59,6 @@ struct Inner {
     /// Whether loading an HTTP component whose optimized code is not cached yet starts it on
     /// baseline code (see [`Engine::for_requests`]).
     tiered: bool,
-    // Built on first need, by a tiered engine only; `None` where Winch cannot run.
-    baseline: OnceLock<Option<Engine>>,
     cache: Option<CodeCache>,
     // Built on first use: a process running one p1 module never pays for the p2 linker.
     p1_linker: OnceLock<wasmtime::Linker<P1State>>,
@@ -77,8 +75,8 @@ impl Engine {
         let engine = wasmtime::Engine::new(&wasmtime_config(config.pooled_instances, tier)).map_err(Error::Engine)?;
         let cache = config.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
         let ticker = Ticker::start(engine.clone());
-        let (p1_linker, p2_linker, baseline) = (OnceLock::new(), OnceLock::new(), OnceLock::new());
-        let inner = Inner { engine, config, tier, tiered, baseline, cache, p1_linker, p2_linker, ticker };
+        let (p1_linker, p2_linker) = (OnceLock::new(), OnceLock::new());
+        let inner = Inner { engine, config, tier, tiered, cache, p1_linker, p2_linker, ticker };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -118,18 +116,25 @@ impl Engine {
         self.inner.tiered
     }
 
-    /// The baseline engine beside this tiered one: same cache directory and pool.
-    pub(crate) fn baseline(&self) -> Option<&Engine> {
-        self.inner
-            .baseline
-            .get_or_init(|| match Self::build(self.inner.config.clone(), Tier::Baseline, false) {
-                Ok(engine) => Some(engine),
-                Err(err) => {
-                    tracing::warn!("no baseline compiler; first requests wait for optimized code: {err}");
-                    None
-                }
-            })
-            .as_ref()
+    /// A baseline engine beside this tiered one: same cache directory and pool size. Built
+    /// per load and owned by the baseline code alone, so that once the optimized code
+    /// replaces it and its last request ends, its pool and code are freed (a Python
+    /// component's: tens of MB).
+    pub(crate) fn baseline(&self) -> Option<Engine> {
+        match Self::build(self.inner.config.clone(), Tier::Baseline, false) {
+            Ok(engine) => Some(engine),
+            Err(err) => {
+                tracing::warn!("no baseline compiler; first requests wait for optimized code: {err}");
+                None
+            }
+        }
+    }
+
+    /// Whether this engine is still alive, asked later without keeping it alive.
+    #[cfg(test)]
+    pub(crate) fn liveness(&self) -> impl Fn() -> bool + use<> {
+        let weak = Arc::downgrade(&self.inner);
+        move || weak.strong_count() > 0
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {

@@ -319,7 +319,7 @@ fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Re
 /// Serves `wasm` on `listener`, and its metrics on `metrics` if given, until `shutdown`
 /// has run its course. Metrics stay up while the requests in flight drain, then stop too.
 pub async fn serve_http(
-    wasm: &Wasm,
+    wasm: Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
     metrics: Option<TcpListener>,
@@ -329,16 +329,18 @@ pub async fn serve_http(
 }
 
 /// [`serve_http`], calling `serving` once the component is ready and the server is about
-/// to accept: connections made from then on are answered.
+/// to accept: connections made from then on are answered. It takes the guest, so that
+/// baseline code is freed once optimized code replaces it.
 pub(crate) async fn serve_http_then(
-    wasm: &Wasm,
+    wasm: Wasm,
     sandbox: &Sandbox,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     shutdown: Shutdown<impl Future>,
     serving: impl FnOnce(),
 ) -> Result<()> {
-    let server = HttpServer::new(wasm, sandbox)?;
+    let server = HttpServer::new(&wasm, sandbox)?;
+    drop(wasm);
     serving();
     let Some(metrics) = metrics else { return server.serve_until(listener, shutdown).await };
     let (drained, on_drained) = tokio::sync::oneshot::channel::<()>();
@@ -403,6 +405,29 @@ mod tests {
             .map(|p| InboundPort { name: None, port: (*p).into(), protocol: spore_crds::Protocol::Tcp })
             .collect();
         Sandbox::new(config, Stdio::null()).expect("valid sandbox")
+    }
+
+    /// Once optimized code serves, nothing holds the baseline code, its engine or its
+    /// instance pool: a big component's baseline code is tens of MB.
+    #[tokio::test]
+    async fn a_tiered_server_frees_its_baseline_code_once_optimized_code_serves() {
+        let http = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm"))
+            .expect("target/guests/http.wasm (make guests)");
+        let engine = crate::Engine::new(crate::EngineConfig::default()).unwrap().for_requests(2).unwrap();
+        let wasm = engine.load(&http).unwrap();
+        assert_eq!(wasm.tier(), Tier::Baseline);
+        let baseline_alive = wasm.engine().liveness();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sandbox = serving_on(&[8080]);
+        let server = tokio::spawn(async move {
+            serve_http(wasm, &sandbox, listener, None, Shutdown::immediate(std::future::pending::<()>())).await
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while baseline_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!baseline_alive(), "the baseline engine outlived the swap to optimized code");
+        server.abort();
     }
 
     #[test]

@@ -51,7 +51,7 @@ async fn serve_wasm(wasm: Wasm, run: Run, drain_delay: Duration) -> Served {
             },
             drain_delay,
         };
-        spore_shim::serve_http(&wasm, &sandbox, listener, Some(metrics), shutdown).await
+        spore_shim::serve_http(wasm, &sandbox, listener, Some(metrics), shutdown).await
     });
     Served { addr, metrics: metrics_addr, stop: Some(stop), task, captured }
 }

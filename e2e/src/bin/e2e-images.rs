@@ -106,12 +106,33 @@ fn main() {
     ];
     // images.txt: one `NAME FILE` line per image, for cluster.sh to import and push.
     let mut index = String::new();
-    for (file, image) in images {
+    for (file, image) in images.into_iter().chain(bench_images(guests)) {
         let path = image.write(out.join(format!("{file}.tar")));
         index.push_str(&format!("{} {}\n", image.name(), path.display()));
     }
     let list = out.join("images.txt");
     std::fs::write(&list, index).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", list.display())));
+}
+
+/// The Python component (built by `make bench-guests`, so absent from `make test`) twice,
+/// under two digests no node has compiled: the first-pod benchmark's with and without
+/// precompile.
+fn bench_images(guests: &Path) -> Vec<(&'static str, ImageBuilder)> {
+    let python = guests.join("python-http.wasm");
+    if !python.is_file() {
+        return Vec::new();
+    }
+    let module = read(&python);
+    ["python-precompiled", "python-fresh"]
+        .into_iter()
+        .map(|name| {
+            let image = ImageBuilder::new(&format!("{REGISTRY}/spore/{name}:1"))
+                .file("/app.wasm", [module.clone(), custom_section(b"spore-e2e", name.as_bytes())].concat(), 0o644)
+                .entrypoint(["/app.wasm"])
+                .wasm();
+            (name, image)
+        })
+        .collect()
 }
 
 fn wasm_image(name: &str, module: &Path) -> ImageBuilder {

@@ -48,7 +48,7 @@ pub struct Container {
     pub stderr: String,
     /// Taken when the task ends: dropping it closes the guest's output FIFOs, which is how
     /// containerd's IO copiers (and so CRI's exit handling) learn the output is complete.
-    workload: Mutex<Option<Arc<Workload>>>,
+    workload: Mutex<Option<Workload>>,
     usage: Option<Arc<crate::Usage>>,
     status: watch::Sender<Status>,
     /// The last signal containerd sent, if any.
@@ -72,7 +72,7 @@ impl Container {
                 Workload::Sandbox | Workload::Precompile { .. } => None,
                 Workload::Guest { sandbox, .. } => Some(sandbox.usage().clone()),
             },
-            workload: Mutex::new(Some(Arc::new(workload))),
+            workload: Mutex::new(Some(workload)),
             status: watch::Sender::new(Status::Created),
             signal: watch::Sender::new(None),
         }
@@ -109,13 +109,15 @@ impl Container {
     /// guest drains on SIGTERM (see [`Shutdown`]); any other signal, or any signal to
     /// another workload, stops it at once.
     pub async fn run(&self) -> (u32, SystemTime) {
-        let workload = self.workload.lock().expect("workload lock").clone();
+        // Taken, not shared: what the run lets go of is freed at once (a tiered HTTP guest's
+        // baseline code and its instance pool, once optimized code replaces them).
+        let workload = self.workload.lock().expect("workload lock").take();
         let exit_status = match workload {
             None => signalled(9),
             Some(workload) => {
                 let drains = workload.drains_on_sigterm();
                 tokio::select! {
-                    status = self.execute(&workload) => status,
+                    status = self.execute(workload) => status,
                     signal = self.signalled(|s| !(drains && s == SIGTERM)) => signalled(signal),
                 }
             }
@@ -131,24 +133,22 @@ impl Container {
         self.workload.lock().expect("workload lock").take();
     }
 
-    async fn execute(&self, workload: &Workload) -> u32 {
+    async fn execute(&self, workload: Workload) -> u32 {
         match workload {
             Workload::Sandbox => std::future::pending().await,
-            Workload::Precompile { module, engine, termination_log } => {
-                match precompile(engine.clone(), module.clone()).await {
-                    Ok(()) => 0,
-                    Err(err) => self.failed(termination_log.as_deref(), &err, 1),
-                }
-            }
+            Workload::Precompile { module, engine, termination_log } => match precompile(engine, module).await {
+                Ok(()) => 0,
+                Err(err) => self.failed(termination_log.as_deref(), &err, 1),
+            },
             Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
-                match serve(wasm, sandbox, hosting, &self.id, shutdown).await {
+                match serve(wasm, &sandbox, &hosting, &self.id, shutdown).await {
                     Ok(()) => 0,
                     Err(err) => self.failed(hosting.termination_log.as_deref(), &err.to_string(), 1),
                 }
             }
-            Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(wasm, sandbox).await {
+            Workload::Guest { wasm, sandbox, hosting } => match crate::run_command(&wasm, &sandbox).await {
                 Ok(exit) if exit.reason.is_some() => {
                     self.failed(hosting.termination_log.as_deref(), &exit.report(), exit_status(&exit))
                 }
@@ -209,7 +209,7 @@ fn exit_status(exit: &Exit) -> u32 {
 /// Serves on 0.0.0.0 in the pod's network namespace: the guest's port and the metrics port.
 /// Once it serves, the pod announces itself if asked to (see [`announce`]).
 async fn serve(
-    wasm: &Wasm,
+    wasm: Wasm,
     sandbox: &Sandbox,
     hosting: &Hosting,
     container: &str,
