@@ -158,6 +158,26 @@ pub fn spore_shims() -> Vec<u32> {
     WASM_NODES.iter().flat_map(|node| node_shims(node, "containerd-shim-spore-v1")).collect()
 }
 
+/// Waits until `app`'s precompile pods (one per Wasm node) have succeeded and the shims of
+/// their sandboxes have exited: from then on every Spore shim serves a running pod, so tests
+/// that count shims count the app's own.
+pub fn wait_for_precompiles(ns: &Namespace, app: &str) {
+    wait_until(&format!("{app}'s precompile pods done, their shims gone"), Duration::from_secs(120), || {
+        let phases =
+            ns.jsonpath(&["get", "pods", "-l", &format!("spore.dev/precompile-of={app}")], "{.items[*].status.phase}");
+        let succeeded = phases.split_whitespace().filter(|phase| *phase == "Succeeded").count();
+        let running = kubectl_ok(&[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[?(@.spec.runtimeClassName==\"spore\")].metadata.name}",
+        ]);
+        succeeded == WASM_NODES.len() && spore_shims().len() == running.split_whitespace().count()
+    });
+}
+
 /// Processes of the shim binary `shim` serving `node`'s containerd.
 pub fn node_shims(node: &str, shim: &str) -> Vec<u32> {
     let address = state_dir().join(node).join("containerd/containerd.sock");

@@ -20,6 +20,7 @@ fn hello(ns: &Namespace, name: &str, replicas: u32, greeting: &str) -> String {
     assert!(ready.status.success(), "{name} not Ready:\n{}", ns.describe(&["wasmapp", name]));
     let ip = ns.jsonpath(&["get", &format!("service/{name}")], "{.spec.clusterIP}");
     wait_until("the Service answers", Duration::from_secs(30), || curl(&format!("http://{ip}:8080/")).is_some());
+    wait_for_precompiles(ns, name);
     ip
 }
 
