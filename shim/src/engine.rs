@@ -137,6 +137,15 @@ impl Engine {
         move || weak.strong_count() > 0
     }
 
+    /// A wasmtime engine with this one's settings, to compile with and drop: Cranelift keeps
+    /// scratch buffers per compiling thread, sized for the largest function it compiled (for
+    /// a Python interpreter: 60 MB in all), and they live as long as their engine. Code it
+    /// compiles loads on this engine, which has the same settings.
+    pub(crate) fn compiler(&self) -> Result<wasmtime::Engine> {
+        wasmtime::Engine::new(&wasmtime_config(self.inner.config.pooled_instances, self.inner.tier))
+            .map_err(Error::Engine)
+    }
+
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
     }

@@ -331,7 +331,7 @@ fn compile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Code> {
 }
 
 fn precompile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Vec<u8>> {
-    let e = engine.wasmtime();
+    let e = engine.compiler()?;
     match encoding {
         Encoding::Module => e.precompile_module(bytes),
         Encoding::Component => e.precompile_component(bytes),
