@@ -303,7 +303,7 @@ fn cached(engine: &Engine, encoding: Encoding, sha256: &str) -> Option<Code> {
 fn compile_and_store(engine: &Engine, encoding: Encoding, bytes: &[u8], sha256: &str) -> Result<Code> {
     let code = match engine.cache() {
         Some(cache) => compile_into(cache, engine, encoding, bytes, sha256),
-        None => compile(engine, encoding, bytes),
+        None => precompile(engine, encoding, bytes).and_then(|artifact| deserialize_bytes(engine, encoding, &artifact)),
     };
     // Once the compiler's data and the serialized artifact are freed.
     release_compiler_memory();
@@ -320,14 +320,6 @@ fn compile_into(cache: &CodeCache, engine: &Engine, encoding: Encoding, bytes: &
     // Mapping the cache file (rather than the bytes in hand) lets every process on the node
     // share the code pages.
     deserialize(engine, encoding, &entry.artifact).or_else(|_| deserialize_bytes(engine, encoding, &artifact))
-}
-
-fn compile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Code> {
-    let e = engine.wasmtime();
-    Ok(match encoding {
-        Encoding::Module => Code::Module(Module::new(e, bytes).map_err(Error::Invalid)?),
-        Encoding::Component => Code::Component(Component::new(e, bytes).map_err(Error::Invalid)?),
-    })
 }
 
 fn precompile(engine: &Engine, encoding: Encoding, bytes: &[u8]) -> Result<Vec<u8>> {
