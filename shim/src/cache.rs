@@ -62,6 +62,7 @@ impl CodeCache {
     /// sees the checksum sees the whole artifact.
     pub fn store(&self, entry: &Entry, artifact: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|source| self.io_error(source))?;
+        self.remove_abandoned_writes();
         self.write_atomic(&entry.artifact, artifact)?;
         self.write_atomic(&entry.checksum, checksum(artifact).as_bytes())
     }
@@ -72,8 +73,28 @@ impl CodeCache {
         let _ = std::fs::remove_file(&entry.artifact);
     }
 
+    /// Temporary files of writers that died mid-write (a pod stopped while its baseline code
+    /// was being cached): tens of MB each, which nothing else would ever remove. Writes in
+    /// progress are younger than [`ABANDONED_AFTER`].
+    fn remove_abandoned_writes(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let abandoned = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+            if abandoned {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|source| self.io_error(source))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.dir)
+            .map_err(|source| self.io_error(source))?;
         tmp.write_all(bytes).map_err(|source| self.io_error(source))?;
         tmp.persist(path).map_err(|e| self.io_error(e.error))?;
         Ok(())
@@ -83,6 +104,10 @@ impl CodeCache {
         Error::Cache { path: self.dir.clone(), source }
     }
 }
+
+const TEMP_PREFIX: &str = ".tmp";
+/// Writing an artifact takes well under a second; a temporary file this old lost its writer.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `<length> <crc32 hex>` of an artifact: the `.crc32` file's contents.
 fn checksum(bytes: &[u8]) -> String {
@@ -115,4 +140,23 @@ fn fingerprint(engine: &wasmtime::Engine) -> String {
     env!("CARGO_PKG_VERSION").hash(&mut hasher);
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storing_removes_temporary_files_of_dead_writers_but_not_of_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CodeCache { dir: dir.path().into(), fingerprint: "f".into() };
+        let (dead, live) = (dir.path().join(".tmpDEAD01"), dir.path().join(".tmpLIVE01"));
+        let old = std::time::SystemTime::now() - ABANDONED_AFTER * 2;
+        std::fs::File::create(&dead).unwrap().set_modified(old).unwrap();
+        std::fs::File::create(&live).unwrap();
+        cache.store(&cache.entry("abc"), b"code").unwrap();
+        assert!(!dead.exists(), "an abandoned write stayed");
+        assert!(live.exists(), "a write in progress was removed");
+        assert_eq!(cache.verified(&cache.entry("abc")), Ok(()));
+    }
 }

@@ -161,10 +161,16 @@ impl Wasm {
 /// proposal it lacks, such as tail calls).
 fn start_on_baseline(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Option<Wasm>> {
     let Some(baseline) = engine.baseline() else { return Ok(None) };
-    let (code, origin) = match cached(&baseline, Encoding::Component, sha256) {
-        Some(code) => (code, CodeOrigin::Cache),
-        None => match compile_and_store(&baseline, Encoding::Component, bytes, sha256) {
-            Ok(code) => (code, CodeOrigin::Compiled),
+    let (code, origin, unstored) = match cached(&baseline, Encoding::Component, sha256) {
+        Some(code) => (code, CodeOrigin::Cache, None),
+        // Compiled on the serving engine itself, with no round trip through an artifact: the
+        // compiler's memory goes when the optimized code replaces this engine.
+        None => match Component::new(baseline.wasmtime(), bytes) {
+            Ok(component) => {
+                let unstored =
+                    Unstored { engine: baseline.clone(), sha256: sha256.to_string(), component: component.clone() };
+                (Code::Component(component), CodeOrigin::Compiled, Some(unstored))
+            }
             Err(err) => {
                 tracing::info!("the baseline compiler cannot take this component ({err}); waiting for optimized code");
                 return Ok(None);
@@ -175,8 +181,30 @@ fn start_on_baseline(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Opti
     if wasm.kind != WasmKind::HttpProxy {
         return Ok(None);
     }
-    let optimizing = Optimizing::start(engine.clone(), bytes.to_vec(), sha256.to_string());
+    let optimizing = Optimizing::start(engine.clone(), bytes.to_vec(), sha256.to_string(), unstored);
     Ok(Some(Wasm { optimizing: Some(optimizing), ..wasm }))
+}
+
+/// Baseline code that serves before it is cached: serializing and writing it (45 MB for
+/// the Python component) took 30-150 ms, and the first request need not wait for that.
+struct Unstored {
+    engine: Engine,
+    sha256: String,
+    component: Component,
+}
+
+impl Unstored {
+    fn store(self) {
+        let Some(cache) = self.engine.cache() else { return };
+        let stored = self
+            .component
+            .serialize()
+            .map_err(Error::Engine)
+            .and_then(|artifact| cache.store(&cache.entry(&self.sha256), &artifact));
+        if let Err(err) = stored {
+            tracing::warn!("baseline code not cached: {err}");
+        }
+    }
 }
 
 /// Optimized code being compiled in the background, at idle priority: it takes only the
@@ -185,9 +213,13 @@ fn start_on_baseline(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Opti
 struct Optimizing(tokio::sync::watch::Receiver<Option<Wasm>>);
 
 impl Optimizing {
-    fn start(engine: Engine, bytes: Vec<u8>, sha256: String) -> Self {
+    fn start(engine: Engine, bytes: Vec<u8>, sha256: String, unstored: Option<Unstored>) -> Self {
         let (ready, receiver) = tokio::sync::watch::channel(None);
         let compile = move || {
+            demote_to_idle();
+            if let Some(unstored) = unstored {
+                unstored.store();
+            }
             let started = std::time::Instant::now();
             let optimized = optimize(&engine, Encoding::Component, &bytes, sha256);
             // The binary and the compiler's threads are gone now: their heap can go too.

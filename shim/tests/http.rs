@@ -104,7 +104,13 @@ async fn a_server_answers_on_baseline_code_at_once_then_swaps_in_optimized_code(
     assert_eq!(http_get(served.addr, "/").await, (200, "hello from spore\n".into()));
     served.shutdown().await;
 
-    // Both tiers were cached; the next server starts on the optimized code.
+    // Both tiers were cached (the baseline code behind the first request, not before it);
+    // the next server starts on the optimized code.
+    let artifacts = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .count();
+    assert_eq!(artifacts, 2, "one artifact per tier");
     let cached = EngineConfig { cache_dir: Some(cache.path().into()), ..EngineConfig::default() };
     let again = Engine::new(cached).unwrap().for_requests(4).unwrap().load(&guest_bytes(HTTP)).unwrap();
     assert_eq!((again.tier(), again.origin()), (Tier::Optimized, CodeOrigin::Cache));
