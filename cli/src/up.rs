@@ -213,8 +213,10 @@ fn load_reporting(
     if announced || took > std::time::Duration::from_secs(1) {
         let tier = wasm.tier();
         match (wasm.origin(), cache) {
+            // Baseline code is written to the cache in the background, off the first request's path.
             (CodeOrigin::Compiled, Some(dir)) => {
-                eprintln!("spore: {tier} code compiled in {:.1} s; cached in {}", took.as_secs_f64(), dir.display())
+                let cached = if tier == Tier::Baseline { "caching in" } else { "cached in" };
+                eprintln!("spore: {tier} code compiled in {:.1} s; {cached} {}", took.as_secs_f64(), dir.display())
             }
             (CodeOrigin::Compiled, None) => {
                 eprintln!("spore: {tier} code compiled in {:.1} s (not cached)", took.as_secs_f64())

@@ -380,6 +380,11 @@ fn an_apiserver_restart_is_survived_without_a_reconcile_storm() {
     wait_until("the scale reaches the Deployment", Duration::from_secs(90), || {
         ns.jsonpath(&["get", "deployment", "patient"], "{.spec.replicas}") == "2"
     });
+    // Measure only once the app has settled: the second pod's start (scheduled, running,
+    // ready) changes the Deployment's status several times, each a legitimate reconcile.
+    wait_until("the second pod is ready", Duration::from_secs(120), || {
+        ns.jsonpath(&["get", "deployment", "patient"], "{.status.readyReplicas}") == "2"
+    });
     // Idle again: no hot loop. A settled app is requeued every 5 minutes; watch events of
     // the few objects here account for a handful more.
     let before = operator_reconciles();
