@@ -63,6 +63,8 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let engine = engine.for_sandbox(&sandbox)?;
     let name = module_name(&args, &app);
     let wasm = load_reporting(&engine, &bytes, cache.as_deref(), &name).map_err(|e| CliError::module(name, e))?;
+    // The loaded code no longer needs them, and a Python component's are 18 MB.
+    drop(bytes);
 
     if wasm.kind() == WasmKind::HttpProxy {
         let listener = spore_shim::bind(args.address, &sandbox).await?;
