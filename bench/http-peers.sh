@@ -48,10 +48,12 @@ measure() {
   curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "bench: $name did not serve:" >&2; cat "$work/server.log" >&2; exit 1; }
   # Warm up (first requests, pools), then measure.
   taskset -c $wrk_cpu wrk -t1 -c$connections -d2s "http://127.0.0.1:$port/" >/dev/null
-  local cpu0 cpu1 out
+  local cpu0 cpu1 faults0 faults1 out
   cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  faults0=$(awk '{ print $10 }' "/proc/$pid/stat")
   out=$(taskset -c $wrk_cpu wrk -t1 -c$connections -d"${duration}s" --latency "http://127.0.0.1:$port/")
   cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  faults1=$(awk '{ print $10 }' "/proc/$pid/stat")
   local rps p50 p99 n rss errors
   rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
@@ -61,7 +63,8 @@ measure() {
   rss=$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local cpu_us=$(( (cpu1 - cpu0) * 1000000 / $(getconf CLK_TCK) / (n > 0 ? n : 1) ))
-  echo "| $name | $threads | $rps | $p50 | $p99 | $rss | $cpu_us |${errors:+ $errors}"
+  local faults=$(( (faults1 - faults0) / (n > 0 ? n : 1) ))
+  echo "| $name | $threads | $rps | $p50 | $p99 | $rss | $cpu_us | $faults |${errors:+ $errors}"
   echo "$name|$threads|$rps" >>"$work/rps"
 }
 
@@ -105,12 +108,12 @@ plain hyper server (\`bench/native-hello\`). Both Wasm servers instantiate a fre
 request. Load: \`wrk -t1 -c$connections -d${duration}s --latency\` pinned to CPU $wrk_cpu after a 2 s
 warm-up; at 1 thread the server is pinned to CPU 0 with \`TOKIO_WORKER_THREADS=1\`, at 2 it
 has both CPUs (and shares one with wrk). RSS is the server's at the end of the load; CPU is
-the server's user+system time per request. Components: \`tests/guests/http\` (Rust),
+the server's user+system time per request, faults its minor page faults per request. Components: \`tests/guests/http\` (Rust),
 \`tests/guests/python-http\` (componentize-py), \`tests/guests/js-http\` (componentize-js).
 Reproduce: \`bench/http-peers.sh $wasmtime target/guests\`.
 
-| server | threads | requests/s | p50 | p99 | RSS (MB) | CPU/request (µs) |
-|---|---:|---:|---:|---:|---:|---:|
+| server | threads | requests/s | p50 | p99 | RSS (MB) | CPU/request (µs) | faults/request |
+|---|---:|---:|---:|---:|---:|---:|---:|
 $(cat "$rows")
 
 | ratio (requests/s) | 1 thread | 2 threads |
@@ -119,4 +122,21 @@ $(cat "$rows")
 | Spore / native hyper, Rust hello | $(ratio "spore up http" "native hyper" 1) | $(ratio "spore up http" "native hyper" 2) |
 | Spore / wasmtime serve, Python | $(ratio "spore up python-http" "wasmtime serve python-http" 1) | $(ratio "spore up python-http" "wasmtime serve python-http" 2) |
 | Spore / wasmtime serve, JavaScript | $(ratio "spore up js-http" "wasmtime serve js-http" 1) | $(ratio "spore up js-http" "wasmtime serve js-http" 2) |
+
+Where the rest of the time goes, measured on 2026-12-03: in wasmtime 48 itself, so \`wasmtime serve\`
+pays it too.
+- The hello's fresh instance costs about 16 µs of CPU in process (\`cargo test --release
+  --workspace --lib -- --ignored --nocapture request_phases\`: store 0.8, instantiate 6.8,
+  handler 5.0, drop 3.4 µs), more than a whole native request (the CPU column).
+- Python and JavaScript heaps dirty more than 32 separate runs of pages per request; wasmtime's
+  pooling reset (\`reset_with_pagemap\`) stops its scan after 32 runs and returns the rest to the
+  kernel, so the next instance faults them back (the faults column; upstream
+  bytecodealliance/wasmtime#14357). With 2 threads each such fault is also a TLB shootdown to
+  the other CPU: \`perf record -g\` puts 38% of the Python server's CPU in \`flush_tlb_mm_range\`
+  IPIs under \`do_wp_page\`.
+- componentize-py links the Python runtime from modules sharing one function table, with their
+  element segments at an imported \`__table_base\`. wasmtime cannot pre-build such a table, so every
+  instance initializes about 5,400 funcrefs eagerly, each with binary searches
+  (\`CompiledFunctionsTable::func_loc\`; upstream bytecodealliance/wasmtime#8212): 30% of the
+  Python server's CPU at 1 thread.
 MD
