@@ -49,11 +49,10 @@ measure() {
   # Warm up (first requests, pools), then measure.
   taskset -c $wrk_cpu wrk -t1 -c$connections -d2s "http://127.0.0.1:$port/" >/dev/null
   local cpu0 cpu1 faults0 faults1 out
-  cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  faults0=$(awk '{ print $10 }' "/proc/$pid/stat")
+  # CPU ticks (user + system) and minor faults, before and after the load.
+  read -r cpu0 faults0 < <(awk '{ print $14 + $15, $10 }' "/proc/$pid/stat")
   out=$(taskset -c $wrk_cpu wrk -t1 -c$connections -d"${duration}s" --latency "http://127.0.0.1:$port/")
-  cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  faults1=$(awk '{ print $10 }' "/proc/$pid/stat")
+  read -r cpu1 faults1 < <(awk '{ print $14 + $15, $10 }' "/proc/$pid/stat")
   local rps p50 p99 n rss errors
   rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
@@ -108,8 +107,9 @@ plain hyper server (\`bench/native-hello\`). Both Wasm servers instantiate a fre
 request. Load: \`wrk -t1 -c$connections -d${duration}s --latency\` pinned to CPU $wrk_cpu after a 2 s
 warm-up; at 1 thread the server is pinned to CPU 0 with \`TOKIO_WORKER_THREADS=1\`, at 2 it
 has both CPUs (and shares one with wrk). RSS is the server's at the end of the load; CPU is
-the server's user+system time per request, faults its minor page faults per request. Components: \`tests/guests/http\` (Rust),
-\`tests/guests/python-http\` (componentize-py), \`tests/guests/js-http\` (componentize-js).
+the server's user+system time per request, faults its minor page faults per request.
+Components: \`tests/guests/http\` (Rust), \`tests/guests/python-http\` (componentize-py),
+\`tests/guests/js-http\` (componentize-js).
 Reproduce: \`bench/http-peers.sh $wasmtime target/guests\`.
 
 | server | threads | requests/s | p50 | p99 | RSS (MB) | CPU/request (µs) | faults/request |
@@ -135,8 +135,8 @@ pays it too.
   the other CPU: \`perf record -g\` puts 38% of the Python server's CPU in \`flush_tlb_mm_range\`
   IPIs under \`do_wp_page\`.
 - componentize-py links the Python runtime from modules sharing one function table, with their
-  element segments at an imported \`__table_base\`. wasmtime cannot pre-build such a table, so every
-  instance initializes about 5,400 funcrefs eagerly, each with binary searches
-  (\`CompiledFunctionsTable::func_loc\`; upstream bytecodealliance/wasmtime#8212): 30% of the
-  Python server's CPU at 1 thread.
+  element segments at an imported \`__table_base\`. wasmtime cannot pre-build such a table, so
+  every instance initializes about 5,400 funcrefs eagerly (\`wasm-tools print\` counts 5,377),
+  each with binary searches (\`CompiledFunctionsTable::func_loc\`; upstream
+  bytecodealliance/wasmtime#8212): 30% of the Python server's CPU at 1 thread.
 MD
