@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use spore_crds::WasmApp;
 use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
-use spore_shim::{
-    AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, Tier, WasmKind,
-};
+use spore_shim::{AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, Tier};
 
 use crate::error::{CliError, Result};
 use crate::{manifest, resolve};
@@ -66,7 +64,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     // The loaded code no longer needs them, and a Python component's are 18 MB.
     drop(bytes);
 
-    if wasm.kind() == WasmKind::HttpProxy {
+    if wasm.kind().serves_http() {
         let listener = spore_shim::bind(args.address, &sandbox).await?;
         let metrics = match args.metrics_address {
             Some(addr) => Some(spore_shim::bind_metrics(addr, &sandbox).await?),

@@ -1,7 +1,9 @@
-//! Running commands to completion: WASI p1 modules and `wasi:cli/command` components.
+//! Running commands to completion: WASI p1 modules and `wasi:cli/command` components
+//! (WASI 0.2 and 0.3).
 
 use wasmtime::Store;
 use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p3::bindings::Command as CommandP3;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -21,6 +23,9 @@ pub async fn run_command(wasm: &Wasm, sandbox: &Sandbox) -> Result<Exit> {
         (WasmKind::CoreCommand, Code::Module(module)) => Metered::new(run_p1(engine, module, sandbox), usage).await,
         (WasmKind::CliCommand, Code::Component(component)) => {
             Metered::new(run_p2(engine, component, sandbox), usage).await
+        }
+        (WasmKind::CliCommandP3, Code::Component(component)) => {
+            Metered::new(run_p3(engine, component, sandbox), usage).await
         }
         (kind, _) => Err(Error::Unsupported {
             what: "command",
@@ -51,6 +56,21 @@ async fn run_p2(engine: &Engine, component: &wasmtime::component::Component, san
         Err(err) => return instantiate_failure(err, &store.data().memory),
     };
     Ok(match command.wasi_cli_run().call_run(&mut store).await {
+        Ok(Ok(())) => Exit::code(0),
+        Ok(Err(())) => Exit::code(1),
+        Err(err) => Exit::from_error(err, &store.data().memory),
+    })
+}
+
+async fn run_p3(engine: &Engine, component: &wasmtime::component::Component, sandbox: &Sandbox) -> Result<Exit> {
+    let mut store = Store::new(engine.wasmtime(), P2State::new(sandbox)?);
+    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, sandbox.limits().timeout);
+    let command = match CommandP3::instantiate_async(&mut store, component, engine.p2_linker()).await {
+        Ok(command) => command,
+        Err(err) => return instantiate_failure(err, &store.data().memory),
+    };
+    let ran = store.run_concurrent(async |accessor| command.wasi_cli_run().call_run(accessor).await).await;
+    Ok(match ran.and_then(|run| run) {
         Ok(Ok(())) => Exit::code(0),
         Ok(Err(())) => Exit::code(1),
         Err(err) => Exit::from_error(err, &store.data().memory),

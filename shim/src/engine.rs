@@ -231,14 +231,23 @@ fn p1_linker(engine: &wasmtime::Engine) -> wasmtime::Linker<P1State> {
     linker
 }
 
-/// One linker for both component worlds: HTTP components built by ordinary toolchains also
-/// import `wasi:cli` and friends, so the proxy world alone would reject them.
+/// One linker for every component world, WASI 0.2 and 0.3 side by side: HTTP components
+/// built by ordinary toolchains also import `wasi:cli` and friends, so the proxy world
+/// alone would reject them, and 0.3 components built with a 0.2 standard library import
+/// some of both.
 fn p2_linker(engine: &wasmtime::Engine) -> ComponentLinker<P2State> {
     let mut linker = ComponentLinker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI p2 links");
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links");
     crate::policy::add_dns_to_linker(&mut linker, dns_view).expect("Spore's name lookup replaces wasmtime-wasi's");
+    wasmtime_wasi::p3::add_to_linker(&mut linker).expect("WASI 0.3 links");
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).expect("wasi:http 0.3 links");
+    crate::policy::add_p3_dns_to_linker(&mut linker, p3_dns).expect("Spore's name lookup replaces wasmtime-wasi's");
     linker
+}
+
+fn p3_dns(state: &mut P2State) -> &crate::policy::Dns {
+    &state.dns
 }
 
 fn dns_view(state: &mut P2State) -> crate::policy::DnsView<'_> {

@@ -1,5 +1,5 @@
-//! Serving `wasi:http/proxy` components: one fresh instance per request from a
-//! pre-instantiated component, a concurrency cap answered with 503, a per-request
+//! Serving HTTP components (`wasi:http/proxy` of WASI 0.2, `wasi:http/service` of 0.3):
+//! one fresh instance per request from a pre-instantiated component, a concurrency cap answered with 503, a per-request
 //! deadline, outbound requests checked against the allowlist, a graceful drain, and the
 //! server's Prometheus metrics on a listener of their own.
 
@@ -19,10 +19,11 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use wasmtime::Store;
+use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::engine::Tier;
 use crate::error::{Error, Result};
@@ -42,7 +43,7 @@ pub struct HttpServer(Arc<Inner>);
 
 struct Inner {
     /// What requests instantiate: baseline code is replaced by optimized code once ready.
-    pre: RwLock<ProxyPre<P2State>>,
+    pre: RwLock<Pre>,
     /// The optimized code still being compiled, for `serve` to swap in.
     optimizing: Mutex<Option<Wasm>>,
     sandbox: Sandbox,
@@ -124,7 +125,7 @@ impl HttpServer {
         }))
     }
 
-    fn pre(&self) -> ProxyPre<P2State> {
+    fn pre(&self) -> Pre {
         self.0.pre.read().expect("pre lock").clone()
     }
 
@@ -190,59 +191,147 @@ impl HttpServer {
     /// Runs one request in a fresh instance. The instance runs in its own task so it can
     /// keep streaming the body after the response head is sent; it holds the admission.
     async fn dispatch(&self, req: hyper::Request<Incoming>, admitted: Admitted) -> std::result::Result<Response, Exit> {
+        match self.pre() {
+            Pre::P2(pre) => self.dispatch_p2(pre, req, admitted).await,
+            Pre::P3(pre) => self.dispatch_p3(pre, req, admitted).await,
+        }
+    }
+
+    /// A store for one request: the sandbox's state, its memory cap and its deadline.
+    fn request_store(&self, engine: &wasmtime::Engine) -> std::result::Result<(Store<P2State>, Duration), Exit> {
         let sandbox = &self.0.sandbox;
-        let host_error =
-            |e: String| Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(e), backtrace: Vec::new() };
-        let pre = self.pre();
         let state = P2State::new(sandbox).map_err(|e| host_error(e.to_string()))?;
-        let mut store = Store::new(pre.engine(), state);
+        let mut store = Store::new(engine, state);
         let timeout = sandbox.limits().timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(timeout));
+        Ok((store, timeout))
+    }
+
+    async fn dispatch_p2(
+        &self,
+        pre: ProxyPre<P2State>,
+        req: hyper::Request<Incoming>,
+        admitted: Admitted,
+    ) -> std::result::Result<Response, Exit> {
+        let (mut store, _) = self.request_store(pre.engine())?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
         let req = http.new_incoming_request(Scheme::Http, req).map_err(|e| host_error(format!("{e:#}")))?;
         let out = http.new_response_outparam(sender).map_err(|e| host_error(format!("{e:#}")))?;
-        let usage = sandbox.usage().clone();
-        let mut guest = Metered::new(
-            async move {
-                let _admitted = admitted;
-                let result = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
-                }
-                .await;
-                result.map_err(|err| Exit::from_error(err, &store.data().memory))
-            },
-            usage,
-        );
-        let mut receiver = receiver;
-        // Drive the guest on this task, and poll it before its response: most handlers set
-        // the response, write the whole body and return without waiting on anything, so the
-        // response leaves in one write with its body, and a task hand-off per request (which
-        // costs more than the guest itself) is paid only by guests that stream or wait.
+        let guest = async move {
+            let _admitted = admitted;
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            }
+            .await;
+            result.map_err(|err| Exit::from_error(err, &store.data().memory))
+        };
+        let response = async { receiver.await.map_err(|_| ()).map(|r| r.map_err(|code| format!("{code:?}"))) };
+        self.respond(guest, response).await
+    }
+
+    /// A WASI 0.3 request: the handler runs in the store's event loop, which keeps running
+    /// after the response (a streamed body) until the guest has no task left. A guest
+    /// waiting on I/O never reaches an epoch check, so the deadline is also a timer here.
+    async fn dispatch_p3(
+        &self,
+        pre: ServicePre<P2State>,
+        req: hyper::Request<Incoming>,
+        admitted: Admitted,
+    ) -> std::result::Result<Response, Exit> {
+        let (mut store, timeout) = self.request_store(pre.engine())?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let guest = async move {
+            let _admitted = admitted;
+            let run = async {
+                let service = pre.instantiate_async(&mut store).await?;
+                store
+                    .run_concurrent(async |accessor| {
+                        let (request, request_io) = accessor.with(|mut access| -> wasmtime::Result<_> {
+                            let mut store = access.as_context_mut();
+                            let http = http_view(store.data_mut());
+                            let (request, io) = wasmtime_wasi_http::p3::Request::from_http(http.hooks, req);
+                            // Boxed as 'static: the future captures no borrow, but its type names one.
+                            let io: RequestIo = Box::pin(io);
+                            Ok((http.table.push(request)?, io))
+                        })?;
+                        let answer = match service.wasi_http_handler().call_handle(accessor, request).await? {
+                            Ok(response) => Ok(accessor.with(|mut access| {
+                                let response = http_view(access.as_context_mut().data_mut()).table.delete(response)?;
+                                response.into_http_with_getter(&mut access, request_io, http_view)
+                            })?),
+                            Err(code) => Err(format!("{code:?}")),
+                        };
+                        let _ = sender.send(answer);
+                        // The body may still be streaming from the guest's task.
+                        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                        wasmtime::Result::Ok(())
+                    })
+                    .await?
+            };
+            let result = match tokio::time::timeout(timeout, run).await {
+                Ok(ran) => ran,
+                Err(_) => Err(wasmtime::Error::new(limits::DeadlineExceeded(timeout))),
+            };
+            result.map_err(|err| Exit::from_error(err, &store.data().memory))
+        };
+        self.respond(guest, async { receiver.await.map_err(|_| ()) }).await
+    }
+
+    /// Drives the guest on this task, and polls it before its response: most handlers set
+    /// the response, write the whole body and return without waiting on anything, so the
+    /// response leaves in one write with its body, and a task hand-off per request (which
+    /// costs more than the guest itself) is paid only by guests that stream or wait.
+    /// `response` is the guest's response, its error code, or `Err` if it gave none.
+    async fn respond(
+        &self,
+        guest: impl Future<Output = std::result::Result<(), Exit>> + Send + 'static,
+        response: impl Future<Output = std::result::Result<std::result::Result<Response, String>, ()>>,
+    ) -> std::result::Result<Response, Exit> {
+        let mut guest = Metered::new(guest, self.0.sandbox.usage().clone());
+        let mut response = std::pin::pin!(response);
         let finished = tokio::select! {
             biased;
             finished = &mut guest => finished,
-            response = &mut receiver => {
+            response = &mut response => {
                 // Still running (e.g. streaming the body): let it finish on its own.
                 tokio::spawn(async move {
                     if let Err(exit) = guest.await {
                         tracing::error!("request failed after its response started: {}", exit.report());
                     }
                 });
-                return answer(response.map_err(|_| host_error("the guest dropped its response".into()))?);
+                return answer(response.map_err(|()| host_error("the guest dropped its response".into()))?);
             }
         };
-        match (receiver.await, finished) {
+        match (response.await, finished) {
             (Ok(response), Ok(())) => answer(response),
             (Ok(response), Err(exit)) => {
                 tracing::error!("request failed after setting its response: {}", exit.report());
                 answer(response)
             }
-            (Err(_), Err(exit)) => Err(exit),
-            (Err(_), Ok(())) => Err(host_error("the guest returned without setting a response".into())),
+            (Err(()), Err(exit)) => Err(exit),
+            (Err(()), Ok(())) => Err(host_error("the guest returned without setting a response".into())),
         }
     }
+}
+
+/// A 0.3 request body's transfer, reported to the guest when it ends.
+type RequestIo = std::pin::Pin<Box<dyn Future<Output = std::result::Result<(), wasmtime_wasi_http::Error>> + Send>>;
+
+fn http_view(state: &mut P2State) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+    wasmtime_wasi_http::WasiHttpView::http(state)
+}
+
+fn host_error(reason: String) -> Exit {
+    Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(reason), backtrace: Vec::new() }
+}
+
+/// What requests instantiate: a WASI 0.2 proxy or a 0.3 service.
+#[derive(Clone)]
+enum Pre {
+    P2(ProxyPre<P2State>),
+    P3(ServicePre<P2State>),
 }
 
 /// Aborts a background task when the server stops.
@@ -254,18 +343,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn pre_instantiate(wasm: &Wasm) -> Result<ProxyPre<P2State>> {
-    let component = match (wasm.kind(), wasm.code()) {
-        (WasmKind::HttpProxy, Code::Component(component)) => component,
+fn pre_instantiate(wasm: &Wasm) -> Result<Pre> {
+    let (kind, component) = match (wasm.kind(), wasm.code()) {
+        (kind, Code::Component(component)) if kind.serves_http() => (kind, component),
         (kind, _) => {
             return Err(Error::Unsupported {
                 what: "HTTP guest",
-                detail: format!("a {kind} cannot serve HTTP; build a wasi:http/proxy component"),
+                detail: format!(
+                    "a {kind} cannot serve HTTP; build a wasi:http/proxy (WASI 0.2) or wasi:http/service (WASI 0.3) component"
+                ),
             });
         }
     };
     let pre = wasm.engine().p2_linker().instantiate_pre(component).map_err(Error::Instantiate)?;
-    ProxyPre::new(pre).map_err(Error::Instantiate)
+    match kind {
+        WasmKind::HttpServiceP3 => ServicePre::new(pre).map(Pre::P3),
+        _ => ProxyPre::new(pre).map(Pre::P2),
+    }
+    .map_err(Error::Instantiate)
 }
 
 /// A request admitted under the concurrency cap: its permit and its place in the in-flight
@@ -312,8 +407,8 @@ where
     graceful.shutdown().await;
 }
 
-fn answer(response: std::result::Result<Response, ErrorCode>) -> std::result::Result<Response, Exit> {
-    Ok(response.unwrap_or_else(|code| plain(500, format!("spore: the guest answered with error {code:?}\n"))))
+fn answer(response: std::result::Result<Response, String>) -> std::result::Result<Response, Exit> {
+    Ok(response.unwrap_or_else(|code| plain(500, format!("spore: the guest answered with error {code}\n"))))
 }
 
 /// Serves `wasm` on `listener`, and its metrics on `metrics` if given, until `shutdown`
@@ -463,6 +558,7 @@ mod phase_bench {
             let wasm = engine.load(&bytes).unwrap();
             let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
             let server = HttpServer::new(&wasm, &sandbox).unwrap();
+            let Pre::P2(pre) = server.pre() else { panic!("http.wasm is a WASI 0.2 proxy") };
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let n = 20_000u32;
             let mut t = [Duration::ZERO; 4];
@@ -470,19 +566,20 @@ mod phase_bench {
                 for _ in 0..n {
                     let a = Instant::now();
                     let state = P2State::new(&sandbox).unwrap();
-                    let mut store = Store::new(server.pre().engine(), state);
+                    let mut store = Store::new(pre.engine(), state);
                     limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(Duration::from_secs(5)));
                     let b = Instant::now();
-                    let proxy = server.pre().instantiate_async(&mut store).await.unwrap();
+                    let proxy = pre.instantiate_async(&mut store).await.unwrap();
                     let c = Instant::now();
                     let (sender, _receiver) = tokio::sync::oneshot::channel();
                     let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
                     let req = hyper::Request::builder()
                         .uri("http://x/")
-                        .body(
-                            http_body_util::Empty::<Bytes>::new()
-                                .map_err(|never: Infallible| -> ErrorCode { match never {} }),
-                        )
+                        .body(http_body_util::Empty::<Bytes>::new().map_err(
+                            |never: Infallible| -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+                                match never {}
+                            },
+                        ))
                         .unwrap();
                     let req = http.new_incoming_request(Scheme::Http, req).unwrap();
                     let out = http.new_response_outparam(sender).unwrap();

@@ -17,6 +17,17 @@ pub enum WasmKind {
     CliCommand,
     /// A component exporting `wasi:http/incoming-handler` (the `wasi:http/proxy` world).
     HttpProxy,
+    /// A component exporting `wasi:cli/run@0.3` (WASI 0.3's `wasi:cli/command` world).
+    CliCommandP3,
+    /// A component exporting `wasi:http/handler@0.3` (WASI 0.3's `wasi:http/service` world).
+    HttpServiceP3,
+}
+
+impl WasmKind {
+    /// Whether the guest serves HTTP requests rather than running to completion.
+    pub fn serves_http(self) -> bool {
+        matches!(self, WasmKind::HttpProxy | WasmKind::HttpServiceP3)
+    }
 }
 
 impl std::fmt::Display for WasmKind {
@@ -25,6 +36,8 @@ impl std::fmt::Display for WasmKind {
             WasmKind::CoreCommand => "WASI p1 command module",
             WasmKind::CliCommand => "wasi:cli/command component",
             WasmKind::HttpProxy => "wasi:http/proxy component",
+            WasmKind::CliCommandP3 => "wasi:cli/command@0.3 component",
+            WasmKind::HttpServiceP3 => "wasi:http/service@0.3 component",
         })
     }
 }
@@ -178,7 +191,7 @@ fn start_on_baseline(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Opti
         },
     };
     let wasm = Wasm::classified(&baseline, code, sha256.to_string(), origin)?;
-    if wasm.kind != WasmKind::HttpProxy {
+    if !wasm.kind.serves_http() {
         return Ok(None);
     }
     let optimizing = Optimizing::start(engine.clone(), bytes.to_vec(), sha256.to_string(), unstored);
@@ -400,6 +413,8 @@ fn deserialize_bytes(engine: &Engine, encoding: Encoding, artifact: &[u8]) -> Re
 const WASI_P1: &str = "wasi_snapshot_preview1";
 const CLI_RUN: &str = "wasi:cli/run@0.2";
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+const CLI_RUN_P3: &str = "wasi:cli/run@0.3";
+const HTTP_HANDLER_P3: &str = "wasi:http/handler@0.3";
 
 fn classify(engine: &Engine, code: &Code) -> Result<WasmKind> {
     match code {
@@ -407,7 +422,8 @@ fn classify(engine: &Engine, code: &Code) -> Result<WasmKind> {
         Code::Component(component) => {
             let ty = component.component_type();
             let exports: Vec<&str> = ty.exports(engine.wasmtime()).map(|(name, _)| name).collect();
-            classify_component_exports(&exports)
+            let imports: Vec<&str> = ty.imports(engine.wasmtime()).map(|(name, _)| name).collect();
+            classify_component(&exports, &imports)
         }
     }
 }
@@ -439,17 +455,30 @@ fn classify_module(module: &Module) -> Result<WasmKind> {
     }
 }
 
-fn classify_component_exports(exports: &[&str]) -> Result<WasmKind> {
-    if exports.iter().any(|e| e.starts_with(HTTP_HANDLER)) {
+fn classify_component(exports: &[&str], imports: &[&str]) -> Result<WasmKind> {
+    let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+    if exports_any(HTTP_HANDLER_P3) && imports.iter().any(|i| i.starts_with(HTTP_HANDLER_P3)) {
+        return Err(Error::Unsupported {
+            what: "component world",
+            detail: format!(
+                "the component is a wasi:http middleware (it imports and exports {HTTP_HANDLER_P3}): it wraps a handler and cannot serve alone; list it in spec.middleware of the app whose handler it wraps"
+            ),
+        });
+    }
+    if exports_any(HTTP_HANDLER) {
         Ok(WasmKind::HttpProxy)
-    } else if exports.iter().any(|e| e.starts_with(CLI_RUN)) {
+    } else if exports_any(HTTP_HANDLER_P3) {
+        Ok(WasmKind::HttpServiceP3)
+    } else if exports_any(CLI_RUN) {
         Ok(WasmKind::CliCommand)
+    } else if exports_any(CLI_RUN_P3) {
+        Ok(WasmKind::CliCommandP3)
     } else {
         let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
         Err(Error::Unsupported {
             what: "component world",
             detail: format!(
-                "the component exports {found}; Spore runs components exporting wasi:cli/run@0.2 (wasi:cli/command) or wasi:http/incoming-handler@0.2 (wasi:http/proxy)"
+                "the component exports {found}; Spore runs components exporting wasi:cli/run (wasi:cli/command, WASI 0.2 or 0.3), wasi:http/incoming-handler@0.2 (wasi:http/proxy) or wasi:http/handler@0.3 (wasi:http/service)"
             ),
         })
     }
@@ -485,11 +514,24 @@ mod tests {
 
     #[test]
     fn classifies_components_by_their_exports() {
-        assert_eq!(classify_component_exports(&["wasi:http/incoming-handler@0.2.6"]).unwrap(), WasmKind::HttpProxy);
-        assert_eq!(classify_component_exports(&["wasi:cli/run@0.2.0"]).unwrap(), WasmKind::CliCommand);
-        let err = classify_component_exports(&["my:app/thing"]).unwrap_err().to_string();
+        for (exports, kind) in [
+            ("wasi:http/incoming-handler@0.2.6", WasmKind::HttpProxy),
+            ("wasi:cli/run@0.2.0", WasmKind::CliCommand),
+            ("wasi:http/handler@0.3.0", WasmKind::HttpServiceP3),
+            ("wasi:cli/run@0.3.0", WasmKind::CliCommandP3),
+        ] {
+            assert_eq!(classify_component(&[exports], &["wasi:cli/environment@0.2.0"]).unwrap(), kind, "{exports}");
+        }
+        let err = classify_component(&["my:app/thing"], &[]).unwrap_err().to_string();
         assert!(err.contains("exports my:app/thing"), "{err}");
-        let err = classify_component_exports(&[]).unwrap_err().to_string();
+        let err = classify_component(&[], &[]).unwrap_err().to_string();
         assert!(err.contains("exports nothing"), "{err}");
+    }
+
+    #[test]
+    fn a_middleware_alone_is_refused_with_where_it_belongs() {
+        let err = classify_component(&["wasi:http/handler@0.3.0"], &["wasi:http/handler@0.3.0"]).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("middleware") && err.contains("spec.middleware"), "{err}");
     }
 }

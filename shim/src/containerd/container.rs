@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::announce;
 use super::spec::Hosting;
-use crate::{AppConfig, Engine, Exit, Sandbox, Shutdown, Stdio, Wasm, WasmKind};
+use crate::{AppConfig, Engine, Exit, Sandbox, Shutdown, Stdio, Wasm};
 
 /// The signal that asks an HTTP guest to drain rather than stop at once.
 const SIGTERM: u32 = 15;
@@ -140,7 +140,7 @@ impl Container {
                 Ok(()) => 0,
                 Err(err) => self.failed(termination_log.as_deref(), &err, 1),
             },
-            Workload::Guest { wasm, sandbox, hosting } if wasm.kind() == WasmKind::HttpProxy => {
+            Workload::Guest { wasm, sandbox, hosting } if wasm.kind().serves_http() => {
                 let shutdown =
                     Shutdown { requested: self.signalled(|s| s == SIGTERM), drain_delay: hosting.drain_delay };
                 match serve(wasm, &sandbox, &hosting, &self.id, shutdown).await {
@@ -198,7 +198,7 @@ impl Container {
 
 impl Workload {
     fn drains_on_sigterm(&self) -> bool {
-        matches!(self, Workload::Guest { wasm, .. } if wasm.kind() == WasmKind::HttpProxy)
+        matches!(self, Workload::Guest { wasm, .. } if wasm.kind().serves_http())
     }
 }
 
@@ -263,8 +263,8 @@ pub fn guest(
     let sandbox = Sandbox::new(config, stdio).map_err(|e| e.to_string())?;
     let engine = engine.for_sandbox(&sandbox).map_err(|e| e.to_string())?;
     let wasm = engine.load(bytes).map_err(|e| format!("{source}: {e}"))?;
-    hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind() == WasmKind::HttpProxy);
-    hosting.announce = hosting.announce.filter(|_| wasm.kind() == WasmKind::HttpProxy);
+    hosting.metrics_port = hosting.metrics_port.filter(|_| wasm.kind().serves_http());
+    hosting.announce = hosting.announce.filter(|_| wasm.kind().serves_http());
     if let Some(port) = hosting.metrics_port {
         crate::http::check_metrics_port(port, &sandbox).map_err(|e| e.to_string())?;
     }

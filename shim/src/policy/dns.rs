@@ -184,3 +184,44 @@ pub(crate) fn add_to_linker<T: 'static>(
     linker.allow_shadowing(false);
     Ok(())
 }
+
+/// WASI 0.3's `ip-name-lookup`, which wasmtime-wasi defines (added before) and this replaces.
+const INTERFACE_P3: &str = "wasi:sockets/ip-name-lookup@0.3.0";
+
+/// Replaces wasmtime-wasi's WASI 0.3 `ip-name-lookup` in `linker` with Spore's: the same
+/// grant and resolver as 0.2's. A 0.3 lookup is one async call, so no resource is needed.
+pub(crate) fn add_p3_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    dns: fn(&mut T) -> &Dns,
+) -> wasmtime::Result<()> {
+    use wasmtime::AsContextMut;
+    use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as P3Error;
+    use wasmtime_wasi::p3::bindings::sockets::types::IpAddress as P3Address;
+    linker.allow_shadowing(true);
+    let mut lookup = linker.instance(INTERFACE_P3)?;
+    lookup.func_wrap_concurrent("resolve-addresses", move |accessor, (name,): (String,)| {
+        let dns = accessor.with(|mut access| dns(access.as_context_mut().data_mut()).clone());
+        Box::pin(async move {
+            let found = dns.lookup(name).finish().await.map(|ips| ips.map(P3Address::from).collect::<Vec<_>>());
+            let answer: Result<Vec<P3Address>, P3Error> = found.map_err(|code| match code {
+                ErrorCode::AccessDenied => P3Error::AccessDenied,
+                ErrorCode::NameUnresolvable => P3Error::NameUnresolvable,
+                ErrorCode::TemporaryResolverFailure => P3Error::TemporaryResolverFailure,
+                _ => P3Error::PermanentResolverFailure,
+            });
+            Ok((answer,))
+        })
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+impl Lookup {
+    /// The lookup's addresses, once it is done.
+    async fn finish(self) -> Result<std::vec::IntoIter<IpAddr>, ErrorCode> {
+        match self {
+            Self::Done(result) => result,
+            Self::Pending(task) => task.await.unwrap_or(Err(ErrorCode::PermanentResolverFailure)).map(Vec::into_iter),
+        }
+    }
+}

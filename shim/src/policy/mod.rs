@@ -14,7 +14,9 @@ use spore_crds::{Capabilities, Limits, Protocol};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use self::dns::ResolverFiles;
-pub(crate) use self::dns::{Dns, DnsView, add_to_linker as add_dns_to_linker};
+pub(crate) use self::dns::{
+    Dns, DnsView, add_p3_to_linker as add_p3_dns_to_linker, add_to_linker as add_dns_to_linker,
+};
 pub(crate) use self::http::{HttpAllowlist, OutboundHooks};
 use self::net::SocketPolicy;
 use crate::error::{Error, Result};
