@@ -2,6 +2,8 @@
 //! `tests/guests/build.sh` (`make guests`), run through the public engine API.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

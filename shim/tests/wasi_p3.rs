@@ -1,0 +1,118 @@
+//! WASI 0.3 guests (`wasi:cli/command@0.3.0`, `wasi:http/service@0.3.0`) in the same sandbox
+//! as 0.2 ones: each capability allowed and denied, exit codes, deadline, fresh instances.
+
+mod common;
+
+use std::time::Duration;
+
+use common::serve::{serve, upstream};
+use common::{guest, http_get, load};
+use spore_shim::WasmKind;
+
+const CMD: &str = "p3-command.wasm";
+const HTTP: &str = "p3-http.wasm";
+
+#[test]
+fn classifies_0_3_commands_and_services() {
+    assert_eq!(load(CMD).kind(), WasmKind::CliCommandP3);
+    assert_eq!(load(HTTP).kind(), WasmKind::HttpServiceP3);
+}
+
+#[tokio::test]
+async fn a_0_3_command_runs_with_its_args_and_exit_code() {
+    let out = guest(CMD).args(["echo", "a", "b"]).run().await;
+    assert_eq!((out.exit.code, out.stdout.as_str()), (0, "a b\n"), "{out:?}");
+    assert_eq!(guest(CMD).args(["exit", "7"]).run().await.exit.code, 7);
+}
+
+#[tokio::test]
+async fn a_0_3_command_sees_only_declared_env_and_mounts() {
+    let out = guest(CMD).args(["env", "GREETING"]).env("GREETING", "hi").run().await;
+    assert_eq!((out.exit.code, out.stdout.as_str()), (0, "GREETING=hi\n"), "{out:?}");
+    let out = guest(CMD).args(["env", "PATH"]).run().await;
+    assert_eq!(out.exit.code, 3, "{out:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hi from the host").unwrap();
+    let out = guest(CMD).args(["read", "/data/hello.txt"]).mount("data", dir.path(), "/data").run().await;
+    assert_eq!((out.exit.code, out.stdout.as_str()), (0, "hi from the host"), "{out:?}");
+    for path in ["/data/../etc/passwd", "/etc/passwd"] {
+        let out = guest(CMD).args(["read", path]).mount("data", dir.path(), "/data").run().await;
+        assert!(out.exit.code == 1 && out.stderr.contains("not-permitted"), "{path}: {out:?}");
+    }
+    let out = guest(CMD).args(["write", "/data/new.txt", "x"]).mount("data", dir.path(), "/data").run().await;
+    assert_eq!(out.exit.code, 1, "{out:?}");
+    assert!(!dir.path().join("new.txt").exists());
+}
+
+#[tokio::test]
+async fn a_0_3_command_connects_only_to_declared_destinations_and_resolves_only_with_dns() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let target = addr.to_string();
+    let allowed = guest(CMD).args(["connect", &target]).tcp_to("127.0.0.1/32", Some(addr.port())).run().await;
+    assert_eq!(allowed.exit.code, 0, "{allowed:?}");
+    let denied = guest(CMD).args(["connect", &target]).run().await;
+    assert!(denied.exit.code == 1 && denied.stderr.contains("access-denied"), "{denied:?}");
+
+    let resolved = guest(CMD).args(["resolve", "localhost"]).dns().run().await;
+    assert_eq!(resolved.exit.code, 0, "{resolved:?}");
+    assert!(resolved.stdout.lines().any(|l| l == "127.0.0.1" || l == "::1"), "{resolved:?}");
+    let no_dns = guest(CMD).args(["resolve", "localhost"]).run().await;
+    assert!(no_dns.exit.code == 1 && no_dns.stderr.contains("access-denied"), "{no_dns:?}");
+}
+
+#[tokio::test]
+async fn a_0_3_command_is_held_to_its_memory_limit_and_deadline() {
+    let out = guest(CMD).args(["alloc", "64"]).memory(32 << 20).run().await;
+    assert_eq!(out.exit.code, 2, "{out:?}");
+    let out = guest(CMD).args(["loop"]).timeout(Duration::from_millis(300)).run().await;
+    assert_eq!(out.exit.code, spore_shim::DEADLINE_EXIT_CODE, "{out:?}");
+}
+
+#[tokio::test]
+async fn a_0_3_service_answers_each_request_from_a_fresh_instance() {
+    let served = serve(guest(HTTP)).await;
+    assert_eq!(http_get(served.addr, "/").await, (200, "hello from spore (p3)\n".into()));
+    for _ in 0..3 {
+        assert_eq!(http_get(served.addr, "/count").await, (200, "1\n".into()));
+    }
+    assert_eq!(http_get(served.addr, "/sleep?ms=50").await.0, 200);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_0_3_service_sees_only_declared_env_and_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hi from the host").unwrap();
+    let served = serve(guest(HTTP).env("GREETING", "hi").mount("data", dir.path(), "/data")).await;
+    assert_eq!(http_get(served.addr, "/env?name=GREETING").await.0, 200);
+    assert_eq!(http_get(served.addr, "/env?name=PATH").await.0, 404);
+    assert_eq!(http_get(served.addr, "/read?path=/data/hello.txt").await, (200, "hi from the host".into()));
+    assert_eq!(http_get(served.addr, "/read?path=/etc/passwd").await.0, 403);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_0_3_service_fetches_only_from_allowlisted_hosts() {
+    let (up, mut hits) = upstream().await;
+    let url = format!("/fetch?url=http://{up}/");
+    let allowed = serve(guest(HTTP).http_to(&up.to_string())).await;
+    assert_eq!(http_get(allowed.addr, &url).await, (200, "upstream 200: upstream says hi".into()));
+    assert!(hits.try_recv().is_ok());
+    allowed.shutdown().await;
+    let denied = serve(guest(HTTP)).await;
+    let (status, body) = http_get(denied.addr, &url).await;
+    assert!(status == 502 && body.contains("HttpRequestDenied"), "{status} {body}");
+    denied.shutdown().await;
+    assert!(hits.try_recv().is_err(), "a denied request reached the upstream");
+}
+
+#[tokio::test]
+async fn a_0_3_request_past_its_deadline_gets_504() {
+    let served = serve(guest(HTTP).timeout(Duration::from_millis(300))).await;
+    let (status, body) = http_get(served.addr, "/sleep?ms=3000").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("deadline exceeded"), "{body}");
+    served.shutdown().await;
+}
