@@ -49,8 +49,7 @@ async fn run_p1(engine: &Engine, module: &wasmtime::Module, sandbox: &Sandbox) -
 }
 
 async fn run_p2(engine: &Engine, component: &wasmtime::component::Component, sandbox: &Sandbox) -> Result<Exit> {
-    let mut store = Store::new(engine.wasmtime(), P2State::new(sandbox)?);
-    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, sandbox.limits().timeout);
+    let mut store = component_store(engine, sandbox)?;
     let command = match Command::instantiate_async(&mut store, component, engine.p2_linker()).await {
         Ok(command) => command,
         Err(err) => return instantiate_failure(err, &store.data().memory),
@@ -63,8 +62,7 @@ async fn run_p2(engine: &Engine, component: &wasmtime::component::Component, san
 }
 
 async fn run_p3(engine: &Engine, component: &wasmtime::component::Component, sandbox: &Sandbox) -> Result<Exit> {
-    let mut store = Store::new(engine.wasmtime(), P2State::new(sandbox)?);
-    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, sandbox.limits().timeout);
+    let mut store = component_store(engine, sandbox)?;
     let command = match CommandP3::instantiate_async(&mut store, component, engine.p2_linker()).await {
         Ok(command) => command,
         Err(err) => return instantiate_failure(err, &store.data().memory),
@@ -75,6 +73,13 @@ async fn run_p3(engine: &Engine, component: &wasmtime::component::Component, san
         Ok(Err(())) => Exit::code(1),
         Err(err) => Exit::from_error(err, &store.data().memory),
     })
+}
+
+/// A component's store: the sandbox's state, with its memory cap and deadline.
+fn component_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<P2State>> {
+    let mut store = Store::new(engine.wasmtime(), P2State::new(sandbox)?);
+    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, sandbox.limits().timeout);
+    Ok(store)
 }
 
 /// A trap during instantiation (a start function, or initial memory above the limit) is

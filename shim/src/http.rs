@@ -20,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::{AsContextMut, Store};
+use wasmtime_wasi_http::handler::ProxyPre as Pre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -43,7 +44,7 @@ pub struct HttpServer(Arc<Inner>);
 
 struct Inner {
     /// What requests instantiate: baseline code is replaced by optimized code once ready.
-    pre: RwLock<Pre>,
+    pre: RwLock<Pre<P2State>>,
     /// The optimized code still being compiled, for `serve` to swap in.
     optimizing: Mutex<Option<Wasm>>,
     sandbox: Sandbox,
@@ -125,8 +126,12 @@ impl HttpServer {
         }))
     }
 
-    fn pre(&self) -> Pre {
-        self.0.pre.read().expect("pre lock").clone()
+    /// What the next request instantiates (wasmtime-wasi-http's enum is not `Clone`).
+    fn pre(&self) -> Pre<P2State> {
+        match &*self.0.pre.read().expect("pre lock") {
+            Pre::P2(pre) => Pre::P2(pre.clone()),
+            Pre::P3(pre) => Pre::P3(pre.clone()),
+        }
     }
 
     fn metrics_response(&self, req: &hyper::Request<Incoming>) -> Response {
@@ -327,13 +332,6 @@ fn host_error(reason: String) -> Exit {
     Exit { code: crate::exit::HOST_ERROR_EXIT_CODE, reason: Some(reason), backtrace: Vec::new() }
 }
 
-/// What requests instantiate: a WASI 0.2 proxy or a 0.3 service.
-#[derive(Clone)]
-enum Pre {
-    P2(ProxyPre<P2State>),
-    P3(ServicePre<P2State>),
-}
-
 /// Aborts a background task when the server stops.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -343,7 +341,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn pre_instantiate(wasm: &Wasm) -> Result<Pre> {
+fn pre_instantiate(wasm: &Wasm) -> Result<Pre<P2State>> {
     let (kind, component) = match (wasm.kind(), wasm.code()) {
         (kind, Code::Component(component)) if kind.serves_http() => (kind, component),
         (kind, _) => {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::serve::{serve, upstream};
+use common::serve::serve;
 use common::{guest, http_get, load};
 use spore_shim::WasmKind;
 
@@ -95,17 +95,7 @@ async fn a_0_3_service_sees_only_declared_env_and_mounts() {
 
 #[tokio::test]
 async fn a_0_3_service_fetches_only_from_allowlisted_hosts() {
-    let (up, mut hits) = upstream().await;
-    let url = format!("/fetch?url=http://{up}/");
-    let allowed = serve(guest(HTTP).http_to(&up.to_string())).await;
-    assert_eq!(http_get(allowed.addr, &url).await, (200, "upstream 200: upstream says hi".into()));
-    assert!(hits.try_recv().is_ok());
-    allowed.shutdown().await;
-    let denied = serve(guest(HTTP)).await;
-    let (status, body) = http_get(denied.addr, &url).await;
-    assert!(status == 502 && body.contains("HttpRequestDenied"), "{status} {body}");
-    denied.shutdown().await;
-    assert!(hits.try_recv().is_err(), "a denied request reached the upstream");
+    common::serve::outbound_reaches_only_allowlisted_hosts(HTTP).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{Run, http_get};
+use super::{Run, guest, http_get};
 
 /// A served component with its metrics listener; dropping it stops the server.
 pub struct Served {
@@ -86,4 +86,26 @@ pub async fn upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>
         }
     });
     (addr, seen)
+}
+
+/// `file`'s `/fetch?url=` reaches a loopback upstream only when its host is allowlisted:
+/// not without a rule, nor with a rule for another port or host.
+pub async fn outbound_reaches_only_allowlisted_hosts(file: &str) {
+    let (up, mut hits) = upstream().await;
+    let url = format!("/fetch?url=http://{up}/");
+
+    let allowed = serve(guest(file).http_to(&up.to_string())).await;
+    assert_eq!(http_get(allowed.addr, &url).await, (200, "upstream 200: upstream says hi".into()));
+    assert!(hits.try_recv().is_ok());
+    allowed.shutdown().await;
+
+    let other_port = format!("127.0.0.1:{}", up.port() ^ 1);
+    for run in [guest(file), guest(file).http_to(&other_port), guest(file).http_to("example.com")] {
+        let denied = serve(run).await;
+        let (status, body) = http_get(denied.addr, &url).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("HttpRequestDenied"), "{body}");
+        denied.shutdown().await;
+    }
+    assert!(hits.try_recv().is_err(), "a denied request reached the upstream");
 }
