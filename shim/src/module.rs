@@ -87,9 +87,10 @@ impl Engine {
     /// ([`Engine::for_guest`]): the cache keys code by engine settings.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Wasm> {
         let Binary { bytes, encoding, sha256 } = Binary::read(bytes)?;
-        match cached(self, encoding, &sha256) {
-            Some(code) => Wasm::classified(self, code, sha256, CodeOrigin::Cache),
-            None => optimize(self, encoding, &bytes, sha256),
+        let engine = &self.for_binary(&bytes)?;
+        match cached(engine, encoding, &sha256) {
+            Some(code) => Wasm::classified(engine, code, sha256, CodeOrigin::Cache),
+            None => optimize(engine, encoding, &bytes, sha256),
         }
     }
 }
@@ -117,6 +118,7 @@ impl Wasm {
     fn load(engine: &Engine, bytes: &[u8]) -> Result<Self> {
         let Binary { bytes, encoding, sha256 } = Binary::read(bytes)?;
         let bytes = &bytes[..];
+        let engine = &engine.for_binary(bytes)?;
         if let Some(code) = cached(engine, encoding, &sha256) {
             return Self::classified(engine, code, sha256, CodeOrigin::Cache);
         }
