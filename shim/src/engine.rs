@@ -277,10 +277,10 @@ fn exports_wasi_p3(bytes: &[u8]) -> bool {
                 let Some(after) = rest.get(unchecked_range.len()..) else { return false };
                 rest = after;
             }
-            Payload::ComponentExportSection(exports) => {
-                if exports.into_iter().flatten().any(|e| e.name.name.contains("@0.3")) {
-                    return true;
-                }
+            Payload::ComponentExportSection(exports)
+                if exports.clone().into_iter().flatten().any(|e| e.name.name.contains("@0.3")) =>
+            {
+                return true;
             }
             Payload::End(_) => return false,
             _ => {}
