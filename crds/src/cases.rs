@@ -591,6 +591,18 @@ fn limits() -> Vec<Invalid> {
             "spec.limits.maxConcurrency",
             "maxConcurrency 0 is below 1",
         ),
+        invalid(
+            "instanceReuse of no requests",
+            app().with_instance_reuse(0, None),
+            "spec.limits.instanceReuse.maxRequests",
+            "instanceReuse.maxRequests 0 is below 1",
+        ),
+        invalid(
+            "instanceReuse of no concurrency",
+            app().with_instance_reuse(100, Some(0)),
+            "spec.limits.instanceReuse.maxConcurrent",
+            "instanceReuse.maxConcurrent 0 is below 1",
+        ),
     ]
 }
 
@@ -807,6 +819,7 @@ pub fn valid_apps() -> Vec<(String, WasmApp)> {
                 .with_cpu("500m")
                 .with_timeout("1m30.5s")
                 .with_max_concurrency(50)
+                .with_instance_reuse(1000, Some(8))
                 .with_runtime_class("spore")
                 .with_service_account("app")
                 .with_readiness(http_check("/healthz").with_port(8080).with_period_seconds(5)),

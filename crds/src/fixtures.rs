@@ -267,6 +267,11 @@ impl WasmApp {
         self
     }
 
+    pub fn with_instance_reuse(mut self, max_requests: i32, max_concurrent: Option<i32>) -> Self {
+        self.spec.limits.instance_reuse = Some(crate::limits::InstanceReuse { max_requests, max_concurrent });
+        self
+    }
+
     pub fn with_readiness(mut self, check: HttpCheck) -> Self {
         self.spec.health_checks.get_or_insert_with(Default::default).readiness = Some(check);
         self

@@ -37,6 +37,12 @@ pub(crate) const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m
     validation = Rule::new("!has(self.cpu) || !isQuantity(string(self.cpu)) || quantity(string(self.cpu)).isGreaterThan(quantity('0'))")
         .message(Message::Expression("'cpu limit ' + string(self.cpu) + ' is not above zero; use e.g. 500m'".into()))
         .field_path(".cpu"),
+    validation = Rule::new("!has(self.instanceReuse) || self.instanceReuse.maxRequests >= 1")
+        .message(Message::Expression("'instanceReuse.maxRequests %d is below 1; set at least 2 to reuse instances, or remove instanceReuse for a fresh instance per request'.format([self.instanceReuse.maxRequests])".into()))
+        .field_path(".instanceReuse.maxRequests"),
+    validation = Rule::new("!has(self.instanceReuse) || !has(self.instanceReuse.maxConcurrent) || self.instanceReuse.maxConcurrent >= 1")
+        .message(Message::Expression("'instanceReuse.maxConcurrent %d is below 1; set at least 1, or remove it for one request at a time'.format([self.instanceReuse.maxConcurrent])".into()))
+        .field_path(".instanceReuse.maxConcurrent"),
     validation = Rule::new(format!("!has(self.timeout) || self.timeout.matches('{DURATION_PATTERN}')"))
         .message(Message::Expression("'timeout ' + self.timeout + ' is not a duration such as 30s, 500ms, 2m or 1h30m'".into()))
         .field_path(".timeout"),
@@ -59,10 +65,31 @@ pub struct Limits {
     /// Most HTTP requests one pod serves at once; more get 503. Unset: 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<i32>,
+    /// Serve several requests from one instance: WASI 0.3 HTTP services (`wasi:http/service`)
+    /// only. Unset: a fresh instance per request, the strongest isolation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_reuse: Option<InstanceReuse>,
     /// CPU limit of the pod, a Kubernetes quantity above zero (`500m`, `2`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "quantity::deserialize_optional")]
     #[schemars(schema_with = "quantity::schema")]
     pub cpu: Option<Quantity>,
+}
+
+/// Instance reuse of a WASI 0.3 HTTP service. Trade-off: requests served by one instance
+/// share its memory, so whatever one request leaves behind (globals, caches, a secret it
+/// read) is visible to the next, a request that fills memory fails the others, and a trap
+/// fails every request in flight on that instance. In return a request skips instantiation
+/// and the guest keeps warm caches. `limits.memory` caps each instance, `limits.timeout`
+/// each request; an instance idle for 10s is dropped.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceReuse {
+    /// Requests one instance serves in its life, at least 1; then a fresh one replaces it.
+    pub max_requests: i32,
+    /// Requests one instance serves at once, at least 1 (more run in other instances).
+    /// Unset: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<i32>,
 }
 
 impl Limits {

@@ -379,6 +379,25 @@ fn validate_limits(errors: &mut Errors, limits: &Limits) {
             format!("maxConcurrency {n} is below 1; set at least 1, or remove it for the default of 100"),
         );
     }
+    if let Some(reuse) = &limits.instance_reuse {
+        if reuse.max_requests < 1 {
+            errors.add(
+                "spec.limits.instanceReuse.maxRequests",
+                format!(
+                    "instanceReuse.maxRequests {} is below 1; set at least 2 to reuse instances, or remove instanceReuse for a fresh instance per request",
+                    reuse.max_requests
+                ),
+            );
+        }
+        if let Some(n) = reuse.max_concurrent
+            && n < 1
+        {
+            errors.add(
+                "spec.limits.instanceReuse.maxConcurrent",
+                format!("instanceReuse.maxConcurrent {n} is below 1; set at least 1, or remove it for one request at a time"),
+            );
+        }
+    }
 }
 
 fn validate_env(errors: &mut Errors, field: &str, env: &EnvVar) {

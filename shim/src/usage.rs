@@ -86,3 +86,22 @@ impl<F: Future> Future for Metered<F> {
         result
     }
 }
+
+/// Charges guest CPU time to `usage` at the store's guest/host transitions, for instances
+/// that run where no [`Metered`] poll wraps them (wasmtime-wasi-http's workers of reused
+/// instances). A stretch that ends on another thread than it began is not charged; one
+/// suspended mid-guest (an epoch yield) is charged what its thread did meanwhile.
+pub(crate) fn meter_guest_calls<T>(store: &mut wasmtime::Store<T>, usage: Arc<Usage>) {
+    let mut entered: Option<(std::thread::ThreadId, u64)> = None;
+    store.call_hook(move |_, hook| {
+        let thread = std::thread::current().id();
+        if hook.exiting_host() {
+            entered = Some((thread, thread_cpu_nanos()));
+        } else if let Some((began_on, start)) = entered.take()
+            && began_on == thread
+        {
+            usage.cpu_nanos.fetch_add(thread_cpu_nanos().saturating_sub(start), Ordering::Relaxed);
+        }
+        Ok(())
+    });
+}

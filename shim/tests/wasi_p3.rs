@@ -106,3 +106,66 @@ async fn a_0_3_request_past_its_deadline_gets_504() {
     assert!(body.contains("deadline exceeded"), "{body}");
     served.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reused_0_3_instance_serves_up_to_max_requests_then_a_fresh_one_takes_over() {
+    let served = serve(guest(HTTP).reuse(3, 1)).await;
+    let mut counts = Vec::new();
+    for _ in 0..7 {
+        let (status, body) = http_get(served.addr, "/count").await;
+        assert_eq!(status, 200, "{body}");
+        counts.push(body.trim().parse::<u32>().unwrap());
+    }
+    assert_eq!(counts, [1, 2, 3, 1, 2, 3, 1]);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reused_0_3_instance_serves_max_concurrent_requests_at_once() {
+    let served = serve(guest(HTTP).reuse(100, 4)).await;
+    // Three waiting requests and one more fit one instance, which counts all four. They
+    // are spaced out, as a request arriving while the instance starts gets another one.
+    let mut sleepers = Vec::new();
+    for _ in 0..3 {
+        sleepers.push(tokio::spawn(http_get(served.addr, "/sleep?ms=1000")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(served.addr, "/count").await, (200, "4\n".into()));
+    // Four in flight fill it: a fifth concurrent request gets a fresh instance.
+    sleepers.push(tokio::spawn(http_get(served.addr, "/sleep?ms=1000")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http_get(served.addr, "/count").await, (200, "1\n".into()));
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap().0, 200);
+    }
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn reused_0_3_instances_keep_the_sandbox_and_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hi from the host").unwrap();
+    let run = guest(HTTP).reuse(100, 2).mount("data", dir.path(), "/data").timeout(Duration::from_millis(500));
+    let served = serve(run.memory(32 << 20)).await;
+    assert_eq!(http_get(served.addr, "/read?path=/data/hello.txt").await, (200, "hi from the host".into()));
+    assert_eq!(http_get(served.addr, "/read?path=/etc/passwd").await.0, 403);
+    assert_eq!(http_get(served.addr, "/env?name=PATH").await.0, 404);
+    assert_eq!(http_get(served.addr, "/alloc?mb=64").await.0, 507);
+    for path in ["/sleep?ms=3000", "/loop"] {
+        let (status, body) = http_get(served.addr, path).await;
+        assert_eq!(status, 504, "{path}: {body}");
+        assert!(body.contains("deadline exceeded"), "{path}: {body}");
+    }
+    // A fresh instance replaces the one that was stuck.
+    assert_eq!(http_get(served.addr, "/").await.0, 200);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn instance_reuse_is_refused_for_a_0_2_proxy() {
+    let run = guest("http.wasm").reuse(10, 1);
+    let wasm = run.wasm();
+    let (sandbox, _) = run.sandbox();
+    let err = spore_shim::HttpServer::new(&wasm, &sandbox).err().expect("refused").to_string();
+    assert!(err.contains("limits.instanceReuse") && err.contains("WASI 0.3"), "{err}");
+}

@@ -54,11 +54,22 @@ pub struct RuntimeLimits {
     pub timeout: Option<Duration>,
     /// HTTP requests served at once.
     pub max_concurrency: usize,
+    /// Requests one instance of a WASI 0.3 HTTP service may serve; `None`: one.
+    pub instance_reuse: Option<InstanceReuse>,
+}
+
+/// `limits.instanceReuse` in the engine's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceReuse {
+    /// Requests an instance serves in its life.
+    pub max_requests: usize,
+    /// Requests an instance serves at once.
+    pub max_concurrent: usize,
 }
 
 impl Default for RuntimeLimits {
     fn default() -> Self {
-        Self { memory: None, timeout: None, max_concurrency: DEFAULT_MAX_CONCURRENCY }
+        Self { memory: None, timeout: None, max_concurrency: DEFAULT_MAX_CONCURRENCY, instance_reuse: None }
     }
 }
 
@@ -78,6 +89,22 @@ impl RuntimeLimits {
             memory: limits.memory_bytes().map_err(invalid("memory"))?,
             timeout: limits.timeout().map_err(invalid("timeout"))?,
             max_concurrency,
+            instance_reuse: limits.instance_reuse.as_ref().map(InstanceReuse::from_spec).transpose()?,
+        })
+    }
+}
+
+impl InstanceReuse {
+    fn from_spec(reuse: &spore_crds::limits::InstanceReuse) -> Result<Self> {
+        let at_least_one = |field: &'static str, n: i32| {
+            usize::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::Limit { field, message: format!("{n} must be at least 1") })
+        };
+        Ok(Self {
+            max_requests: at_least_one("instanceReuse.maxRequests", reuse.max_requests)?,
+            max_concurrent: at_least_one("instanceReuse.maxConcurrent", reuse.max_concurrent.unwrap_or(1))?,
         })
     }
 }

@@ -137,6 +137,11 @@ impl Run {
         self
     }
 
+    pub fn reuse(mut self, max_requests: usize, max_concurrent: usize) -> Self {
+        self.config.limits.instance_reuse = Some(spore_shim::InstanceReuse { max_requests, max_concurrent });
+        self
+    }
+
     pub fn wasm(&self) -> Wasm {
         load(&self.file)
     }

@@ -1,7 +1,10 @@
 //! Serving HTTP components (`wasi:http/proxy` of WASI 0.2, `wasi:http/service` of 0.3):
-//! one fresh instance per request from a pre-instantiated component, a concurrency cap answered with 503, a per-request
+//! one fresh instance per request from a pre-instantiated component (or, for 0.3 services
+//! that opt in, reused instances), a concurrency cap answered with 503, a per-request
 //! deadline, outbound requests checked against the allowlist, a graceful drain, and the
 //! server's Prometheus metrics on a listener of their own.
+
+mod reuse;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,8 +46,9 @@ type Response = hyper::Response<HyperOutgoingBody>;
 pub struct HttpServer(Arc<Inner>);
 
 struct Inner {
-    /// What requests instantiate: baseline code is replaced by optimized code once ready.
-    pre: RwLock<Pre<P2State>>,
+    code: Serving,
+    /// Set when `limits.instanceReuse` lets instances serve several requests.
+    reused: Option<reuse::Reused>,
     /// The optimized code still being compiled, for `serve` to swap in.
     optimizing: Mutex<Option<Wasm>>,
     sandbox: Sandbox,
@@ -71,15 +75,38 @@ impl<F> Shutdown<F> {
     }
 }
 
+/// What requests instantiate: baseline code is replaced by optimized code once ready.
+#[derive(Clone)]
+struct Serving(Arc<RwLock<Pre<P2State>>>);
+
+impl Serving {
+    /// What the next request instantiates (wasmtime-wasi-http's enum is not `Clone`).
+    fn current(&self) -> Pre<P2State> {
+        match &*self.0.read().expect("code lock") {
+            Pre::P2(pre) => Pre::P2(pre.clone()),
+            Pre::P3(pre) => Pre::P3(pre.clone()),
+        }
+    }
+
+    fn replace(&self, pre: Pre<P2State>) {
+        *self.0.write().expect("code lock") = pre;
+    }
+}
+
 impl HttpServer {
     /// Pre-instantiates the component: imports are resolved once, here, not per request.
     pub fn new(wasm: &Wasm, sandbox: &Sandbox) -> Result<Self> {
-        let pre = pre_instantiate(wasm)?;
+        let code = Serving(Arc::new(RwLock::new(pre_instantiate(wasm)?)));
+        let reused = reuse_of(wasm, sandbox)?.map(|reuse| {
+            let timeout = sandbox.limits().timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+            reuse::Reused::new(code.clone(), sandbox.clone(), reuse, timeout)
+        });
         let permits = Arc::new(Semaphore::new(sandbox.limits().max_concurrency));
         let metrics = HttpMetrics::default();
         metrics.serving(wasm.tier());
         Ok(Self(Arc::new(Inner {
-            pre: RwLock::new(pre),
+            code,
+            reused,
             optimizing: Mutex::new(Some(wasm.clone()).filter(|wasm| wasm.tier() == Tier::Baseline)),
             sandbox: sandbox.clone(),
             permits,
@@ -117,21 +144,13 @@ impl HttpServer {
             let Some(optimized) = baseline.optimized().await else { return };
             match pre_instantiate(&optimized) {
                 Ok(pre) => {
-                    *server.0.pre.write().expect("pre lock") = pre;
+                    server.0.code.replace(pre);
                     server.0.metrics.serving(optimized.tier());
                     tracing::info!("new requests run on optimized code");
                 }
                 Err(err) => tracing::warn!("optimized code not swapped in; baseline code keeps serving: {err}"),
             }
         }))
-    }
-
-    /// What the next request instantiates (wasmtime-wasi-http's enum is not `Clone`).
-    fn pre(&self) -> Pre<P2State> {
-        match &*self.0.pre.read().expect("pre lock") {
-            Pre::P2(pre) => Pre::P2(pre.clone()),
-            Pre::P3(pre) => Pre::P3(pre.clone()),
-        }
     }
 
     fn metrics_response(&self, req: &hyper::Request<Incoming>) -> Response {
@@ -196,7 +215,10 @@ impl HttpServer {
     /// Runs one request in a fresh instance. The instance runs in its own task so it can
     /// keep streaming the body after the response head is sent; it holds the admission.
     async fn dispatch(&self, req: hyper::Request<Incoming>, admitted: Admitted) -> std::result::Result<Response, Exit> {
-        match self.pre() {
+        if let Some(reused) = &self.0.reused {
+            return dispatch_reused(reused, req, admitted).await;
+        }
+        match self.0.code.current() {
             Pre::P2(pre) => self.dispatch_p2(pre, req, admitted).await,
             Pre::P3(pre) => self.dispatch_p3(pre, req, admitted).await,
         }
@@ -318,6 +340,38 @@ impl HttpServer {
             (Err(()), Err(exit)) => Err(exit),
             (Err(()), Ok(())) => Err(host_error("the guest returned without setting a response".into())),
         }
+    }
+}
+
+/// A request served by a reused instance. The admission lasts until the response body
+/// ends: it may still stream from the instance.
+async fn dispatch_reused(
+    reused: &reuse::Reused,
+    req: hyper::Request<Incoming>,
+    admitted: Admitted,
+) -> std::result::Result<Response, Exit> {
+    let response = reused.handle(req).await?;
+    Ok(response.map(|body| {
+        body.map_frame(move |frame| {
+            let _held = &admitted;
+            frame
+        })
+        .boxed_unsync()
+    }))
+}
+
+/// `limits.instanceReuse`, which only WASI 0.3 services can honour: a 0.2 handler's
+/// instance serves one request by design.
+fn reuse_of(wasm: &Wasm, sandbox: &Sandbox) -> Result<Option<crate::policy::InstanceReuse>> {
+    match sandbox.limits().instance_reuse {
+        Some(_) if wasm.kind() != WasmKind::HttpServiceP3 => Err(Error::Limit {
+            field: "instanceReuse",
+            message: format!(
+                "reuses instances of WASI 0.3 HTTP services (wasi:http/service) only, and this is a {}; remove limits.instanceReuse, or build the app for WASI 0.3",
+                wasm.kind()
+            ),
+        }),
+        reuse => Ok(reuse.filter(|r| r.max_requests > 1)),
     }
 }
 
@@ -556,7 +610,7 @@ mod phase_bench {
             let wasm = engine.load(&bytes).unwrap();
             let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
             let server = HttpServer::new(&wasm, &sandbox).unwrap();
-            let Pre::P2(pre) = server.pre() else { panic!("http.wasm is a WASI 0.2 proxy") };
+            let Pre::P2(pre) = server.0.code.current() else { panic!("http.wasm is a WASI 0.2 proxy") };
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let n = 20_000u32;
             let mut t = [Duration::ZERO; 4];
