@@ -45,13 +45,18 @@ impl Exit {
         out
     }
 
+    /// A guest stopped at its deadline.
+    pub(crate) fn deadline(deadline: DeadlineExceeded) -> Self {
+        Self { code: DEADLINE_EXIT_CODE, reason: Some(deadline.to_string()), backtrace: Vec::new() }
+    }
+
     /// Classifies the error a guest call returned.
     pub(crate) fn from_error(err: wasmtime::Error, memory: &MemoryLimiter) -> Self {
         if let Some(exit) = err.downcast_ref::<I32Exit>() {
             return Self::code(exit.0);
         }
         if let Some(deadline) = err.downcast_ref::<DeadlineExceeded>() {
-            return Self { code: DEADLINE_EXIT_CODE, reason: Some(deadline.to_string()), backtrace: Vec::new() };
+            return Self::deadline(*deadline);
         }
         let backtrace = err.downcast_ref::<WasmBacktrace>().map(frames).unwrap_or_default();
         let (code, mut reason) = match err.downcast_ref::<Trap>() {

@@ -26,7 +26,7 @@ use crate::state::P2State;
 use crate::usage::meter_guest_calls;
 
 /// How long an instance with no request in flight stays, waiting for one.
-pub(crate) const IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(10);
+const IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Dispatches requests to reused instances.
 pub(crate) struct Reused(ProxyHandler<Instances>);
@@ -67,7 +67,7 @@ fn exit_of(err: wasmtime::Error, late: bool, timeout: Duration) -> Exit {
 }
 
 fn deadline(timeout: Duration) -> Exit {
-    Exit::from_error(wasmtime::Error::new(DeadlineExceeded(timeout)), &MemoryLimiter::default())
+    Exit::deadline(DeadlineExceeded(timeout))
 }
 
 /// Makes instances: the code serving now, in the app's sandbox.

@@ -80,10 +80,7 @@ impl RuntimeLimits {
             |field: &'static str| move |e: spore_crds::units::UnitError| Error::Limit { field, message: e.to_string() };
         let max_concurrency = match limits.max_concurrency {
             None => DEFAULT_MAX_CONCURRENCY,
-            Some(n) => usize::try_from(n)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Error::Limit { field: "maxConcurrency", message: format!("{n} must be at least 1") })?,
+            Some(n) => at_least_one("maxConcurrency", n)?,
         };
         Ok(Self {
             memory: limits.memory_bytes().map_err(invalid("memory"))?,
@@ -96,17 +93,19 @@ impl RuntimeLimits {
 
 impl InstanceReuse {
     fn from_spec(reuse: &spore_crds::limits::InstanceReuse) -> Result<Self> {
-        let at_least_one = |field: &'static str, n: i32| {
-            usize::try_from(n)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Error::Limit { field, message: format!("{n} must be at least 1") })
-        };
         Ok(Self {
             max_requests: at_least_one("instanceReuse.maxRequests", reuse.max_requests)?,
             max_concurrent: at_least_one("instanceReuse.maxConcurrent", reuse.max_concurrent.unwrap_or(1))?,
         })
     }
+}
+
+/// A count limit, which the CRD keeps at 1 or more.
+fn at_least_one(field: &'static str, n: i32) -> Result<usize> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Limit { field, message: format!("{n} must be at least 1") })
 }
 
 /// A mount the guest sees.
