@@ -394,7 +394,9 @@ fn validate_limits(errors: &mut Errors, limits: &Limits) {
         {
             errors.add(
                 "spec.limits.instanceReuse.maxConcurrent",
-                format!("instanceReuse.maxConcurrent {n} is below 1; set at least 1, or remove it for one request at a time"),
+                format!(
+                    "instanceReuse.maxConcurrent {n} is below 1; set at least 1, or remove it for one request at a time"
+                ),
             );
         }
     }
