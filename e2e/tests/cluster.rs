@@ -218,7 +218,9 @@ spec:
   containers:
   - name: wget
     image: {REGISTRY}/spore/busybox:1
-    command: [/bin/busybox, wget, -q, -O, -, "{url}"]
+    # kube-proxy programs a new Service's rules on its own time after the pods are ready:
+    # retry for a while, and show the last error only if every try failed.
+    command: [/bin/busybox, sh, -c, 'b=/bin/busybox; for i in $($b seq 30); do $b wget -q -O - "{url}" 2>/err && exit 0; $b sleep 1; done; $b cat /err >&2; exit 1']
 "#,
         ns = ns.0
     ));
