@@ -178,6 +178,13 @@ pub fn wait_for_precompiles(ns: &Namespace, app: &str) {
     });
 }
 
+/// Whether process `pid` has exited. A zombie has: the test machine's init may never reap
+/// the orphans (a killed shim is one) that it inherits.
+pub fn has_exited(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with(['Z', 'X']))
+}
+
 /// Processes of the shim binary `shim` serving `node`'s containerd.
 pub fn node_shims(node: &str, shim: &str) -> Vec<u32> {
     let address = state_dir().join(node).join("containerd/containerd.sock");

@@ -151,7 +151,7 @@ fn a_killed_shim_is_replaced_by_kubelet_and_leaves_nothing_behind() {
     wait_until("the pod serves again", Duration::from_secs(90), || {
         spore_shims().len() == shims_before.len() && curl(&format!("http://{ip}:8080/")).is_some()
     });
-    assert!(!std::path::Path::new(&format!("/proc/{shim}")).exists(), "the killed shim lingers");
+    assert!(has_exited(shim), "the killed shim lingers");
     wait_until("the dead sandbox's mounts and netns are gone", Duration::from_secs(30), || {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         !mounts.lines().any(|l| l.contains(&bundle.display().to_string()) || (!netns.is_empty() && l.contains(&netns)))
@@ -312,22 +312,19 @@ fn restart_component(name: &str) {
 /// Stops a component (TERM, then KILL after a minute, as systemd would); its command line.
 fn stop_component(name: &str) -> Vec<String> {
     let pidfile = state_dir().join("pids").join(name);
-    let pid = std::fs::read_to_string(&pidfile).expect("the component's pid file").trim().to_string();
+    let pid: u32 = std::fs::read_to_string(&pidfile).expect("the component's pid file").trim().parse().expect("a pid");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the component runs");
     let args: Vec<String> =
         cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     // The apiserver drains its watches for up to its request timeout (cluster.sh: 15 s).
-    let gone = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
-    };
+    let gone = || has_exited(pid);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !gone() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
     if !gone() {
-        Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
         wait_until(&format!("the old {name} exits"), Duration::from_secs(10), gone);
     }
     args
