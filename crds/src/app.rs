@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{CronJobSettings, JobSettings, LastRun};
 use crate::capabilities::Capabilities;
+use crate::composition::Component;
 use crate::limits::{DURATION_PATTERN, Limits};
 
 /// Most entries in `spec.volumes` (bounds the cost of the CEL rules that search it).
@@ -160,6 +161,20 @@ pub struct WasmAppSpec {
     /// `scaling` or inbound ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_job: Option<CronJobSettings>,
+
+    /// Further Wasm components linked with the main one (`module`) into one app when the
+    /// pod starts: libraries (listed in some component's `plugs`) and HTTP middleware
+    /// (listed in `middleware`). Each gets only the env and capabilities of its own entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::composition::MAX_COMPONENTS), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub components: Vec<Component>,
+
+    /// Components that wrap the HTTP handler, outermost first: a request passes through
+    /// each in order before it reaches `module`, and the response comes back through them.
+    /// Each exports and imports `wasi:http/handler` (WASI 0.3 `middleware` world).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::composition::MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    pub middleware: Vec<String>,
 }
 
 /// The CRD's rules on `metadata.name` (see [`crate::wasmapp_crd`]).
@@ -206,6 +221,13 @@ pub struct ModuleSource {
     /// `ghcr.io/example/hello-http:1.0` or `localhost:5000/spore/hello-http:latest`.
     #[schemars(length(min = 1))]
     pub image: String,
+    /// Components of `spec.components` whose exports satisfy this component's imports, as
+    /// `wac plug` does: each export goes to the import of the same interface (and a
+    /// compatible version). Spore links them when the pod starts; an import left unmet, met
+    /// twice, or met with another type fails the app with `CompositionFailed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::composition::MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    pub plugs: Vec<String>,
 }
 
 /// One environment variable, with a literal value or a value read from a ConfigMap or

@@ -4,6 +4,7 @@
 //! schema checks the in-process CEL evaluation does not make.
 
 use crate::app::{EnvVar, WasmApp};
+use crate::composition::Component;
 use crate::batch::{CronJobSettings, JobSettings};
 use crate::fixtures::*;
 
@@ -184,6 +185,7 @@ pub fn invalid_apps() -> Vec<Invalid> {
         limits(),
         health_checks(),
         run_modes(),
+        composition(),
         grammar_invalid_apps(),
     ]
     .into_iter()
@@ -606,6 +608,112 @@ fn limits() -> Vec<Invalid> {
     ]
 }
 
+/// A library `lib` plugged into the main component, and an HTTP app to put middleware on.
+fn composed() -> WasmApp {
+    app().with_inbound(8080).with_component(component("lib")).with_plug("lib")
+}
+
+fn composition() -> Vec<Invalid> {
+    vec![
+        invalid(
+            "a component named like the main one",
+            app().with_component(component("app")).with_plug("app"),
+            "spec.components[0].name",
+            "is the main component's",
+        ),
+        invalid(
+            "a component name with capitals",
+            app().with_component(component("Auth")).with_plug("Auth"),
+            "spec.components[0].name",
+            "not a DNS-1123 label",
+        )
+        .by_schema(),
+        invalid(
+            "a component listed twice",
+            composed().with_component(component("lib")),
+            "spec.components[1].name",
+            "is listed twice",
+        )
+        .by_schema(),
+        invalid(
+            "a component image with a space",
+            app().with_component(Component { image: "lib :1".into(), ..component("lib") }).with_plug("lib"),
+            "spec.components[0].image",
+            "contains whitespace",
+        ),
+        invalid("a plug of no component", composed().with_plug("markdown"), "spec.module.plugs[1]", "not in spec.components"),
+        invalid(
+            "a component plugging an unknown one",
+            app().with_component(component("lib").with_plug("nope")).with_plug("lib"),
+            "spec.components[0].plugs[0]",
+            "not in spec.components",
+        ),
+        invalid(
+            "a component plugging itself",
+            app().with_component(component("lib").with_plug("lib")).with_plug("lib"),
+            "spec.components[0].plugs",
+            "plugs itself",
+        ),
+        invalid(
+            "a plug listed twice",
+            composed().with_plug("lib"),
+            "spec.module.plugs[1]",
+            "is listed twice",
+        )
+        .by_schema(),
+        invalid("a component nobody uses", app().with_component(component("lib")), "spec.components[0].name", "is not used"),
+        invalid(
+            "middleware of no component",
+            composed().with_middleware("auth"),
+            "spec.middleware[0]",
+            "not in spec.components",
+        ),
+        invalid(
+            "a component both middleware and plug",
+            composed().with_middleware("lib"),
+            "spec.middleware[0]",
+            "both middleware and a plug",
+        ),
+        invalid(
+            "middleware listed twice",
+            composed().with_component(component("auth")).with_middleware("auth").with_middleware("auth"),
+            "spec.middleware[1]",
+            "is listed twice",
+        )
+        .by_schema(),
+        invalid(
+            "middleware without an inbound port",
+            app().with_component(component("auth")).with_middleware("auth"),
+            "spec.middleware",
+            "has no inbound port",
+        ),
+        invalid(
+            "a component that listens",
+            app().with_component(component("lib").with_inbound(9000)).with_plug("lib"),
+            "spec.components[0].capabilities.network.inbound",
+            "a component cannot listen",
+        ),
+        invalid(
+            "a component mounting an unknown volume",
+            app().with_component(component("lib").with_mount("keys", "/keys")).with_plug("lib"),
+            "spec.components[0].capabilities.filesystem[0].volume",
+            "not in spec.volumes",
+        ),
+        invalid(
+            "a component env name with a dash",
+            app().with_component(component("lib").with_env(env("API-KEY", "x"))).with_plug("lib"),
+            "spec.components[0].env[0].name",
+            "not a C identifier",
+        ),
+        invalid(
+            "a component outbound host with a path",
+            app().with_component(component("lib").with_outbound_http("example.com/api")).with_plug("lib"),
+            "spec.components[0].capabilities.network.outbound.http[0]",
+            "not a host pattern",
+        ),
+    ]
+}
+
 fn health_checks() -> Vec<Invalid> {
     vec![
         invalid(
@@ -788,6 +896,17 @@ pub fn valid_apps() -> Vec<(String, WasmApp)> {
             app().with_env(env("_X", "1")).with_env(env("a1", "2")).with_env(env("LOG_LEVEL", "3")),
         ),
         ("a ServiceAccount name with dots", app().with_service_account("builder.ci")),
+        (
+            "a composed app: middleware, a plugged library and the library's own library",
+            app()
+                .with_inbound(8080)
+                .with_volume(empty_dir("keys"))
+                .with_component(component("auth").with_mount("keys", "/keys").with_env(env("TOKEN_FILE", "/keys/token")))
+                .with_component(component("markdown").with_plug("escape").with_outbound_http("api.example.com"))
+                .with_component(component("escape"))
+                .with_middleware("auth")
+                .with_plug("markdown"),
+        ),
         (
             "everything at once",
             app()

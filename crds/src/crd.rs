@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{WasmApp, WasmRuntime, app, quantity};
+use crate::{WasmApp, WasmRuntime, app, composition, quantity};
 
 /// The CRD manifests, as `(file name, YAML)` pairs: `wasmapps.spore.dev.yaml` and
 /// `wasmruntimes.spore.dev.yaml`. `crdgen` writes them; a test checks the committed copies.
@@ -17,8 +17,8 @@ pub fn crd_yaml() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     ])
 }
 
-/// The WasmApp CRD: `WasmApp::crd()`, the rules on `metadata.name`, and int-or-string
-/// quantities. kube-derive leaves the root `metadata` out of the schema; the apiserver lets a
+/// The WasmApp CRD: `WasmApp::crd()`, the rules on `metadata.name` and those tying
+/// components together, and int-or-string quantities. kube-derive leaves the root `metadata` out of the schema; the apiserver lets a
 /// CRD constrain `name` there, and a rule may only name (`fieldPath`) a field the schema has.
 pub fn wasmapp_crd() -> CustomResourceDefinition {
     let mut crd = finish(WasmApp::crd());
@@ -31,6 +31,9 @@ pub fn wasmapp_crd() -> CustomResourceDefinition {
         });
         if let Some(size_limit) = empty_dir.and_then(|e| property(e, "sizeLimit")) {
             size_limit.pattern = Some(quantity::PATTERN.into());
+        }
+        if let Some(spec) = root.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+            spec.x_kubernetes_validations.get_or_insert_default().extend(composition::spec_rules());
         }
         let name = JSONSchemaProps { type_: Some("string".into()), ..Default::default() };
         let metadata = JSONSchemaProps {

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::app::{Autoscale, EnvVar, EnvVarSource, HttpCheck, Volume, WasmApp, WasmAppSpec};
 use crate::batch::{CronJobSettings, JobSettings};
 use crate::capabilities::{FilesystemMount, InboundPort, Protocol, SocketRule};
+use crate::composition::Component;
 
 /// A valid app to start from: `WasmApp::test()`.
 pub fn app() -> WasmApp {
@@ -64,6 +65,40 @@ pub fn env_from_config_map(name: &str, config_map: &str, key: &str) -> EnvVar {
 /// A socket rule for `cidr`, all ports.
 pub fn socket(cidr: &str) -> SocketRule {
     SocketRule { cidr: cidr.into(), port: None, end_port: None }
+}
+
+/// A component of `image` named `name`, with no plugs and no capabilities.
+pub fn component(name: &str) -> Component {
+    Component { name: name.into(), image: format!("localhost:5000/spore/{name}:latest"), ..Component::default() }
+}
+
+impl Component {
+    pub fn with_plug(mut self, name: &str) -> Self {
+        self.plugs.push(name.into());
+        self
+    }
+
+    pub fn with_env(mut self, env: EnvVar) -> Self {
+        self.env.push(env);
+        self
+    }
+
+    /// Mounts `volume` read-only at `guest_path` for this component.
+    pub fn with_mount(mut self, volume: &str, guest_path: &str) -> Self {
+        let mount = FilesystemMount { volume: volume.into(), guest_path: guest_path.into(), read_only: true };
+        self.capabilities.filesystem.push(mount);
+        self
+    }
+
+    pub fn with_outbound_http(mut self, pattern: &str) -> Self {
+        self.capabilities.network.outbound.http.push(pattern.into());
+        self
+    }
+
+    pub fn with_inbound(mut self, port: i32) -> Self {
+        self.capabilities.network.inbound.push(InboundPort { name: None, port, protocol: Protocol::Tcp });
+        self
+    }
 }
 
 /// A job with Kubernetes' defaults.
@@ -152,7 +187,7 @@ impl WasmApp {
         let mut app = WasmApp::new(
             "test",
             WasmAppSpec {
-                module: crate::ModuleSource { image: "localhost:5000/spore/test:latest".into() },
+                module: crate::ModuleSource { image: "localhost:5000/spore/test:latest".into(), plugs: Vec::new() },
                 ..Default::default()
             },
         );
@@ -274,6 +309,22 @@ impl WasmApp {
 
     pub fn with_readiness(mut self, check: HttpCheck) -> Self {
         self.spec.health_checks.get_or_insert_with(Default::default).readiness = Some(check);
+        self
+    }
+
+    pub fn with_component(mut self, component: Component) -> Self {
+        self.spec.components.push(component);
+        self
+    }
+
+    /// `spec.module.plugs` gets `name`.
+    pub fn with_plug(mut self, name: &str) -> Self {
+        self.spec.module.plugs.push(name.into());
+        self
+    }
+
+    pub fn with_middleware(mut self, name: &str) -> Self {
+        self.spec.middleware.push(name.into());
         self
     }
 

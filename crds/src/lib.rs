@@ -4,6 +4,7 @@
 pub mod app;
 pub mod batch;
 pub mod capabilities;
+pub mod composition;
 #[cfg(any(test, feature = "test-cases"))]
 pub mod cases;
 pub mod crd;
@@ -23,6 +24,7 @@ pub use app::{
 };
 pub use batch::{ConcurrencyPolicy, CronJobSettings, DEFAULT_BACKOFF_LIMIT, JobSettings, LastRun, RunMode};
 pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
+pub use composition::Component;
 pub use crd::{crd_yaml, wasmapp_crd, wasmruntime_crd};
 pub use host_pattern::HostPattern;
 pub use limits::Limits;

@@ -12,13 +12,14 @@ use serde::Deserialize;
 use crate::API_VERSION;
 use crate::app::{
     Autoscale, ENV_NAME_RULE, EnvVar, HttpCheck, MAX_CRON_JOB_APP_NAME, MAX_ENV, MAX_ENV_NAME_LEN,
-    MAX_HEALTH_CHECK_PATH_LEN, MAX_VOLUMES, NAME_RULE, WasmApp,
+    MAX_HEALTH_CHECK_PATH_LEN, MAX_VOLUMES, NAME_RULE, Volume, WasmApp, WasmAppSpec,
 };
 use crate::batch::{CronJobSettings, JobSettings, MAX_SCHEDULE_LEN, MAX_TIME_ZONE_LEN, is_cron_schedule};
 use crate::capabilities::{
     MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_PORT_NAME_LEN,
-    MAX_SOCKET_RULES, Protocol, SocketRule,
+    FilesystemMount, MAX_SOCKET_RULES, Network, Protocol, SocketRule,
 };
+use crate::composition::{MAIN_COMPONENT, MAX_COMPONENT_NAME_LEN, MAX_COMPONENTS, MAX_PLUGS};
 use crate::host_pattern::MAX_PATTERN_LEN;
 use crate::limits::{Limits, WASM_PAGE};
 use crate::units;
@@ -250,25 +251,17 @@ impl WasmApp {
         let spec = &self.spec;
 
         validate_name(&mut errors, self);
-        validate_image(&mut errors, &spec.module.image);
+        validate_image(&mut errors, "spec.module.image", &spec.module.image);
 
-        errors.at_most("spec.env", spec.env.len(), MAX_ENV);
-        for (i, env) in spec.env.iter().enumerate() {
-            validate_env(&mut errors, &format!("spec.env[{i}]"), env);
-        }
-        for (i, first) in duplicates(spec.env.iter().map(|e| e.name.as_str())) {
-            errors.add(
-                format!("spec.env[{i}].name"),
-                format!("env {:?} is listed twice (also spec.env[{first}]); keep one", spec.env[i].name),
-            );
-        }
+        validate_env_list(&mut errors, "spec.env", &spec.env);
 
         validate_scaling(&mut errors, self);
         validate_volumes_and_mounts(&mut errors, self);
-        validate_network(&mut errors, self);
+        validate_network(&mut errors, "spec.capabilities.network", &spec.capabilities.network);
         validate_run_mode(&mut errors, self);
         validate_limits(&mut errors, &spec.limits);
         validate_pod_names(&mut errors, self);
+        validate_components(&mut errors, spec);
 
         if let Some(checks) = &spec.health_checks {
             for (name, check) in [("readiness", &checks.readiness), ("liveness", &checks.liveness)] {
@@ -305,15 +298,14 @@ fn validate_name(errors: &mut Errors, app: &WasmApp) {
     }
 }
 
-fn validate_image(errors: &mut Errors, image: &str) {
-    const FIELD: &str = "spec.module.image";
+fn validate_image(errors: &mut Errors, field: &str, image: &str) {
     if image.trim_ascii().is_empty() {
         errors.add(
-            FIELD,
+            field,
             "is empty; set it to the OCI reference of the Wasm module, e.g. localhost:5000/spore/hello-http:latest",
         );
     } else if image.bytes().any(|b| b.is_ascii_whitespace()) {
-        errors.add(FIELD, format!("image {image:?} contains whitespace; an OCI reference has none"));
+        errors.add(field, format!("image {image:?} contains whitespace; an OCI reference has none"));
     }
 }
 
@@ -399,6 +391,19 @@ fn validate_limits(errors: &mut Errors, limits: &Limits) {
                 ),
             );
         }
+    }
+}
+
+fn validate_env_list(errors: &mut Errors, field: &str, env: &[EnvVar]) {
+    errors.at_most(field, env.len(), MAX_ENV);
+    for (i, var) in env.iter().enumerate() {
+        validate_env(errors, &format!("{field}[{i}]"), var);
+    }
+    for (i, first) in duplicates(env.iter().map(|e| e.name.as_str())) {
+        errors.add(
+            format!("{field}[{i}].name"),
+            format!("env {:?} is listed twice (also {field}[{first}]); keep one", env[i].name),
+        );
     }
 }
 
@@ -588,23 +593,26 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
         );
     }
 
-    let mounts = &spec.capabilities.filesystem;
-    errors.at_most("spec.capabilities.filesystem", mounts.len(), MAX_FILESYSTEM_MOUNTS);
+    validate_mounts(errors, "spec.capabilities.filesystem", &spec.capabilities.filesystem, &spec.volumes);
+}
+
+/// Mounts of volumes in `spec.volumes`, each at its own clean path.
+fn validate_mounts(errors: &mut Errors, field: &str, mounts: &[FilesystemMount], volumes: &[Volume]) {
+    errors.at_most(field, mounts.len(), MAX_FILESYSTEM_MOUNTS);
     for (i, mount) in mounts.iter().enumerate() {
-        let field = format!("spec.capabilities.filesystem[{i}]");
-        if !spec.volumes.iter().any(|v| v.name == mount.volume) {
+        if !volumes.iter().any(|v| v.name == mount.volume) {
             errors.add(
-                format!("{field}.volume"),
+                format!("{field}[{i}].volume"),
                 format!("volume {:?} is not in spec.volumes; add a volume of that name or fix the name", mount.volume),
             );
         }
-        validate_guest_path(errors, &format!("{field}.guestPath"), &mount.guest_path);
+        validate_guest_path(errors, &format!("{field}[{i}].guestPath"), &mount.guest_path);
     }
     for (i, first) in duplicates(mounts.iter().map(|m| m.guest_path.as_str())) {
         errors.add(
-            format!("spec.capabilities.filesystem[{i}].guestPath"),
+            format!("{field}[{i}].guestPath"),
             format!(
-                "guestPath {:?} is already mounted by spec.capabilities.filesystem[{first}]; mount each volume at its own path",
+                "guestPath {:?} is already mounted by {field}[{first}]; mount each volume at its own path",
                 mounts[i].guest_path
             ),
         );
@@ -628,22 +636,20 @@ fn validate_guest_path(errors: &mut Errors, field: &str, path: &str) {
     }
 }
 
-fn validate_network(errors: &mut Errors, app: &WasmApp) {
-    const NET: &str = "spec.capabilities.network";
-    let network = &app.spec.capabilities.network;
+fn validate_network(errors: &mut Errors, net: &str, network: &Network) {
     let inbound = &network.inbound;
-    errors.at_most(&format!("{NET}.inbound"), inbound.len(), MAX_INBOUND_PORTS);
+    errors.at_most(&format!("{net}.inbound"), inbound.len(), MAX_INBOUND_PORTS);
     for (i, port) in inbound.iter().enumerate() {
-        errors.port(format!("{NET}.inbound[{i}].port"), port.port);
+        errors.port(format!("{net}.inbound[{i}].port"), port.port);
         if let Some(name) = &port.name {
-            errors.longest(format!("{NET}.inbound[{i}].name"), name, MAX_PORT_NAME_LEN);
+            errors.longest(format!("{net}.inbound[{i}].name"), name, MAX_PORT_NAME_LEN);
         }
     }
     for (i, first) in duplicates(inbound.iter().map(|p| (p.port, p.protocol))) {
         errors.add(
-            format!("{NET}.inbound[{i}]"),
+            format!("{net}.inbound[{i}]"),
             format!(
-                "port {}/{} is listed twice (also {NET}.inbound[{first}]); list each port once",
+                "port {}/{} is listed twice (also {net}.inbound[{first}]); list each port once",
                 inbound[i].port,
                 protocol_name(inbound[i].protocol)
             ),
@@ -654,19 +660,19 @@ fn validate_network(errors: &mut Errors, app: &WasmApp) {
     for (j, first) in duplicates(named.iter().map(|&(_, name)| name)) {
         let ((i, name), (first, _)) = (named[j], named[first]);
         errors.add(
-            format!("{NET}.inbound[{i}].name"),
-            format!("port name {name:?} is used twice (also {NET}.inbound[{first}]); name each port once"),
+            format!("{net}.inbound[{i}].name"),
+            format!("port name {name:?} is used twice (also {net}.inbound[{first}]); name each port once"),
         );
     }
 
     let outbound = &network.outbound;
-    errors.at_most(&format!("{NET}.outbound.http"), outbound.http.len(), MAX_OUTBOUND_HTTP);
+    errors.at_most(&format!("{net}.outbound.http"), outbound.http.len(), MAX_OUTBOUND_HTTP);
     for (i, pattern) in outbound.http.iter().enumerate() {
         if pattern.len() > MAX_PATTERN_LEN {
-            errors.longest(format!("{NET}.outbound.http[{i}]"), pattern, MAX_PATTERN_LEN);
+            errors.longest(format!("{net}.outbound.http[{i}]"), pattern, MAX_PATTERN_LEN);
         } else if !is_valid_http_pattern(pattern) {
             errors.add(
-                format!("{NET}.outbound.http[{i}]"),
+                format!("{net}.outbound.http[{i}]"),
                 format!(
                     "{pattern:?} is not a host pattern; use host, host:port, *.example.com, * or [IPv6], optionally after http:// or https://, without a path"
                 ),
@@ -674,9 +680,9 @@ fn validate_network(errors: &mut Errors, app: &WasmApp) {
         }
     }
     for (list, rules) in [("tcp", &outbound.tcp), ("udp", &outbound.udp)] {
-        errors.at_most(&format!("{NET}.outbound.{list}"), rules.len(), MAX_SOCKET_RULES);
+        errors.at_most(&format!("{net}.outbound.{list}"), rules.len(), MAX_SOCKET_RULES);
         for (i, rule) in rules.iter().enumerate() {
-            validate_socket_rule(errors, &format!("{NET}.outbound.{list}[{i}]"), rule);
+            validate_socket_rule(errors, &format!("{net}.outbound.{list}[{i}]"), rule);
         }
     }
 }
@@ -814,3 +820,115 @@ fn validate_http_check(errors: &mut Errors, field: &str, check: &HttpCheck) {
 
 #[cfg(test)]
 mod tests;
+
+/// `spec.components`, the `plugs` that use them and `spec.middleware`: every name refers to
+/// a component, each component has one role, and each gets only capabilities of its own
+/// (never inbound ports). Whether the plugs fit is for composition to say.
+fn validate_components(errors: &mut Errors, spec: &WasmAppSpec) {
+    let components = &spec.components;
+    let known = |name: &str| components.iter().any(|c| c.name == name);
+    errors.at_most("spec.components", components.len(), MAX_COMPONENTS);
+    validate_plugs(errors, "spec.module.plugs", &spec.module.plugs, &known);
+    for (i, component) in components.iter().enumerate() {
+        let field = format!("spec.components[{i}]");
+        validate_component_name(errors, &format!("{field}.name"), &component.name);
+        validate_image(errors, &format!("{field}.image"), &component.image);
+        validate_plugs(errors, &format!("{field}.plugs"), &component.plugs, &known);
+        if component.plugs.contains(&component.name) {
+            errors.add(
+                format!("{field}.plugs"),
+                format!("component {:?} plugs itself; a component cannot satisfy its own imports", component.name),
+            );
+        }
+        validate_env_list(errors, &format!("{field}.env"), &component.env);
+        let granted = &component.capabilities;
+        validate_mounts(errors, &format!("{field}.capabilities.filesystem"), &granted.filesystem, &spec.volumes);
+        validate_network(errors, &format!("{field}.capabilities.network"), &granted.network);
+        if !granted.network.inbound.is_empty() {
+            errors.add(
+                format!("{field}.capabilities.network.inbound"),
+                "a component cannot listen: only the main component (spec.capabilities) has inbound ports; remove capabilities.network.inbound",
+            );
+        }
+        let plugged = spec.module.plugs.contains(&component.name)
+            || components.iter().any(|c| c.plugs.contains(&component.name));
+        if !plugged && !spec.middleware.contains(&component.name) {
+            errors.add(
+                format!("{field}.name"),
+                format!(
+                    "component {:?} is not used; list it in spec.middleware or in the plugs of the component that imports it",
+                    component.name
+                ),
+            );
+        }
+    }
+    for (i, first) in duplicates(components.iter().map(|c| c.name.as_str())) {
+        errors.add(
+            format!("spec.components[{i}].name"),
+            format!("component {:?} is listed twice (also spec.components[{first}]); name each once", components[i].name),
+        );
+    }
+    validate_middleware(errors, spec, &known);
+}
+
+fn validate_component_name(errors: &mut Errors, field: &str, name: &str) {
+    if name == MAIN_COMPONENT {
+        errors.add(field, format!("component name {name:?} is the main component's (spec.module); choose another"));
+    } else if !is_dns1123_label(name) || name.len() > MAX_COMPONENT_NAME_LEN {
+        errors.add(
+            field,
+            format!(
+                "{name:?} is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. auth (it names the component's container)"
+            ),
+        );
+    }
+}
+
+/// A `plugs` list: components of `spec.components`, each once.
+fn validate_plugs(errors: &mut Errors, field: &str, plugs: &[String], known: &impl Fn(&str) -> bool) {
+    errors.at_most(field, plugs.len(), MAX_PLUGS);
+    for (i, plug) in plugs.iter().enumerate() {
+        if !known(plug) {
+            errors.add(
+                format!("{field}[{i}]"),
+                format!("names {plug:?}, which is not in spec.components; add the component or fix the name"),
+            );
+        }
+    }
+    for (i, first) in duplicates(plugs.iter()) {
+        errors.add(format!("{field}[{i}]"), format!("{:?} is listed twice (also {field}[{first}]); keep one", plugs[i]));
+    }
+}
+
+fn validate_middleware(errors: &mut Errors, spec: &WasmAppSpec, known: &impl Fn(&str) -> bool) {
+    const FIELD: &str = "spec.middleware";
+    let middleware = &spec.middleware;
+    errors.at_most(FIELD, middleware.len(), MAX_PLUGS);
+    if !middleware.is_empty() && spec.capabilities.network.inbound.is_empty() {
+        errors.add(
+            FIELD,
+            "spec.middleware wraps an HTTP handler, but the app has no inbound port; add capabilities.network.inbound or remove spec.middleware",
+        );
+    }
+    for (i, name) in middleware.iter().enumerate() {
+        if !known(name) {
+            errors.add(
+                format!("{FIELD}[{i}]"),
+                format!("names {name:?}, which is not in spec.components; add the component or fix the name"),
+            );
+        } else if spec.module.plugs.contains(name) || spec.components.iter().any(|c| c.plugs.contains(name)) {
+            errors.add(
+                format!("{FIELD}[{i}]"),
+                format!(
+                    "component {name:?} is both middleware and a plug; a middleware wraps the handler, a plug satisfies imports: use a component for each role"
+                ),
+            );
+        }
+    }
+    for (i, first) in duplicates(middleware.iter()) {
+        errors.add(
+            format!("{FIELD}[{i}]"),
+            format!("{:?} is listed twice (also {FIELD}[{first}]); a middleware wraps the handler once", middleware[i]),
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Apps made of several components, linked by Spore at deploy time into one sandboxed app:
+//! libraries plugged into the imports of the components that need them, and HTTP middleware
+//! in front of the handler. Each component gets only the capabilities its own entry grants.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::app::{DNS1123_LABEL, EnvVar, MAX_ENV};
+use crate::capabilities::Capabilities;
+
+/// Most entries in `spec.components`.
+pub const MAX_COMPONENTS: usize = 16;
+/// Most entries in a `plugs` list and in `spec.middleware`.
+pub const MAX_PLUGS: usize = 16;
+/// The name the main component (`spec.module`) has: its container's, so no component may
+/// take it.
+pub const MAIN_COMPONENT: &str = "app";
+/// Longest component name: a container name (a DNS-1123 label).
+pub const MAX_COMPONENT_NAME_LEN: usize = 63;
+
+/// A component linked into the app: a library whose exports satisfy the imports of the
+/// components that list it in `plugs`, or an HTTP middleware listed in `spec.middleware`.
+/// It gets none of the app's capabilities: only the `env` and `capabilities` of its entry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new(format!("self.name != '{MAIN_COMPONENT}'"))
+        .message("component name \"app\" is the main component's (spec.module); choose another")
+        .field_path(".name"),
+    validation = Rule::new("!self.image.matches('[\\t\\n\\f\\r ]')")
+        .message(Message::Expression("'image \"' + self.image + '\" contains whitespace; an OCI reference has none'".into()))
+        .field_path(".image"),
+    validation = Rule::new("!has(self.plugs) || !(self.name in self.plugs)")
+        .message(Message::Expression("'component \"' + self.name + '\" plugs itself; a component cannot satisfy its own imports'".into()))
+        .field_path(".plugs"),
+    validation = Rule::new("!has(self.capabilities) || !has(self.capabilities.network) || !has(self.capabilities.network.inbound) || size(self.capabilities.network.inbound) == 0")
+        .message("a component cannot listen: only the main component (spec.capabilities) has inbound ports; remove capabilities.network.inbound")
+        .field_path(".capabilities.network.inbound"),
+)]
+pub struct Component {
+    /// Name, unique among the components: a DNS-1123 label other than `app` (the main
+    /// component's). It names the component's container in the pod.
+    #[schemars(length(min = 1, max = MAX_COMPONENT_NAME_LEN), regex(pattern = DNS1123_LABEL))]
+    pub name: String,
+    /// OCI reference of the Wasm component, pulled by kubelet like any image.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Components whose exports satisfy this component's imports (see `spec.module.plugs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    pub plugs: Vec<String>,
+    /// Environment variables this component sees (and no other component does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ENV), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<EnvVar>,
+    /// What this component may touch: files from `spec.volumes` and outbound destinations.
+    /// Nothing by default, whatever the main component may do. No inbound ports.
+    #[serde(default, skip_serializing_if = "crate::app::is_default")]
+    pub capabilities: Capabilities,
+}
+
+/// The CEL rules of `spec` that tie components, plugs and middleware together (added to the
+/// CRD by [`crate::wasmapp_crd`]: they span fields of several types).
+pub(crate) fn spec_rules() -> Vec<ValidationRule> {
+    let exists = |name: &str| format!("(has(self.components) && self.components.exists(c, c.name == {name}))");
+    let by_module = |name: &str| format!("(has(self.module.plugs) && {name} in self.module.plugs)");
+    let by_component =
+        |name: &str| format!("(has(self.components) && self.components.exists(d, has(d.plugs) && {name} in d.plugs))");
+    let in_middleware = |name: &str| format!("(has(self.middleware) && {name} in self.middleware)");
+    let used = format!("({} || {} || {})", in_middleware("c.name"), by_module("c.name"), by_component("c.name"));
+    let mounts_missing = "c.capabilities.filesystem.exists(m, !(has(self.volumes) && self.volumes.exists(v, v.name == m.volume)))";
+    vec![
+        rule(
+            format!("!has(self.module.plugs) || self.module.plugs.all(p, {})", exists("p")),
+            format!(
+                "'spec.module.plugs names \"' + self.module.plugs.filter(p, !{})[0] + '\", which is not in spec.components; add the component or fix the name'",
+                exists("p")
+            ),
+            ".module.plugs",
+        ),
+        rule(
+            "!has(self.components) || self.components.all(c, !has(c.plugs) || c.plugs.all(p, self.components.exists(d, d.name == p)))".into(),
+            "'component \"' + self.components.filter(c, has(c.plugs) && c.plugs.exists(p, !self.components.exists(d, d.name == p)))[0].name + '\" plugs a component that is not in spec.components; add it or fix the name'".into(),
+            ".components",
+        ),
+        rule(
+            format!("!has(self.middleware) || self.middleware.all(m, {})", exists("m")),
+            format!(
+                "'spec.middleware names \"' + self.middleware.filter(m, !{})[0] + '\", which is not in spec.components; add the component or fix the name'",
+                exists("m")
+            ),
+            ".middleware",
+        ),
+        rule(
+            format!("!has(self.components) || self.components.all(c, {used})"),
+            format!(
+                "'component \"' + self.components.filter(c, !{used})[0].name + '\" is not used; list it in spec.middleware or in the plugs of the component that imports it'"
+            ),
+            ".components",
+        ),
+        rule(
+            format!("!has(self.middleware) || self.middleware.all(m, !{} && !{})", by_module("m"), by_component("m")),
+            format!(
+                "'component \"' + self.middleware.filter(m, {} || {})[0] + '\" is both middleware and a plug; a middleware wraps the handler, a plug satisfies imports: use a component for each role'",
+                by_module("m"),
+                by_component("m")
+            ),
+            ".middleware",
+        ),
+        rule(
+            "!has(self.middleware) || size(self.middleware) == 0 || (has(self.capabilities) && has(self.capabilities.network) && has(self.capabilities.network.inbound) && size(self.capabilities.network.inbound) > 0)".into(),
+            "'spec.middleware wraps an HTTP handler, but the app has no inbound port; add capabilities.network.inbound or remove spec.middleware'".into(),
+            ".middleware",
+        ),
+        rule(
+            format!("!has(self.components) || self.components.all(c, !has(c.capabilities) || !has(c.capabilities.filesystem) || !{mounts_missing})"),
+            format!(
+                "'component \"' + self.components.filter(c, has(c.capabilities) && has(c.capabilities.filesystem) && {mounts_missing})[0].name + '\" mounts a volume that is not in spec.volumes; add the volume or fix its capabilities.filesystem[].volume'"
+            ),
+            ".components",
+        ),
+    ]
+}
+
+fn rule(rule: String, message_expression: String, field_path: &str) -> ValidationRule {
+    ValidationRule {
+        rule,
+        message_expression: Some(message_expression),
+        field_path: Some(field_path.into()),
+        ..Default::default()
+    }
+}
