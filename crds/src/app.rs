@@ -173,7 +173,7 @@ pub struct WasmAppSpec {
     /// each in order before it reaches `module`, and the response comes back through them.
     /// Each exports and imports `wasi:http/handler` (WASI 0.3 `middleware` world).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::composition::MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(length(max = crate::composition::MAX_PLUGS), inner(length(max = crate::composition::MAX_COMPONENT_NAME_LEN)), extend("x-kubernetes-list-type" = "set"))]
     pub middleware: Vec<String>,
 }
 
@@ -226,7 +226,7 @@ pub struct ModuleSource {
     /// compatible version). Spore links them when the pod starts; an import left unmet, met
     /// twice, or met with another type fails the app with `CompositionFailed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::composition::MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(length(max = crate::composition::MAX_PLUGS), inner(length(max = crate::composition::MAX_COMPONENT_NAME_LEN)), extend("x-kubernetes-list-type" = "set"))]
     pub plugs: Vec<String>,
 }
 

@@ -25,11 +25,7 @@ pub const MAX_GUEST_PATH_LEN: usize = 1024;
 /// environment beyond `env`, no sockets, no outbound HTTP, no DNS.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new(
-    "!has(self.filesystem) || self.filesystem.all(a, self.filesystem.exists_one(b, b.guestPath == a.guestPath))"
-).message(Message::Expression(
-    "'guestPath \"' + self.filesystem.map(m, m.guestPath).filter(p, self.filesystem.filter(m, m.guestPath == p).size() > 1)[0] + '\" is mounted twice; mount each volume at its own path'".into()
-)).field_path(".filesystem"))]
+#[x_kube(validation = guest_paths_unique_rule())]
 pub struct Capabilities {
     /// Directories from `volumes` made visible to the guest (WASI preopens). Only these
     /// paths exist for the guest; everything else on the host is invisible.
@@ -40,6 +36,15 @@ pub struct Capabilities {
     /// Network access: ports the app may listen on and destinations it may reach.
     #[serde(default, skip_serializing_if = "Network::is_empty")]
     pub network: Network,
+}
+
+/// Each `filesystem[].guestPath` once; the message names the first mounted twice.
+pub(crate) fn guest_paths_unique_rule() -> Rule {
+    Rule::new("!has(self.filesystem) || self.filesystem.all(a, self.filesystem.exists_one(b, b.guestPath == a.guestPath))")
+        .message(Message::Expression(
+            "'guestPath \"' + self.filesystem.map(m, m.guestPath).filter(p, self.filesystem.filter(m, m.guestPath == p).size() > 1)[0] + '\" is mounted twice; mount each volume at its own path'".into(),
+        ))
+        .field_path(".filesystem")
 }
 
 /// One volume mounted into the guest.
@@ -150,7 +155,7 @@ pub struct Outbound {
 }
 
 /// Every `http` entry is a host pattern; the message names the first that is not.
-fn http_patterns_rule() -> Rule {
+pub(crate) fn http_patterns_rule() -> Rule {
     let ok = host_pattern::cel_is_pattern("p");
     Rule::new(format!("self.all(p, {ok})")).message(Message::Expression(format!(
         "'\"' + self.filter(p, !{ok})[0] + '\" is not a host pattern; use host, host:port, *.example.com, * or [IPv6], optionally after http:// or https://, without a path'"

@@ -4,8 +4,8 @@
 //! schema checks the in-process CEL evaluation does not make.
 
 use crate::app::{EnvVar, WasmApp};
-use crate::composition::Component;
 use crate::batch::{CronJobSettings, JobSettings};
+use crate::composition::Component;
 use crate::fixtures::*;
 
 /// What in the apiserver rejects an invalid app.
@@ -641,7 +641,12 @@ fn composition() -> Vec<Invalid> {
             "spec.components[0].image",
             "contains whitespace",
         ),
-        invalid("a plug of no component", composed().with_plug("markdown"), "spec.module.plugs[1]", "not in spec.components"),
+        invalid(
+            "a plug of no component",
+            composed().with_plug("markdown"),
+            "spec.module.plugs[1]",
+            "not in spec.components",
+        ),
         invalid(
             "a component plugging an unknown one",
             app().with_component(component("lib").with_plug("nope")).with_plug("lib"),
@@ -654,14 +659,14 @@ fn composition() -> Vec<Invalid> {
             "spec.components[0].plugs",
             "plugs itself",
         ),
+        invalid("a plug listed twice", composed().with_plug("lib"), "spec.module.plugs[1]", "is listed twice")
+            .by_schema(),
         invalid(
-            "a plug listed twice",
-            composed().with_plug("lib"),
-            "spec.module.plugs[1]",
-            "is listed twice",
-        )
-        .by_schema(),
-        invalid("a component nobody uses", app().with_component(component("lib")), "spec.components[0].name", "is not used"),
+            "a component nobody uses",
+            app().with_component(component("lib")),
+            "spec.components[0].name",
+            "is not used",
+        ),
         invalid(
             "middleware of no component",
             composed().with_middleware("auth"),
@@ -686,12 +691,6 @@ fn composition() -> Vec<Invalid> {
             app().with_component(component("auth")).with_middleware("auth"),
             "spec.middleware",
             "has no inbound port",
-        ),
-        invalid(
-            "a component that listens",
-            app().with_component(component("lib").with_inbound(9000)).with_plug("lib"),
-            "spec.components[0].capabilities.network.inbound",
-            "a component cannot listen",
         ),
         invalid(
             "a component mounting an unknown volume",
@@ -901,7 +900,9 @@ pub fn valid_apps() -> Vec<(String, WasmApp)> {
             app()
                 .with_inbound(8080)
                 .with_volume(empty_dir("keys"))
-                .with_component(component("auth").with_mount("keys", "/keys").with_env(env("TOKEN_FILE", "/keys/token")))
+                .with_component(
+                    component("auth").with_mount("keys", "/keys").with_env(env("TOKEN_FILE", "/keys/token")),
+                )
                 .with_component(component("markdown").with_plug("escape").with_outbound_http("api.example.com"))
                 .with_component(component("escape"))
                 .with_middleware("auth")

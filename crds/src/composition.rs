@@ -7,7 +7,10 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{DNS1123_LABEL, EnvVar, MAX_ENV};
-use crate::capabilities::Capabilities;
+use crate::capabilities::{
+    Capabilities, FilesystemMount, Network, Outbound, SocketRule, guest_paths_unique_rule, http_patterns_rule,
+};
+use crate::host_pattern::MAX_PATTERN_LEN;
 
 /// Most entries in `spec.components`.
 pub const MAX_COMPONENTS: usize = 16;
@@ -16,6 +19,10 @@ pub const MAX_PLUGS: usize = 16;
 /// The name the main component (`spec.module`) has: its container's, so no component may
 /// take it.
 pub const MAIN_COMPONENT: &str = "app";
+/// Most entries in each list of a component's capabilities.
+pub const MAX_GRANTS: usize = 16;
+/// Longest component image reference.
+pub const MAX_IMAGE_LEN: usize = 512;
 /// Longest component name: a container name (a DNS-1123 label).
 pub const MAX_COMPONENT_NAME_LEN: usize = 63;
 
@@ -34,9 +41,6 @@ pub const MAX_COMPONENT_NAME_LEN: usize = 63;
     validation = Rule::new("!has(self.plugs) || !(self.name in self.plugs)")
         .message(Message::Expression("'component \"' + self.name + '\" plugs itself; a component cannot satisfy its own imports'".into()))
         .field_path(".plugs"),
-    validation = Rule::new("!has(self.capabilities) || !has(self.capabilities.network) || !has(self.capabilities.network.inbound) || size(self.capabilities.network.inbound) == 0")
-        .message("a component cannot listen: only the main component (spec.capabilities) has inbound ports; remove capabilities.network.inbound")
-        .field_path(".capabilities.network.inbound"),
 )]
 pub struct Component {
     /// Name, unique among the components: a DNS-1123 label other than `app` (the main
@@ -44,20 +48,89 @@ pub struct Component {
     #[schemars(length(min = 1, max = MAX_COMPONENT_NAME_LEN), regex(pattern = DNS1123_LABEL))]
     pub name: String,
     /// OCI reference of the Wasm component, pulled by kubelet like any image.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_IMAGE_LEN))]
     pub image: String,
     /// Components whose exports satisfy this component's imports (see `spec.module.plugs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_PLUGS), extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(length(max = MAX_PLUGS), inner(length(max = MAX_COMPONENT_NAME_LEN)), extend("x-kubernetes-list-type" = "set"))]
     pub plugs: Vec<String>,
     /// Environment variables this component sees (and no other component does).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_ENV), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
     /// What this component may touch: files from `spec.volumes` and outbound destinations.
-    /// Nothing by default, whatever the main component may do. No inbound ports.
+    /// Nothing by default, whatever the main component may do.
     #[serde(default, skip_serializing_if = "crate::app::is_default")]
-    pub capabilities: Capabilities,
+    pub capabilities: ComponentCapabilities,
+}
+
+/// A component's capabilities: `spec.capabilities` without inbound ports (only the main
+/// component serves), with fewer entries per list (the CRD's rules are costed per entry).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = guest_paths_unique_rule())]
+pub struct ComponentCapabilities {
+    /// Directories from `spec.volumes` this component sees (its WASI preopens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_GRANTS))]
+    pub filesystem: Vec<FilesystemMount>,
+    /// Destinations this component may reach.
+    #[serde(default, skip_serializing_if = "ComponentNetwork::is_empty")]
+    pub network: ComponentNetwork,
+}
+
+/// A component's network capabilities: outbound only.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentNetwork {
+    /// Destinations this component may reach, as in `spec.capabilities.network.outbound`.
+    #[serde(default, skip_serializing_if = "ComponentOutbound::is_empty")]
+    pub outbound: ComponentOutbound,
+}
+
+impl ComponentNetwork {
+    pub fn is_empty(&self) -> bool {
+        self.outbound.is_empty()
+    }
+}
+
+/// `spec.capabilities.network.outbound` with at most [`MAX_GRANTS`] entries per list.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentOutbound {
+    /// Hosts `wasi:http` outgoing requests may go to (the app's host patterns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_GRANTS), inner(length(max = MAX_PATTERN_LEN)))]
+    #[x_kube(validation = http_patterns_rule())]
+    pub http: Vec<String>,
+    /// Addresses `wasi:sockets` TCP connections may go to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_GRANTS))]
+    pub tcp: Vec<SocketRule>,
+    /// Addresses `wasi:sockets` UDP datagrams may go to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_GRANTS))]
+    pub udp: Vec<SocketRule>,
+    /// Allow name resolution through `wasi:sockets/ip-name-lookup`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns: bool,
+}
+
+impl ComponentOutbound {
+    pub fn is_empty(&self) -> bool {
+        self.http.is_empty() && self.tcp.is_empty() && self.udp.is_empty() && !self.dns
+    }
+}
+
+/// The grant in the app's own form, for the code that enforces capabilities.
+impl From<ComponentCapabilities> for Capabilities {
+    fn from(granted: ComponentCapabilities) -> Self {
+        let ComponentOutbound { http, tcp, udp, dns } = granted.network.outbound;
+        Capabilities {
+            filesystem: granted.filesystem,
+            network: Network { inbound: Vec::new(), outbound: Outbound { http, tcp, udp, dns } },
+        }
+    }
 }
 
 /// The CEL rules of `spec` that tie components, plugs and middleware together (added to the
@@ -69,7 +142,9 @@ pub(crate) fn spec_rules() -> Vec<ValidationRule> {
         |name: &str| format!("(has(self.components) && self.components.exists(d, has(d.plugs) && {name} in d.plugs))");
     let in_middleware = |name: &str| format!("(has(self.middleware) && {name} in self.middleware)");
     let used = format!("({} || {} || {})", in_middleware("c.name"), by_module("c.name"), by_component("c.name"));
-    let mounts_missing = "c.capabilities.filesystem.exists(m, !(has(self.volumes) && self.volumes.exists(v, v.name == m.volume)))";
+    let used_name = format!("({} || {} || {})", in_middleware("n"), by_module("n"), by_component("n"));
+    let mounts_missing =
+        "c.capabilities.filesystem.exists(m, !(has(self.volumes) && self.volumes.exists(v, v.name == m.volume)))";
     vec![
         rule(
             format!("!has(self.module.plugs) || self.module.plugs.all(p, {})", exists("p")),
@@ -81,7 +156,7 @@ pub(crate) fn spec_rules() -> Vec<ValidationRule> {
         ),
         rule(
             "!has(self.components) || self.components.all(c, !has(c.plugs) || c.plugs.all(p, self.components.exists(d, d.name == p)))".into(),
-            "'component \"' + self.components.filter(c, has(c.plugs) && c.plugs.exists(p, !self.components.exists(d, d.name == p)))[0].name + '\" plugs a component that is not in spec.components; add it or fix the name'".into(),
+            "'component \"' + self.components.map(c, c.name).filter(n, self.components.exists(c, c.name == n && has(c.plugs) && c.plugs.exists(p, !self.components.exists(d, d.name == p))))[0] + '\" plugs a component that is not in spec.components; add it or fix the name'".into(),
             ".components",
         ),
         rule(
@@ -95,7 +170,7 @@ pub(crate) fn spec_rules() -> Vec<ValidationRule> {
         rule(
             format!("!has(self.components) || self.components.all(c, {used})"),
             format!(
-                "'component \"' + self.components.filter(c, !{used})[0].name + '\" is not used; list it in spec.middleware or in the plugs of the component that imports it'"
+                "'component \"' + self.components.map(c, c.name).filter(n, !{used_name})[0] + '\" is not used; list it in spec.middleware or in the plugs of the component that imports it'"
             ),
             ".components",
         ),
@@ -115,9 +190,7 @@ pub(crate) fn spec_rules() -> Vec<ValidationRule> {
         ),
         rule(
             format!("!has(self.components) || self.components.all(c, !has(c.capabilities) || !has(c.capabilities.filesystem) || !{mounts_missing})"),
-            format!(
-                "'component \"' + self.components.filter(c, has(c.capabilities) && has(c.capabilities.filesystem) && {mounts_missing})[0].name + '\" mounts a volume that is not in spec.volumes; add the volume or fix its capabilities.filesystem[].volume'"
-            ),
+            "'a component\\'s capabilities.filesystem names a volume that is not in spec.volumes; add the volume or fix the name'".into(),
             ".components",
         ),
     ]

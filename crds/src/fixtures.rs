@@ -94,11 +94,6 @@ impl Component {
         self.capabilities.network.outbound.http.push(pattern.into());
         self
     }
-
-    pub fn with_inbound(mut self, port: i32) -> Self {
-        self.capabilities.network.inbound.push(InboundPort { name: None, port, protocol: Protocol::Tcp });
-        self
-    }
 }
 
 /// A job with Kubernetes' defaults.

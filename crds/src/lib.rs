@@ -4,9 +4,9 @@
 pub mod app;
 pub mod batch;
 pub mod capabilities;
-pub mod composition;
 #[cfg(any(test, feature = "test-cases"))]
 pub mod cases;
+pub mod composition;
 pub mod crd;
 pub mod host_pattern;
 pub mod limits;

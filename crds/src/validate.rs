@@ -16,10 +16,12 @@ use crate::app::{
 };
 use crate::batch::{CronJobSettings, JobSettings, MAX_SCHEDULE_LEN, MAX_TIME_ZONE_LEN, is_cron_schedule};
 use crate::capabilities::{
-    MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP, MAX_PORT_NAME_LEN,
-    FilesystemMount, MAX_SOCKET_RULES, Network, Protocol, SocketRule,
+    Capabilities, FilesystemMount, MAX_FILESYSTEM_MOUNTS, MAX_GUEST_PATH_LEN, MAX_INBOUND_PORTS, MAX_OUTBOUND_HTTP,
+    MAX_PORT_NAME_LEN, MAX_SOCKET_RULES, Network, Outbound, Protocol, SocketRule,
 };
-use crate::composition::{MAIN_COMPONENT, MAX_COMPONENT_NAME_LEN, MAX_COMPONENTS, MAX_PLUGS};
+use crate::composition::{
+    MAIN_COMPONENT, MAX_COMPONENT_NAME_LEN, MAX_COMPONENTS, MAX_GRANTS, MAX_IMAGE_LEN, MAX_PLUGS,
+};
 use crate::host_pattern::MAX_PATTERN_LEN;
 use crate::limits::{Limits, WASM_PAGE};
 use crate::units;
@@ -593,12 +595,18 @@ fn validate_volumes_and_mounts(errors: &mut Errors, app: &WasmApp) {
         );
     }
 
-    validate_mounts(errors, "spec.capabilities.filesystem", &spec.capabilities.filesystem, &spec.volumes);
+    validate_mounts(
+        errors,
+        "spec.capabilities.filesystem",
+        &spec.capabilities.filesystem,
+        &spec.volumes,
+        MAX_FILESYSTEM_MOUNTS,
+    );
 }
 
 /// Mounts of volumes in `spec.volumes`, each at its own clean path.
-fn validate_mounts(errors: &mut Errors, field: &str, mounts: &[FilesystemMount], volumes: &[Volume]) {
-    errors.at_most(field, mounts.len(), MAX_FILESYSTEM_MOUNTS);
+fn validate_mounts(errors: &mut Errors, field: &str, mounts: &[FilesystemMount], volumes: &[Volume], max: usize) {
+    errors.at_most(field, mounts.len(), max);
     for (i, mount) in mounts.iter().enumerate() {
         if !volumes.iter().any(|v| v.name == mount.volume) {
             errors.add(
@@ -665,14 +673,18 @@ fn validate_network(errors: &mut Errors, net: &str, network: &Network) {
         );
     }
 
-    let outbound = &network.outbound;
-    errors.at_most(&format!("{net}.outbound.http"), outbound.http.len(), MAX_OUTBOUND_HTTP);
+    validate_outbound(errors, &format!("{net}.outbound"), &network.outbound, [MAX_OUTBOUND_HTTP, MAX_SOCKET_RULES]);
+}
+
+/// Outbound rules, at most `max_http` host patterns and `max_sockets` rules per protocol.
+fn validate_outbound(errors: &mut Errors, field: &str, outbound: &Outbound, [max_http, max_sockets]: [usize; 2]) {
+    errors.at_most(&format!("{field}.http"), outbound.http.len(), max_http);
     for (i, pattern) in outbound.http.iter().enumerate() {
         if pattern.len() > MAX_PATTERN_LEN {
-            errors.longest(format!("{net}.outbound.http[{i}]"), pattern, MAX_PATTERN_LEN);
+            errors.longest(format!("{field}.http[{i}]"), pattern, MAX_PATTERN_LEN);
         } else if !is_valid_http_pattern(pattern) {
             errors.add(
-                format!("{net}.outbound.http[{i}]"),
+                format!("{field}.http[{i}]"),
                 format!(
                     "{pattern:?} is not a host pattern; use host, host:port, *.example.com, * or [IPv6], optionally after http:// or https://, without a path"
                 ),
@@ -680,9 +692,9 @@ fn validate_network(errors: &mut Errors, net: &str, network: &Network) {
         }
     }
     for (list, rules) in [("tcp", &outbound.tcp), ("udp", &outbound.udp)] {
-        errors.at_most(&format!("{net}.outbound.{list}"), rules.len(), MAX_SOCKET_RULES);
+        errors.at_most(&format!("{field}.{list}"), rules.len(), max_sockets);
         for (i, rule) in rules.iter().enumerate() {
-            validate_socket_rule(errors, &format!("{net}.outbound.{list}[{i}]"), rule);
+            validate_socket_rule(errors, &format!("{field}.{list}[{i}]"), rule);
         }
     }
 }
@@ -833,6 +845,7 @@ fn validate_components(errors: &mut Errors, spec: &WasmAppSpec) {
         let field = format!("spec.components[{i}]");
         validate_component_name(errors, &format!("{field}.name"), &component.name);
         validate_image(errors, &format!("{field}.image"), &component.image);
+        errors.longest(format!("{field}.image"), &component.image, MAX_IMAGE_LEN);
         validate_plugs(errors, &format!("{field}.plugs"), &component.plugs, &known);
         if component.plugs.contains(&component.name) {
             errors.add(
@@ -841,17 +854,12 @@ fn validate_components(errors: &mut Errors, spec: &WasmAppSpec) {
             );
         }
         validate_env_list(errors, &format!("{field}.env"), &component.env);
-        let granted = &component.capabilities;
-        validate_mounts(errors, &format!("{field}.capabilities.filesystem"), &granted.filesystem, &spec.volumes);
-        validate_network(errors, &format!("{field}.capabilities.network"), &granted.network);
-        if !granted.network.inbound.is_empty() {
-            errors.add(
-                format!("{field}.capabilities.network.inbound"),
-                "a component cannot listen: only the main component (spec.capabilities) has inbound ports; remove capabilities.network.inbound",
-            );
-        }
-        let plugged = spec.module.plugs.contains(&component.name)
-            || components.iter().any(|c| c.plugs.contains(&component.name));
+        let granted = Capabilities::from(component.capabilities.clone());
+        let grants = format!("{field}.capabilities");
+        validate_mounts(errors, &format!("{grants}.filesystem"), &granted.filesystem, &spec.volumes, MAX_GRANTS);
+        validate_outbound(errors, &format!("{grants}.network.outbound"), &granted.network.outbound, [MAX_GRANTS; 2]);
+        let plugged =
+            spec.module.plugs.contains(&component.name) || components.iter().any(|c| c.plugs.contains(&component.name));
         if !plugged && !spec.middleware.contains(&component.name) {
             errors.add(
                 format!("{field}.name"),
@@ -865,7 +873,10 @@ fn validate_components(errors: &mut Errors, spec: &WasmAppSpec) {
     for (i, first) in duplicates(components.iter().map(|c| c.name.as_str())) {
         errors.add(
             format!("spec.components[{i}].name"),
-            format!("component {:?} is listed twice (also spec.components[{first}]); name each once", components[i].name),
+            format!(
+                "component {:?} is listed twice (also spec.components[{first}]); name each once",
+                components[i].name
+            ),
         );
     }
     validate_middleware(errors, spec, &known);
@@ -896,7 +907,8 @@ fn validate_plugs(errors: &mut Errors, field: &str, plugs: &[String], known: &im
         }
     }
     for (i, first) in duplicates(plugs.iter()) {
-        errors.add(format!("{field}[{i}]"), format!("{:?} is listed twice (also {field}[{first}]); keep one", plugs[i]));
+        errors
+            .add(format!("{field}[{i}]"), format!("{:?} is listed twice (also {field}[{first}]); keep one", plugs[i]));
     }
 }
 
