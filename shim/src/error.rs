@@ -48,6 +48,9 @@ pub enum Error {
     #[error("failed to instantiate the guest: {0:#}")]
     Instantiate(wasmtime::Error),
 
+    #[error(transparent)]
+    Composition(#[from] crate::compose::CompositionError),
+
     #[error("wasmtime engine: {0:#}")]
     Engine(wasmtime::Error),
 }

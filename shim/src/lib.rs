@@ -4,6 +4,7 @@
 
 mod cache;
 mod command;
+pub mod compose;
 pub mod containerd;
 mod engine;
 mod error;
