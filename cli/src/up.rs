@@ -141,6 +141,7 @@ fn app_config(
         volumes,
         limits: RuntimeLimits::from_spec(&spec.limits)?,
         resolver: ResolverFiles::default(),
+        components: Vec::new(),
     })
 }
 

@@ -188,6 +188,9 @@ impl Drop for Inner {
 fn wasmtime_config(pooled_instances: Option<u32>, tier: Tier, concurrent: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true).wasm_component_model(true).concurrency_support(concurrent);
+    // A composed app imports each dependency's capabilities under a label of its own that
+    // `implements` the interface.
+    config.wasm_component_model_implements(true);
     match tier {
         Tier::Optimized => {
             config.strategy(wasmtime::Strategy::Cranelift).cranelift_opt_level(wasmtime::OptLevel::Speed)
@@ -253,6 +256,7 @@ fn p2_linker(engine: &wasmtime::Engine, concurrent: bool) -> ComponentLinker<P2S
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI p2 links");
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links");
     crate::policy::add_dns_to_linker(&mut linker, dns_view).expect("Spore's name lookup replaces wasmtime-wasi's");
+    crate::compose::host::add_to_linker(&mut linker, concurrent).expect("linked components' own imports link");
     if !concurrent {
         return linker;
     }

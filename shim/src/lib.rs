@@ -27,7 +27,7 @@ pub use http::{HttpServer, Shutdown, bind, bind_metrics, serve_http};
 pub use limits::DeadlineExceeded;
 pub use module::CodeOrigin;
 pub use module::{Wasm, WasmKind};
-pub use policy::{AppConfig, InstanceReuse, ResolverFiles, RuntimeLimits, Sandbox};
+pub use policy::{AppConfig, ComponentGrant, InstanceReuse, ResolverFiles, RuntimeLimits, Sandbox};
 pub use stdio::Captured;
 pub use stdio::Stdio;
 pub use usage::Usage;

@@ -6,6 +6,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::compose::host::Grant;
 use crate::limits::MemoryLimiter;
 use crate::policy::{Dns, OutboundHooks, Sandbox};
 
@@ -23,6 +24,8 @@ pub(crate) struct P2State {
     pub hooks: OutboundHooks,
     pub dns: Dns,
     pub memory: MemoryLimiter,
+    /// The grants of the components linked with the main one (a composed app's).
+    pub grants: Vec<Grant>,
 }
 
 impl WasiView for P2State {
@@ -55,6 +58,7 @@ impl P2State {
             hooks: OutboundHooks::new(sandbox.http_allowlist().clone()),
             dns: sandbox.dns().clone(),
             memory: MemoryLimiter::new(sandbox.limits().memory, sandbox.usage().clone()),
+            grants: sandbox.components().iter().map(Grant::new).collect::<crate::Result<_>>()?,
         })
     }
 }

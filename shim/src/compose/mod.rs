@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use wac_graph::types::{ItemKind, Package, are_semver_compatible};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 
+pub(crate) mod host;
 #[cfg(test)]
 mod tests;
 

@@ -293,3 +293,92 @@ fn each_bad_wiring_is_one_clear_error() {
         assert!(error.contains(expected), "{name}:\n  got      {error}\n  expected …{expected}…");
     }
 }
+
+/// A component that counts the variables the real `wasi:cli/environment` gives it: as the
+/// main component, `run` answers 1000 times what `greet` (its plug) answers plus its own
+/// count; as a library, `greet` answers its count.
+fn env_counter(main: bool) -> Vec<u8> {
+    let (greet_import, greet_lower, greet_core, body_import, body, export) = if main {
+        (
+            format!(r#"(import "{GREET}" (instance $g (export "greet" (func (result u32)))))"#),
+            r#"(core func $greet (canon lower (func $g "greet")))"#,
+            r#"(export "greet" (func $greet))"#,
+            r#"(import "i" "greet" (func $greet (result i32)))"#,
+            r#"(func (export "main") (result i32) call $greet i32.const 1000 i32.mul call $count i32.add)"#,
+            r#"(func $run (result u32) (canon lift (core func $c "main"))) (export "run" (func $run))"#.to_string(),
+        )
+    } else {
+        (
+            String::new(),
+            "",
+            "",
+            "",
+            r#"(func (export "main") (result i32) call $count)"#,
+            format!(
+                r#"(func $greet (result u32) (canon lift (core func $c "main")))
+                   (instance $inst (export "greet" (func $greet)))
+                   (export "{GREET}" (instance $inst))"#
+            ),
+        )
+    };
+    wasm(&format!(
+        r#"(component
+             {greet_import}
+             (import "{ENV}" (instance $env (export "get-environment" (func (result (list (tuple string string)))))))
+             (core module $mem
+               (memory (export "memory") 1)
+               (global $bump (mut i32) (i32.const 1024))
+               (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+                 (local $p i32)
+                 global.get $bump local.get 2 i32.add i32.const 1 i32.sub
+                 local.get 2 i32.const 1 i32.sub i32.const -1 i32.xor i32.and
+                 local.tee $p local.get 3 i32.add global.set $bump
+                 local.get $p))
+             (core instance $m (instantiate $mem))
+             (alias core export $m "memory" (core memory $memory))
+             (alias core export $m "realloc" (core func $realloc))
+             (core func $get (canon lower (func $env "get-environment") (memory $memory) (realloc $realloc)))
+             {greet_lower}
+             (core instance $imports (export "get" (func $get)) (export "memory" (memory $memory)) {greet_core})
+             (core module $counter
+               (import "i" "get" (func $get (param i32)))
+               (import "i" "memory" (memory 1))
+               {body_import}
+               (func $count (result i32) i32.const 0 call $get i32.const 4 i32.load)
+               {body})
+             (core instance $c (instantiate $counter (with "i" (instance $imports))))
+             {export})"#
+    ))
+}
+
+/// Runs `run` of the linked app on the engine's own linker, with `env` for the main
+/// component and `granted` for the library.
+async fn run_with_grants(composed: &Composed, env: &[(&str, &str)], granted: &[(&str, &str)]) -> u32 {
+    use crate::policy::{AppConfig, ComponentGrant, Sandbox};
+    let pairs = |vars: &[(&str, &str)]| vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = AppConfig {
+        name: "app".into(),
+        env: pairs(env),
+        components: vec![ComponentGrant { name: "lib".into(), env: pairs(granted), ..Default::default() }],
+        ..AppConfig::default()
+    };
+    let sandbox = Sandbox::new(config, crate::Stdio::null()).unwrap();
+    let engine = crate::Engine::new(crate::EngineConfig::default()).unwrap();
+    let component = Component::new(engine.wasmtime(), &composed.bytes).unwrap();
+    let mut store = Store::new(engine.wasmtime(), crate::state::P2State::new(&sandbox).unwrap());
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = engine.p2_linker().instantiate_async(&mut store, &component).await.expect("instantiates");
+    let run = instance.get_typed_func::<(), (u32,)>(&mut store, "run").unwrap();
+    run.call_async(&mut store, ()).await.unwrap().0
+}
+
+#[tokio::test]
+async fn the_host_gives_a_dependency_its_own_environment_not_the_apps() {
+    let (main, lib, with_lib) = (env_counter(true), env_counter(false), plugs(&["lib"]));
+    let plan = Plan { main: part(MAIN, &main, &with_lib), others: vec![part("lib", &lib, &[])], middleware: &[] };
+    let composed = compose(&plan).unwrap();
+    let app_env = [("TOKEN", "secret"), ("LOG", "debug")];
+    assert_eq!(run_with_grants(&composed, &app_env, &[]).await, 2, "the library sees none of the app's 2");
+    assert_eq!(run_with_grants(&composed, &app_env, &[("STYLE", "dark")]).await, 1002, "only its own grant");
+    assert_eq!(run_with_grants(&composed, &[], &[("STYLE", "dark")]).await, 1000);
+}

@@ -120,6 +120,8 @@ impl ContainerKind {
             volumes: BTreeMap::new(),
             limits: limits(spec, &annotations)?,
             resolver: resolver_files(spec),
+            // The shim does not link components yet: `spore up` does.
+            components: Vec::new(),
         };
         let volumes = volumes(spec, &config.capabilities)?;
         let hosting = Hosting {

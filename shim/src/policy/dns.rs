@@ -145,8 +145,17 @@ pub(crate) fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> DnsView<'_>,
 ) -> wasmtime::Result<()> {
+    add_to_linker_as(linker, INTERFACE, view)
+}
+
+/// [`add_to_linker`] under another instance name: a dependency's routed import.
+pub(crate) fn add_to_linker_as<T: 'static>(
+    linker: &mut Linker<T>,
+    name: &str,
+    view: fn(&mut T) -> DnsView<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let mut lookup = linker.instance(INTERFACE)?;
+    let mut lookup = linker.instance(name)?;
     lookup.resource("resolve-address-stream", ResourceType::host::<Lookup>(), move |mut store, rep| {
         view(store.data_mut()).table.delete(Resource::<Lookup>::new_own(rep))?;
         Ok(())

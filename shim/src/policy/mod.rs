@@ -16,6 +16,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 pub use self::dns::ResolverFiles;
 pub(crate) use self::dns::{
     Dns, DnsView, add_p3_to_linker as add_p3_dns_to_linker, add_to_linker as add_dns_to_linker,
+    add_to_linker_as as add_dns_to_linker_as,
 };
 pub(crate) use self::http::{HttpAllowlist, OutboundHooks};
 use self::net::SocketPolicy;
@@ -43,6 +44,18 @@ pub struct AppConfig {
     pub limits: RuntimeLimits,
     /// The resolver configuration lookups use when `outbound.dns` grants them.
     pub resolver: ResolverFiles,
+    /// What each component linked with the main one may touch, in `spec.components`
+    /// order (the order [`crate::compose::Plan::others`] has).
+    pub components: Vec<ComponentGrant>,
+}
+
+/// One linked component's own environment and capabilities (`spec.components[]`); its
+/// volumes are the app's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComponentGrant {
+    pub name: String,
+    pub env: Vec<(String, String)>,
+    pub capabilities: Capabilities,
 }
 
 /// Limits in the engine's units.
@@ -132,6 +145,7 @@ struct Inner {
     limits: RuntimeLimits,
     stdio: Stdio,
     usage: Arc<Usage>,
+    components: Vec<Sandbox>,
 }
 
 impl Sandbox {
@@ -144,6 +158,12 @@ impl Sandbox {
         let http_port = http_port(caps);
         let listens = !caps.network.inbound.is_empty();
         let dns = Dns::new(sockets.dns, &config.resolver);
+        let components = config
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, grant)| component_sandbox(i, grant, &config, &stdio))
+            .collect::<Result<_>>()?;
         let argv = std::iter::once(config.name).chain(config.args).collect();
         Ok(Self(Arc::new(Inner {
             argv,
@@ -157,7 +177,13 @@ impl Sandbox {
             limits: config.limits,
             stdio,
             usage: Arc::default(),
+            components,
         })))
+    }
+
+    /// The sandboxes of the components linked with the main one, in `spec.components` order.
+    pub(crate) fn components(&self) -> &[Sandbox] {
+        &self.0.components
     }
 
     pub fn limits(&self) -> &RuntimeLimits {
@@ -214,6 +240,25 @@ impl Sandbox {
         );
         Ok(builder)
     }
+}
+
+/// The sandbox of linked component `index`: its own env and capabilities, the app's volumes
+/// and resolver; its errors name the component's field.
+fn component_sandbox(index: usize, grant: &ComponentGrant, app: &AppConfig, stdio: &Stdio) -> Result<Sandbox> {
+    let config = AppConfig {
+        name: grant.name.clone(),
+        env: grant.env.clone(),
+        capabilities: grant.capabilities.clone(),
+        volumes: app.volumes.clone(),
+        resolver: app.resolver.clone(),
+        ..AppConfig::default()
+    };
+    Sandbox::new(config, stdio.clone()).map_err(|e| match e {
+        Error::Capability { field, message } => {
+            Error::Capability { field: format!("components[{index}].capabilities.{field}"), message }
+        }
+        other => other,
+    })
 }
 
 fn preopens(caps: &Capabilities, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<Preopen>> {
