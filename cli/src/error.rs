@@ -34,6 +34,15 @@ pub enum CliError {
     #[error("module {reference}: {message}")]
     Module { reference: String, message: String },
 
+    #[error("--component {0:?}: expected NAME=FILE, e.g. --component auth=auth.wasm")]
+    ComponentFlag(String),
+
+    #[error("--component {name}: no component named {name:?} in spec.components")]
+    UnknownComponent { name: String },
+
+    #[error("the app's components do not link: {0}")]
+    Composition(#[from] spore_shim::compose::CompositionError),
+
     #[error("{0}")]
     Engine(#[from] spore_shim::Error),
 

@@ -1,12 +1,11 @@
 //! The `spore` command line: argument parsing, and each subcommand in its own module.
 
 mod error;
+mod link;
 mod manifest;
 pub mod oci;
 mod resolve;
 mod up;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -26,12 +25,9 @@ pub enum Command {
     /// Run a WasmApp manifest locally: commands run to completion, HTTP components serve
     /// until Ctrl-C.
     Up(up::UpArgs),
-    /// Check a WasmApp manifest without running it.
-    Validate {
-        /// The manifest (YAML).
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-    },
+    /// Check a WasmApp manifest without running it; with spec.components, also that its
+    /// components link (pulling those not given with --component).
+    Validate(manifest::ValidateArgs),
     /// Build and push Wasm OCI images.
     #[command(subcommand)]
     Image(oci::ImageCommand),
@@ -49,7 +45,7 @@ pub fn main(cli: Cli) -> i32 {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up::run(args).await,
-            Command::Validate { file } => manifest::validate_command(&file),
+            Command::Validate(args) => manifest::validate_command(args).await,
             Command::Image(cmd) => oci::run(cmd).await,
         }
     });

@@ -1,6 +1,6 @@
 //! Reading and validating a WasmApp manifest file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use spore_crds::WasmApp;
 
@@ -15,9 +15,35 @@ pub fn load(path: &Path) -> Result<WasmApp> {
     Ok(app)
 }
 
-pub fn validate_command(path: &Path) -> Result<i32> {
-    let app = load(path)?;
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The manifest (YAML).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// With spec.components: link this local .wasm as the main component instead of
+    /// pulling spec.module.image.
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// With spec.components: link this local .wasm as component NAME instead of pulling
+    /// its image: NAME=FILE (repeatable).
+    #[arg(long = "component", value_name = "NAME=FILE")]
+    pub components: Vec<String>,
+    /// Pull over plain HTTP (default only for localhost registries).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// Checks the manifest and, for an app of several components, that they link.
+pub async fn validate_command(args: ValidateArgs) -> Result<i32> {
+    let app = load(&args.file)?;
+    let spec = &app.spec;
+    if !spec.components.is_empty() {
+        let local = crate::up::parse_pairs(&args.components, CliError::ComponentFlag)?;
+        let main = crate::resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
+        crate::link::app_bytes(&app, main, &local, args.plain_http).await?;
+    }
     let name = app.metadata.name.as_deref().unwrap_or("(unnamed)");
-    println!("{}: WasmApp {name} is valid", path.display());
+    let linked = if spec.components.is_empty() { "" } else { " and its components link" };
+    println!("{}: WasmApp {name} is valid{linked}", args.file.display());
     Ok(0)
 }

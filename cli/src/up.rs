@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use spore_crds::WasmApp;
 use spore_crds::app::{EnvVar, Volume, VolumeSourceKind};
-use spore_shim::{AppConfig, CodeOrigin, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, Tier};
+use spore_shim::{
+    AppConfig, CodeOrigin, ComponentGrant, Engine, EngineConfig, ResolverFiles, RuntimeLimits, Sandbox, Stdio, Tier,
+};
 
 use crate::error::{CliError, Result};
-use crate::{manifest, resolve};
+use crate::{link, manifest, resolve};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -19,6 +21,10 @@ pub struct UpArgs {
     /// Run this local .wasm (or OCI layout tar) instead of pulling spec.module.image.
     #[arg(long)]
     pub module: Option<PathBuf>,
+    /// Link this local .wasm (or OCI layout tar) as component NAME of spec.components
+    /// instead of pulling its image: NAME=FILE (repeatable).
+    #[arg(long = "component", value_name = "NAME=FILE")]
+    pub components: Vec<String>,
     /// Map a volume from spec.volumes to a local directory: NAME=DIR (repeatable).
     #[arg(long = "volume", value_name = "NAME=DIR")]
     pub volumes: Vec<String>,
@@ -47,6 +53,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let app = manifest::load(&args.file)?;
     let volume_dirs = parse_pairs(&args.volumes, CliError::VolumeFlag)?;
     let env_overrides = parse_pairs(&args.env, CliError::EnvFlag)?;
+    let local_components = parse_pairs(&args.components, CliError::ComponentFlag)?;
     let scratch =
         tempfile::tempdir().map_err(|source| CliError::Io { context: "cannot create a temp dir".into(), source })?;
     let config = app_config(&app, &volume_dirs, &env_overrides, scratch.path())?;
@@ -54,6 +61,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
 
     let spec = &app.spec;
     let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
+    let bytes = link::app_bytes(&app, bytes, &local_components, args.plain_http).await?;
     let cache = cache_dir(&args);
     let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), pooled_instances: None })?;
     // Apps that listen (HTTP components) get an instance pool; a one-shot command would only
@@ -126,13 +134,32 @@ fn app_config(
             return Err(CliError::UnknownVolume { name: name.clone() });
         }
     }
+    let mounted = |volume: &Volume| {
+        let mounts =
+            spec.capabilities.filesystem.iter().chain(spec.components.iter().flat_map(|c| &c.capabilities.filesystem));
+        mounts.into_iter().any(|m| m.volume == volume.name)
+    };
     let volumes = spec
         .volumes
         .iter()
-        .filter(|v| spec.capabilities.filesystem.iter().any(|m| m.volume == v.name))
+        .filter(|v| mounted(v))
         .map(|v| Ok((v.name.clone(), volume_dir(v, volume_dirs, scratch)?)))
         .collect::<Result<_>>()?;
-    let env = spec.env.iter().map(|e| Ok((e.name.clone(), env_value(e, env_overrides)?))).collect::<Result<_>>()?;
+    let env_of = |vars: &[EnvVar]| -> Result<Vec<(String, String)>> {
+        vars.iter().map(|e| Ok((e.name.clone(), env_value(e, env_overrides)?))).collect()
+    };
+    let components = spec
+        .components
+        .iter()
+        .map(|c| {
+            Ok(ComponentGrant {
+                name: c.name.clone(),
+                env: env_of(&c.env)?,
+                capabilities: c.capabilities.clone().into(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let env = env_of(&spec.env)?;
     Ok(AppConfig {
         name: app_name(app).to_string(),
         args: spec.args.clone(),
@@ -141,7 +168,7 @@ fn app_config(
         volumes,
         limits: RuntimeLimits::from_spec(&spec.limits)?,
         resolver: ResolverFiles::default(),
-        components: Vec::new(),
+        components,
     })
 }
 
@@ -181,7 +208,7 @@ fn env_value(var: &EnvVar, overrides: &BTreeMap<String, String>) -> Result<Strin
     Err(CliError::EnvNeedsValue { name: var.name.clone(), source_desc })
 }
 
-fn parse_pairs(flags: &[String], error: fn(String) -> CliError) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_pairs(flags: &[String], error: fn(String) -> CliError) -> Result<BTreeMap<String, String>> {
     flags
         .iter()
         .map(|flag| match flag.split_once('=') {

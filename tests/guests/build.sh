@@ -15,6 +15,8 @@
 #   http.wasm          Rust wasi:http/proxy component (wasm32-wasip2)
 #   p3-command.wasm    Rust wasi:cli/command@0.3.0 probe component (WASI 0.3)
 #   p3-http.wasm       Rust wasi:http/service@0.3.0 component (WASI 0.3)
+#   reach-lib.wasm     Rust library component exporting spore:reach/probe (composition)
+#   reach-app.wasm     Rust wasi:cli command importing spore:reach/probe (composition)
 #
 # Requirements: clang + lld + wasi-libc + libclang-rt-dev-wasm32 (Debian),
 # a native cc able to link -static (libc6-dev), and rustup with the
@@ -123,11 +125,14 @@ cargo_build "$HERE/probe-rs" wasm32-wasip2
 cargo_build "$HERE/http" wasm32-wasip2
 cargo_build "$HERE/p3-command" wasm32-wasip2
 cargo_build "$HERE/p3-http" wasm32-wasip2
+cargo_build "$HERE/compose" wasm32-wasip2
 
 install_out "$TARGET_DIR/wasm32-wasip1/release/probe.wasm" probe-rs-p1.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/probe.wasm" probe-rs-p2.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/http.wasm" http.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/p3_command.wasm" p3-command.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/p3_http.wasm" p3-http.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/reach_lib.wasm" reach-lib.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/reach_app.wasm" reach-app.wasm
 
 log "done: $OUT"

@@ -82,6 +82,12 @@ impl Run {
         self
     }
 
+    /// A volume of the pod that no mount of the main component uses.
+    pub fn volume(mut self, volume: &str, host: &Path) -> Self {
+        self.config.volumes.insert(volume.into(), host.to_path_buf());
+        self
+    }
+
     /// A read-only mount (the default a manifest gets).
     pub fn mount(self, volume: &str, host: &Path, guest_path: &str) -> Self {
         self.mount_with(volume, host, guest_path, true)
@@ -142,8 +148,21 @@ impl Run {
         self
     }
 
+    /// Grants linked component `grant.name` its own env and capabilities.
+    pub fn component(mut self, grant: spore_shim::ComponentGrant) -> Self {
+        self.config.components.push(grant);
+        self
+    }
+
     pub fn wasm(&self) -> Wasm {
         load(&self.file)
+    }
+
+    /// Runs `wasm` (e.g. linked from several guests) in this run's sandbox.
+    pub async fn run_wasm(self, wasm: &Wasm) -> Outcome {
+        let (sandbox, captured) = self.sandbox();
+        let exit = spore_shim::run_command(wasm, &sandbox).await.expect("guest runs");
+        Outcome { exit, stdout: captured.stdout(), stderr: captured.stderr() }
     }
 
     pub fn sandbox(self) -> (Sandbox, spore_shim::Captured) {
