@@ -346,3 +346,65 @@ fn up_stops_a_spinning_command_on_sigterm() {
     assert!(sent.elapsed() < Duration::from_secs(3), "took {:?} to stop", sent.elapsed());
     assert!(stderr(&out).contains("stopped by signal"), "{}", stderr(&out));
 }
+
+/// An app of `reach-app` with `reach-lib` plugged in as `lib`, the library granted the
+/// `data` volume; `extra` is more YAML under `spec:`.
+fn composed_app(data: &Path, extra: &str) -> Manifest {
+    let spec = r#"  module:
+    image: localhost:5000/reach-app:1
+    plugs: [lib]
+  components:
+  - name: lib
+    image: localhost:5000/reach-lib:1
+    env: [{name: STYLE, value: dark}]
+    capabilities:
+      filesystem: [{volume: data, guestPath: /data}]
+  env: [{name: TOKEN, value: t}]
+  volumes: [{name: data, hostPath: {path: DATA}}]
+"#;
+    Manifest::new(&format!("{}{extra}", spec.replace("DATA", &data.display().to_string())))
+}
+
+#[test]
+fn up_links_components_and_grants_each_its_own_capabilities() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("secret.txt"), "s3cret").unwrap();
+    let app = composed_app(data.path(), "");
+    let (main, lib) = (guest("reach-app.wasm"), guest("reach-lib.wasm"));
+    let out = spore(&["validate", "-f", &app.path(), "--module", &main, "--component", &format!("lib={lib}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is valid and its components link"), "{}", stdout(&out));
+
+    let out = spore(&["up", "-f", &app.path(), "--module", &main, "--component", &format!("lib={lib}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = stdout(&out);
+    for line in ["app env 1", "lib env 1", "lib file /data/secret.txt ok s3cret"] {
+        assert!(printed.lines().any(|l| l == line), "{line:?} in\n{printed}");
+    }
+    assert!(printed.contains("app file /data/secret.txt denied"), "the app has no mount:\n{printed}");
+}
+
+#[test]
+fn a_broken_wiring_is_one_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let app = composed_app(data.path(), "");
+    let main = guest("reach-app.wasm");
+    let component = |file: &str| format!("lib={}", guest(file));
+    // The command as its own plug: it exports nothing the app imports.
+    for command in ["validate", "up"] {
+        let out = spore(&[command, "-f", &app.path(), "--module", &main, "--component", &component("reach-app.wasm")]);
+        assert_one_error(
+            &out,
+            "the app's components do not link: \"lib\" is in the plugs of \"app\" but exports nothing it imports",
+        );
+    }
+    let out = spore(&["up", "-f", &app.path(), "--module", &main, "--component", &component("probe-c.wasm")]);
+    assert_one_error(&out, "component \"lib\" is not a Wasm component");
+    let out = spore(&["up", "-f", &app.path(), "--module", &main, "--component", "auth=x.wasm"]);
+    assert_one_error(&out, "--component auth: no component named \"auth\" in spec.components");
+    let out = spore(&["up", "-f", &app.path(), "--module", &main, "--component", "lib"]);
+    assert_one_error(&out, "expected NAME=FILE");
+    let unused = composed_app(data.path(), "  middleware: [lib]\n");
+    let out = spore(&["validate", "-f", &unused.path()]);
+    assert_one_error(&out, "spec.middleware[0]: component \"lib\" is both middleware and a plug");
+}
