@@ -204,3 +204,57 @@ fn rule(rule: String, message_expression: String, field_path: &str) -> Validatio
         ..Default::default()
     }
 }
+
+/// What the operator tells the node about an app's components (the pod annotation
+/// [`COMPOSITION_ANNOTATION`]): how they link, and what each may touch. Their images and
+/// env values come with their containers, as kubelet resolves them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Wiring {
+    /// `spec.module.plugs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<WiredComponent>,
+    /// `spec.middleware`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
+}
+
+/// One component of a [`Wiring`], in `spec.components` order.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WiredComponent {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugs: Vec<String>,
+    /// The names of its env vars: only these of its container's environment pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "crate::app::is_default")]
+    pub capabilities: ComponentCapabilities,
+}
+
+/// The pod annotation that carries an app's [`Wiring`] as JSON.
+pub const COMPOSITION_ANNOTATION: &str = "spore.dev/composition";
+
+impl Wiring {
+    /// The wiring of `spec`; empty for an app of one component.
+    pub fn of(spec: &crate::WasmAppSpec) -> Self {
+        let components = spec
+            .components
+            .iter()
+            .map(|c| WiredComponent {
+                name: c.name.clone(),
+                plugs: c.plugs.clone(),
+                env: c.env.iter().map(|e| e.name.clone()).collect(),
+                capabilities: c.capabilities.clone(),
+            })
+            .collect();
+        Self { plugs: spec.module.plugs.clone(), components, middleware: spec.middleware.clone() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.components.is_empty()
+    }
+}

@@ -24,7 +24,7 @@ pub use app::{
 };
 pub use batch::{ConcurrencyPolicy, CronJobSettings, DEFAULT_BACKOFF_LIMIT, JobSettings, LastRun, RunMode};
 pub use capabilities::{Capabilities, FilesystemMount, InboundPort, Network, Outbound, Protocol, SocketRule};
-pub use composition::Component;
+pub use composition::{COMPOSITION_ANNOTATION, Component, ComponentCapabilities, Wiring};
 pub use crd::{crd_yaml, wasmapp_crd, wasmruntime_crd};
 pub use host_pattern::HostPattern;
 pub use limits::Limits;

@@ -21,6 +21,9 @@ pub const DEGRADED: &str = "Degraded";
 const MODULE_ERRORS: [&str; 4] =
     ["not a WebAssembly binary", "invalid WebAssembly", "unsupported Wasm", "failed to instantiate the guest"];
 
+/// What the shim's error says when an app's components do not link (`spore_shim::compose`).
+const COMPOSITION_ERROR: &str = "components do not link";
+
 /// What the reconcile saw of the app's world.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
@@ -387,7 +390,11 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
         }
         "CreateContainerConfigError" => Some(problem("ConfigError", waiting_message)),
         "CreateContainerError" | "RunContainerError" | "CrashLoopBackOff" | "StartError" => {
-            let message = [&waiting_message, &terminated_message].into_iter().find(|m| is_module_error(m));
+            let messages = [&waiting_message, &terminated_message];
+            if let Some(m) = messages.into_iter().find(|m| m.contains(COMPOSITION_ERROR)) {
+                return Some(problem("CompositionFailed", m.clone()));
+            }
+            let message = messages.into_iter().find(|m| is_module_error(m));
             match message {
                 Some(m) => Some(problem("ModuleInvalid", m.clone())),
                 None if waiting_reason == "CrashLoopBackOff" => {
@@ -593,6 +600,10 @@ mod tests {
                 Some(("ModuleInvalid", "failed to start: invalid WebAssembly: bad magic")),
             ),
             (crash("not a WebAssembly binary: text", 128), Some(("ModuleInvalid", "not a WebAssembly binary: text"))),
+            (
+                waiting("CreateContainerError", "the app's components do not link: component \"app\" imports `x`"),
+                Some(("CompositionFailed", "the app's components do not link: component \"app\" imports `x`")),
+            ),
             (crash("", 3), Some(("CrashLoop", "the guest keeps exiting (last exit code 3)"))),
             (waiting("ContainerCreating", ""), None),
             (

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use spore_crds::{HttpCheck, InboundPort, Protocol, WasmApp};
+use spore_crds::{COMPOSITION_ANNOTATION, Component, HttpCheck, InboundPort, Protocol, WasmApp, Wiring};
 
 use super::{app_labels, name_of};
 use crate::error::{Error, Result};
@@ -54,6 +54,10 @@ fn pod_annotations(app: &WasmApp) -> Result<BTreeMap<String, String>> {
     annotations.insert(CAPABILITIES_ANNOTATION.into(), json("capabilities", &spec.capabilities)?);
     annotations.insert(LIMITS_ANNOTATION.into(), json("limits", &spec.limits)?);
     annotations.insert(ENV_ANNOTATION.into(), json("env names", &env_names)?);
+    let wiring = Wiring::of(spec);
+    if !wiring.is_empty() {
+        annotations.insert(COMPOSITION_ANNOTATION.into(), json("components", &wiring)?);
+    }
     if let Some(port) = metrics_port(&spec.capabilities.network.inbound) {
         annotations.insert(METRICS_PORT_ANNOTATION.into(), port.to_string());
         // A convention, not a contract: the user's own podAnnotations (e.g. scrape "false") win.
@@ -76,7 +80,9 @@ fn pod_spec(app: &WasmApp, runtime_class: &str) -> PodSpec {
     let spec = &app.spec;
     PodSpec {
         runtime_class_name: Some(runtime_class.to_string()),
-        containers: vec![container(app)],
+        // Components first: kubelet creates containers in order, and the shim links them
+        // when the main container is created.
+        containers: spec.components.iter().map(component_container).chain([container(app)]).collect(),
         volumes: non_empty(spec.volumes.iter().map(volume).collect()),
         node_selector: non_empty_map(spec.scheduling.node_selector.clone()),
         tolerations: non_empty(spec.scheduling.tolerations.clone()),
@@ -105,18 +111,7 @@ fn container(app: &WasmApp) -> Container {
         ports: non_empty(
             spec.capabilities.network.inbound.iter().map(container_port).chain(metrics_container_port(app)).collect(),
         ),
-        volume_mounts: non_empty(
-            spec.capabilities
-                .filesystem
-                .iter()
-                .map(|m| VolumeMount {
-                    name: m.volume.clone(),
-                    mount_path: m.guest_path.clone(),
-                    read_only: Some(m.read_only),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
+        volume_mounts: non_empty(spec.capabilities.filesystem.iter().map(volume_mount).collect()),
         resources: resources(app),
         readiness_probe: match (&checks.readiness, http_port) {
             (Some(check), _) => Some(http_probe(check, http_port)),
@@ -126,6 +121,28 @@ fn container(app: &WasmApp) -> Container {
         liveness_probe: checks.liveness.as_ref().map(|check| http_probe(check, http_port)),
         // A guest that fails before writing a termination message still explains itself.
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+/// A component's container: its image for kubelet to pull, its env for kubelet to resolve
+/// and its mounts; the shim holds it without running it and links its code into the app.
+fn component_container(component: &Component) -> Container {
+    Container {
+        name: component.name.clone(),
+        image: Some(component.image.clone()),
+        env: non_empty(component.env.iter().map(env_var).collect()),
+        volume_mounts: non_empty(component.capabilities.filesystem.iter().map(volume_mount).collect()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+fn volume_mount(mount: &spore_crds::FilesystemMount) -> VolumeMount {
+    VolumeMount {
+        name: mount.volume.clone(),
+        mount_path: mount.guest_path.clone(),
+        read_only: Some(mount.read_only),
         ..Default::default()
     }
 }
@@ -306,6 +323,35 @@ mod tests {
         let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| (v.name, v.config_map.is_some())).collect();
         assert_eq!(volumes, [("config".to_string(), true), ("scratch".into(), false)]);
         assert_eq!(annotations(&app)[ENV_ANNOTATION], r#"["MODE","TOKEN"]"#);
+    }
+
+    #[test]
+    fn components_get_containers_before_the_app_and_their_wiring_an_annotation() {
+        let app = app(concat!(
+            "  capabilities:\n    network:\n      inbound: [{port: 8080}]\n",
+            "  volumes: [{name: keys, secret: {secretName: keys}}]\n",
+            "  components:\n  - name: auth\n    image: localhost:5010/auth:1\n",
+            "    env: [{name: KEY_FILE, value: /keys/key}]\n",
+            "    capabilities: {filesystem: [{volume: keys, guestPath: /keys}]}\n",
+            "  middleware: [auth]\n",
+        ));
+        let pod = pod(&app);
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["auth", CONTAINER_NAME]);
+        let auth = &pod.containers[0];
+        assert_eq!(auth.image.as_deref(), Some("localhost:5010/auth:1"));
+        assert_eq!(auth.env.as_ref().unwrap()[0].name, "KEY_FILE");
+        let mount = &auth.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!((mount.name.as_str(), mount.mount_path.as_str(), mount.read_only), ("keys", "/keys", Some(true)));
+        assert_eq!((auth.ports.as_ref(), auth.readiness_probe.as_ref()), (None, None), "a component serves nothing");
+        assert!(pod.containers[1].volume_mounts.is_none(), "the app does not get the component's mount");
+        let wiring: Wiring = serde_json::from_str(&annotations(&app)[COMPOSITION_ANNOTATION]).unwrap();
+        assert_eq!(wiring, Wiring::of(&app.spec));
+        assert_eq!(
+            (wiring.middleware, wiring.components[0].env.clone()),
+            (vec!["auth".to_string()], vec!["KEY_FILE".into()])
+        );
+        assert!(!annotations(&crate::fixtures::app("")).contains_key(COMPOSITION_ANNOTATION));
     }
 
     #[test]
