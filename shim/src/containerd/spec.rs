@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::Spec;
-use spore_crds::{Capabilities, Limits};
+use spore_crds::{COMPOSITION_ANNOTATION, Capabilities, Limits, Wiring};
 
 use super::announce::Announce;
-use crate::policy::{AppConfig, ResolverFiles, RuntimeLimits};
+use crate::policy::{AppConfig, ComponentGrant, ResolverFiles, RuntimeLimits};
 
 /// The JSON of the WasmApp's `capabilities`.
 pub const CAPABILITIES_ANNOTATION: &str = "spore.dev/capabilities";
@@ -41,6 +41,7 @@ const TERMINATION_LOG: &str = "/dev/termination-log";
 const DEFAULT_GUEST_NAME: &str = "app.wasm";
 
 const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+const CONTAINER_NAME_ANNOTATION: &str = "io.kubernetes.cri.container-name";
 const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 /// The pod's metadata CRI puts on every container's spec (containerd 1.6, 1.7 and 2.x).
 const SANDBOX_NAMESPACE_ANNOTATION: &str = "io.kubernetes.cri.sandbox-namespace";
@@ -67,6 +68,10 @@ pub enum ContainerKind {
     /// A Wasm guest with its sandbox. `module` is the entrypoint's path in the image;
     /// `None` (no entrypoint) means the image's Wasm layer, as Wasm artifact images have.
     Wasm { module: Option<PathBuf>, config: Box<AppConfig>, hosting: Hosting },
+    /// A component of a composed app ([`COMPOSITION_ANNOTATION`]): held like the sandbox
+    /// container, its code linked into the app's when the app's container is created. Its
+    /// grant: its own declared env and capabilities, and the host directories of its mounts.
+    Component { module: Option<PathBuf>, grant: ComponentGrant, volumes: BTreeMap<String, PathBuf> },
     /// A node precompile ([`PRECOMPILE_ANNOTATION`]): the app's module, and what its pods'
     /// engine depends on; the rest of the sandbox is not built, since nothing runs.
     Precompile { module: Option<PathBuf>, listens: bool, max_concurrency: usize, termination_log: Option<PathBuf> },
@@ -84,11 +89,19 @@ pub struct Hosting {
     pub termination_log: Option<PathBuf>,
     /// Whom an HTTP guest's pod tells that it serves, if anyone.
     pub announce: Option<Box<Announce>>,
+    /// How the app's components link (empty: the app is one component).
+    pub wiring: Wiring,
 }
 
 impl Default for Hosting {
     fn default() -> Self {
-        Self { metrics_port: None, drain_delay: DEFAULT_DRAIN_DELAY, termination_log: None, announce: None }
+        Self {
+            metrics_port: None,
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            termination_log: None,
+            announce: None,
+            wiring: Wiring::default(),
+        }
     }
 }
 
@@ -102,6 +115,18 @@ impl ContainerKind {
         let args = process.args().clone().unwrap_or_default();
         let entry = args.first();
         let module = entry.map(|e| Path::new("/").join(e.trim_start_matches('/')));
+        let wiring: Wiring = annotation_json(&annotations, COMPOSITION_ANNOTATION)?;
+        let name = annotations.get(CONTAINER_NAME_ANNOTATION);
+        if let Some(component) = name.and_then(|n| wiring.components.iter().find(|c| &c.name == n)) {
+            let capabilities: Capabilities = component.capabilities.clone().into();
+            let env = process.env().as_deref().unwrap_or_default();
+            let grant = ComponentGrant {
+                name: component.name.clone(),
+                env: only_declared(env, &component.env),
+                capabilities: capabilities.clone(),
+            };
+            return Ok(Self::Component { module, volumes: volumes(spec, &capabilities)?, grant });
+        }
         if precompile(&annotations)? {
             return Ok(Self::Precompile {
                 module,
@@ -129,6 +154,7 @@ impl ContainerKind {
             drain_delay: drain_delay(&annotations)?,
             termination_log: termination_log(spec),
             announce: announce(&annotations)?,
+            wiring,
         };
         Ok(Self::Wasm { module, config: Box::new(AppConfig { volumes, ..config }), hosting })
     }
@@ -246,12 +272,15 @@ fn announce(annotations: &HashMap<String, String>) -> Result<Option<Box<Announce
 /// Kubernetes service links) never reach the guest.
 fn declared_env(env: &[String], annotations: &HashMap<String, String>) -> Result<Vec<(String, String)>, SpecError> {
     let declared: Vec<String> = annotation_json(annotations, ENV_ANNOTATION)?;
-    Ok(env
-        .iter()
+    Ok(only_declared(env, &declared))
+}
+
+fn only_declared(env: &[String], declared: &[String]) -> Vec<(String, String)> {
+    env.iter()
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| declared.iter().any(|d| d == k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+        .collect()
 }
 
 /// The annotation's limits; the pod's memory limit caps memory too (the lower wins).
@@ -335,6 +364,37 @@ mod tests {
         })));
         let Err(err) = bad.map_err(|e| e.to_string()) else { panic!("a bad value is refused") };
         assert!(err.contains("spore.dev/precompile") && err.contains("\"yes\""), "{err}");
+    }
+
+    #[test]
+    fn a_components_container_is_held_with_its_own_grant_and_the_apps_gets_the_wiring() {
+        let wiring = r#"{"plugs": ["lib"], "components": [{"name": "lib", "env": ["STYLE"], "capabilities": {"filesystem": [{"volume": "data", "guestPath": "/data"}]}}]}"#;
+        let container = |name: &str, args: &str| {
+            spec(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "process": {"args": [args], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["STYLE=dark", "PATH=/bin", "TOKEN=t"]},
+                "mounts": [{"destination": "/data", "source": "/var/lib/kubelet/pods/p/volumes/data", "type": "bind"}],
+                "annotations": {"io.kubernetes.cri.container-name": name, "spore.dev/composition": wiring, "spore.dev/env": r#"["TOKEN"]"#},
+            }))
+        };
+        let ContainerKind::Component { module, grant, volumes } =
+            ContainerKind::from_spec(&container("lib", "/lib.wasm")).unwrap()
+        else {
+            panic!("not a component")
+        };
+        assert_eq!(module.as_deref(), Some(Path::new("/lib.wasm")));
+        assert_eq!((grant.name.as_str(), grant.env), ("lib", vec![("STYLE".to_string(), "dark".to_string())]));
+        assert_eq!(volumes["data"], Path::new("/var/lib/kubelet/pods/p/volumes/data"));
+        let ContainerKind::Wasm { config, hosting, .. } =
+            ContainerKind::from_spec(&container("app", "/app.wasm")).unwrap()
+        else {
+            panic!("not the app")
+        };
+        assert_eq!(config.env, [("TOKEN".to_string(), "t".to_string())], "the app's own declared env only");
+        assert_eq!(
+            (hosting.wiring.plugs, hosting.wiring.components[0].name.as_str()),
+            (vec!["lib".to_string()], "lib")
+        );
     }
 
     #[test]

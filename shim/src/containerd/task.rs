@@ -26,7 +26,10 @@ use super::content::ContentStore;
 use super::rootfs::{Rootfs, RootfsError};
 use super::spec::ContainerKind;
 use super::stdin::{FifoReader, end_pending_open};
+use crate::compose::{MAIN, Part, Plan, compose};
+use crate::policy::{AppConfig, ComponentGrant};
 use crate::{Engine, EngineConfig, Stdio};
+use spore_crds::Wiring;
 
 type TtrpcResult<T> = ttrpc::Result<T>;
 
@@ -47,6 +50,15 @@ pub struct TaskService {
     engine: Engine,
     content: ContentStore,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// The pod's components by name, from their containers' Create.
+    held: Mutex<HashMap<String, Arc<Held>>>,
+}
+
+/// A component's code and grant, kept for the app's container to link.
+struct Held {
+    bytes: Vec<u8>,
+    grant: ComponentGrant,
+    volumes: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl TaskService {
@@ -64,6 +76,7 @@ impl TaskService {
             engine,
             content,
             containers: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,8 +96,14 @@ impl TaskService {
         bundle: &Path,
     ) -> Result<Workload, String> {
         let rootfs = || Rootfs::from_mounts(&req.rootfs, &bundle.join("rootfs"));
-        let (module, config, hosting) = match ContainerKind::from_spec(spec).map_err(|e| e.to_string())? {
+        let (module, mut config, hosting) = match ContainerKind::from_spec(spec).map_err(|e| e.to_string())? {
             ContainerKind::Sandbox => return Ok(Workload::Sandbox),
+            ContainerKind::Component { module, grant, volumes } => {
+                let (bytes, _) = self.module_bytes(&req.id, rootfs(), module.as_deref()).await?;
+                let held = Held { bytes, grant, volumes };
+                self.held.lock().expect("held lock").insert(held.grant.name.clone(), Arc::new(held));
+                return Ok(Workload::Sandbox);
+            }
             ContainerKind::Wasm { module, config, hosting } => (module, config, hosting),
             ContainerKind::Precompile { module, listens, max_concurrency, termination_log } => {
                 let (module, _) = self.module_bytes(&req.id, rootfs(), module.as_deref()).await?;
@@ -93,9 +112,45 @@ impl TaskService {
             }
         };
         let rootfs = rootfs();
-        let (bytes, source) = self.module_bytes(&req.id, rootfs, module.as_deref()).await?;
+        let (mut bytes, mut source) = self.module_bytes(&req.id, rootfs, module.as_deref()).await?;
+        if !hosting.wiring.is_empty() {
+            bytes = self.link(&bytes, &hosting.wiring, &mut config)?;
+            source = format!("{source} linked with its components");
+        }
         let io = stdio(req).map_err(|e| e.to_string())?;
         guest(&bytes, &source, *config, hosting, &self.engine, io)
+    }
+
+    /// Links the app's code with its components' (held since their containers were
+    /// created, which kubelet does first), and grants each its own capabilities.
+    fn link(&self, main: &[u8], wiring: &Wiring, config: &mut AppConfig) -> Result<Vec<u8>, String> {
+        let held: Vec<Arc<Held>> = {
+            let held = self.held.lock().expect("held lock");
+            let of = |name: &str| {
+                held.get(name).cloned().ok_or_else(|| {
+                    format!(
+                        "component {name:?} has no container in this pod yet; its container must come before the app's (the operator puts it there)"
+                    )
+                })
+            };
+            wiring.components.iter().map(|c| of(&c.name)).collect::<Result<_, _>>()?
+        };
+        let plan = Plan {
+            main: Part { name: MAIN, bytes: main, plugs: &wiring.plugs },
+            others: wiring
+                .components
+                .iter()
+                .zip(&held)
+                .map(|(c, h)| Part { name: &c.name, bytes: &h.bytes, plugs: &c.plugs })
+                .collect(),
+            middleware: &wiring.middleware,
+        };
+        let composed = compose(&plan).map_err(|e| format!("the app's components do not link: {e}"))?;
+        for h in &held {
+            config.volumes.extend(h.volumes.clone());
+        }
+        config.components = held.iter().map(|h| h.grant.clone()).collect();
+        Ok(composed.bytes)
     }
 
     /// The entrypoint file in the image's rootfs (plain images), else the image's Wasm layer
