@@ -1,7 +1,8 @@
 //! Batch apps on the cluster: a command WasmApp with `job` runs to completion once (again only
 //! when its spec changes), one that fails reports the exit code (and the guest's trap report)
 //! after its retries, one with `cronJob` runs on its schedule, and name lookups use the pod's
-//! cluster DNS when `outbound.dns` allows them. The tests use their own
+//! cluster DNS when `outbound.dns` allows them, and a command linked with a library component
+//! on the node gives each component only its own grant. The tests use their own
 //! namespaces and may run in parallel (the schedule's wait overlaps the others).
 
 use std::time::Duration;
@@ -179,4 +180,51 @@ fn a_wasm_pod_resolves_cluster_names_with_its_pods_dns_and_only_when_allowed() {
     wait_reason(&ns, "no-dns", "JobFailed", Duration::from_secs(120));
     let denied = job_logs(&ns, "no-dns");
     assert!(denied.contains("resolve kubernetes.default.svc.cluster.local: "), "{denied}");
+}
+
+/// A job app running `reach-app` with `lib_image` plugged in as its component `lib`.
+fn composed_app(ns: &Namespace, name: &str, lib_image: &str) -> String {
+    format!(
+        r#"apiVersion: spore.dev/v1alpha1
+kind: WasmApp
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  module: {{image: {REGISTRY}/spore/reach-app:1, plugs: [lib]}}
+  env: [{{name: TOKEN, value: t}}]
+  job: {{backoffLimit: 0}}
+  components:
+  - name: lib
+    image: {REGISTRY}/spore/{lib_image}:1
+    env: [{{name: STYLE, value: dark}}, {{name: MORE, value: x}}]
+"#,
+        ns = ns.0
+    )
+}
+
+#[test]
+fn a_composed_app_is_linked_on_the_node_and_each_component_reaches_only_its_own_grant() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-compose");
+    apply(&composed_app(&ns, "linked", "reach-lib"));
+    wait_reason(&ns, "linked", "Succeeded", Duration::from_secs(180));
+    let pod = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=linked"], "{.items[0].metadata.name}");
+    let logs = ns.kubectl_ok(&["logs", &pod, "-c", "app"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    for expected in ["app env 1", "lib env 2"] {
+        assert!(lines.contains(&expected), "{expected:?} in:\n{logs}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("lib tcp 127.0.0.1:9 denied")), "{logs}");
+
+    // The command plugged into itself exports nothing it imports.
+    apply(&composed_app(&ns, "broken", "reach-app"));
+    let mut reason = String::new();
+    wait_until("the broken wiring is Degraded", Duration::from_secs(180), || {
+        reason = condition(&ns, "broken", "Degraded", "reason");
+        reason == "CompositionFailed"
+    });
+    let message = condition(&ns, "broken", "Degraded", "message");
+    assert!(message.contains("\"lib\" is in the plugs of \"app\" but exports nothing it imports"), "{message}");
+    let events =
+        ns.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=broken,reason=CompositionFailed"]);
+    assert!(events.contains("CompositionFailed"), "no CompositionFailed event:\n{events}");
 }

@@ -95,6 +95,9 @@ fn main() {
         ("probe", wasm_image("probe", &guests.join("probe-c.wasm"))),
         // The Rust probe as a component: wasi:sockets (name lookups, TCP).
         ("probe-p2", wasm_image("probe-p2", &guests.join("probe-rs-p2.wasm"))),
+        // A command and the library component it imports, for composition.
+        ("reach-app", wasm_image("reach-app", &guests.join("reach-app.wasm"))),
+        ("reach-lib", wasm_image("reach-lib", &guests.join("reach-lib.wasm"))),
         // A module that starts like Wasm and then is not: the engine must reject it.
         (
             "corrupt",

@@ -374,7 +374,9 @@ pub fn pod_problem(pod: &Pod) -> Option<Problem> {
     if let Some(c) = unschedulable {
         return Some(problem("Unschedulable", c.message.clone().unwrap_or_default()));
     }
-    status.container_statuses.iter().flatten().find_map(container_problem)
+    // A component's sidecar (an init container) fails before the app's container exists.
+    let sidecars = status.init_container_statuses.iter().flatten();
+    sidecars.chain(status.container_statuses.iter().flatten()).find_map(container_problem)
 }
 
 fn container_problem(c: &ContainerStatus) -> Option<Problem> {

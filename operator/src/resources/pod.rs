@@ -80,9 +80,11 @@ fn pod_spec(app: &WasmApp, runtime_class: &str) -> PodSpec {
     let spec = &app.spec;
     PodSpec {
         runtime_class_name: Some(runtime_class.to_string()),
-        // Components first: kubelet creates containers in order, and the shim links them
-        // when the main container is created.
-        containers: spec.components.iter().map(component_container).chain([container(app)]).collect(),
+        // Components are sidecars (init containers that keep running): kubelet starts them
+        // before the app's container, which the shim links them into, and stops them when
+        // the app's container has exited (so a job's pod completes).
+        init_containers: non_empty(spec.components.iter().map(component_container).collect()),
+        containers: vec![container(app)],
         volumes: non_empty(spec.volumes.iter().map(volume).collect()),
         node_selector: non_empty_map(spec.scheduling.node_selector.clone()),
         tolerations: non_empty(spec.scheduling.tolerations.clone()),
@@ -125,11 +127,13 @@ fn container(app: &WasmApp) -> Container {
     }
 }
 
-/// A component's container: its image for kubelet to pull, its env for kubelet to resolve
-/// and its mounts; the shim holds it without running it and links its code into the app.
+/// A component's container, a sidecar: its image for kubelet to pull, its env for kubelet
+/// to resolve and its mounts; the shim holds it without running it and links its code into
+/// the app's.
 fn component_container(component: &Component) -> Container {
     Container {
         name: component.name.clone(),
+        restart_policy: Some("Always".into()),
         image: Some(component.image.clone()),
         env: non_empty(component.env.iter().map(env_var).collect()),
         volume_mounts: non_empty(component.capabilities.filesystem.iter().map(volume_mount).collect()),
@@ -326,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn components_get_containers_before_the_app_and_their_wiring_an_annotation() {
+    fn components_get_sidecars_started_before_the_app_and_their_wiring_an_annotation() {
         let app = app(concat!(
             "  capabilities:\n    network:\n      inbound: [{port: 8080}]\n",
             "  volumes: [{name: keys, secret: {secretName: keys}}]\n",
@@ -337,14 +341,16 @@ mod tests {
         ));
         let pod = pod(&app);
         let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["auth", CONTAINER_NAME]);
-        let auth = &pod.containers[0];
+        assert_eq!(names, [CONTAINER_NAME]);
+        let sidecars = pod.init_containers.as_ref().unwrap();
+        let auth = &sidecars[0];
+        assert_eq!((auth.name.as_str(), auth.restart_policy.as_deref()), ("auth", Some("Always")));
         assert_eq!(auth.image.as_deref(), Some("localhost:5010/auth:1"));
         assert_eq!(auth.env.as_ref().unwrap()[0].name, "KEY_FILE");
         let mount = &auth.volume_mounts.as_ref().unwrap()[0];
         assert_eq!((mount.name.as_str(), mount.mount_path.as_str(), mount.read_only), ("keys", "/keys", Some(true)));
         assert_eq!((auth.ports.as_ref(), auth.readiness_probe.as_ref()), (None, None), "a component serves nothing");
-        assert!(pod.containers[1].volume_mounts.is_none(), "the app does not get the component's mount");
+        assert!(pod.containers[0].volume_mounts.is_none(), "the app does not get the component's mount");
         let wiring: Wiring = serde_json::from_str(&annotations(&app)[COMPOSITION_ANNOTATION]).unwrap();
         assert_eq!(wiring, Wiring::of(&app.spec));
         assert_eq!(

@@ -122,14 +122,14 @@ impl TaskService {
     }
 
     /// Links the app's code with its components' (held since their containers were
-    /// created, which kubelet does first), and grants each its own capabilities.
+    /// created: kubelet starts sidecars first), and grants each its own capabilities.
     fn link(&self, main: &[u8], wiring: &Wiring, config: &mut AppConfig) -> Result<Vec<u8>, String> {
         let held: Vec<Arc<Held>> = {
             let held = self.held.lock().expect("held lock");
             let of = |name: &str| {
                 held.get(name).cloned().ok_or_else(|| {
                     format!(
-                        "component {name:?} has no container in this pod yet; its container must come before the app's (the operator puts it there)"
+                        "component {name:?} has no container in this pod yet; its container (a sidecar the operator declares) must be started before the app's"
                     )
                 })
             };
