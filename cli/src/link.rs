@@ -2,7 +2,7 @@
 //! component from a local file (`--component NAME=FILE`) or pulled from its image.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use spore_crds::WasmApp;
 use spore_shim::compose::{MAIN, Part, Plan, compose};
@@ -10,13 +10,33 @@ use spore_shim::compose::{MAIN, Part, Plan, compose};
 use crate::error::{CliError, Result};
 use crate::resolve;
 
-/// The app's code: `main` alone, or linked with `spec.components`.
-pub async fn app_bytes(
-    app: &WasmApp,
-    main: Vec<u8>,
-    local: &BTreeMap<String, String>,
-    plain_http: bool,
-) -> Result<Vec<u8>> {
+/// Where the app's code comes from: local files, else the manifest's images.
+#[derive(Debug, clap::Args)]
+pub struct Sources {
+    /// Use this local .wasm (or OCI layout tar) as the main component instead of pulling
+    /// spec.module.image.
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// Use this local .wasm (or OCI layout tar) as component NAME of spec.components
+    /// instead of pulling its image: NAME=FILE (repeatable).
+    #[arg(long = "component", value_name = "NAME=FILE")]
+    pub components: Vec<String>,
+    /// Pull over plain HTTP (default only for localhost registries).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+impl Sources {
+    /// The app's code: the main component, linked with `spec.components` if it has any.
+    pub async fn app_bytes(&self, app: &WasmApp) -> Result<Vec<u8>> {
+        let local = crate::up::parse_pairs(&self.components, CliError::ComponentFlag)?;
+        let main = resolve::module_bytes(self.module.as_deref(), &app.spec.module.image, self.plain_http).await?;
+        linked(app, main, &local, self.plain_http).await
+    }
+}
+
+/// `main` alone, or linked with `spec.components`.
+async fn linked(app: &WasmApp, main: Vec<u8>, local: &BTreeMap<String, String>, plain_http: bool) -> Result<Vec<u8>> {
     let spec = &app.spec;
     if let Some(name) = local.keys().find(|name| !spec.components.iter().any(|c| &c.name == *name)) {
         return Err(CliError::UnknownComponent { name: name.clone() });

@@ -20,17 +20,9 @@ pub struct ValidateArgs {
     /// The manifest (YAML).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
-    /// With spec.components: link this local .wasm as the main component instead of
-    /// pulling spec.module.image.
-    #[arg(long)]
-    pub module: Option<PathBuf>,
-    /// With spec.components: link this local .wasm as component NAME instead of pulling
-    /// its image: NAME=FILE (repeatable).
-    #[arg(long = "component", value_name = "NAME=FILE")]
-    pub components: Vec<String>,
-    /// Pull over plain HTTP (default only for localhost registries).
-    #[arg(long)]
-    pub plain_http: bool,
+    /// With spec.components, where the code to link comes from.
+    #[command(flatten)]
+    pub sources: crate::link::Sources,
 }
 
 /// Checks the manifest and, for an app of several components, that they link.
@@ -38,9 +30,7 @@ pub async fn validate_command(args: ValidateArgs) -> Result<i32> {
     let app = load(&args.file)?;
     let spec = &app.spec;
     if !spec.components.is_empty() {
-        let local = crate::up::parse_pairs(&args.components, CliError::ComponentFlag)?;
-        let main = crate::resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
-        crate::link::app_bytes(&app, main, &local, args.plain_http).await?;
+        args.sources.app_bytes(&app).await?;
     }
     let name = app.metadata.name.as_deref().unwrap_or("(unnamed)");
     let linked = if spec.components.is_empty() { "" } else { " and its components link" };

@@ -11,20 +11,15 @@ use spore_shim::{
 };
 
 use crate::error::{CliError, Result};
-use crate::{link, manifest, resolve};
+use crate::{link, manifest};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// The WasmApp manifest (YAML).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
-    /// Run this local .wasm (or OCI layout tar) instead of pulling spec.module.image.
-    #[arg(long)]
-    pub module: Option<PathBuf>,
-    /// Link this local .wasm (or OCI layout tar) as component NAME of spec.components
-    /// instead of pulling its image: NAME=FILE (repeatable).
-    #[arg(long = "component", value_name = "NAME=FILE")]
-    pub components: Vec<String>,
+    #[command(flatten)]
+    pub sources: link::Sources,
     /// Map a volume from spec.volumes to a local directory: NAME=DIR (repeatable).
     #[arg(long = "volume", value_name = "NAME=DIR")]
     pub volumes: Vec<String>,
@@ -38,9 +33,6 @@ pub struct UpArgs {
     /// 127.0.0.1:9464 (as the cluster's pods do on their `metrics` port).
     #[arg(long, value_name = "ADDR")]
     pub metrics_address: Option<SocketAddr>,
-    /// Pull over plain HTTP (default only for localhost registries).
-    #[arg(long)]
-    pub plain_http: bool,
     /// Directory of the precompiled-code cache (default: ~/.cache/spore/code).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -53,15 +45,12 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let app = manifest::load(&args.file)?;
     let volume_dirs = parse_pairs(&args.volumes, CliError::VolumeFlag)?;
     let env_overrides = parse_pairs(&args.env, CliError::EnvFlag)?;
-    let local_components = parse_pairs(&args.components, CliError::ComponentFlag)?;
     let scratch =
         tempfile::tempdir().map_err(|source| CliError::Io { context: "cannot create a temp dir".into(), source })?;
     let config = app_config(&app, &volume_dirs, &env_overrides, scratch.path())?;
     let sandbox = Sandbox::new(config, Stdio::inherit())?;
 
-    let spec = &app.spec;
-    let bytes = resolve::module_bytes(args.module.as_deref(), &spec.module.image, args.plain_http).await?;
-    let bytes = link::app_bytes(&app, bytes, &local_components, args.plain_http).await?;
+    let bytes = args.sources.app_bytes(&app).await?;
     let cache = cache_dir(&args);
     let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), pooled_instances: None })?;
     // Apps that listen (HTTP components) get an instance pool; a one-shot command would only
@@ -292,7 +281,7 @@ fn app_name(app: &WasmApp) -> &str {
 }
 
 fn module_name(args: &UpArgs, app: &WasmApp) -> String {
-    args.module.as_ref().map_or_else(|| app.spec.module.image.clone(), |p| p.display().to_string())
+    args.sources.module.as_ref().map_or_else(|| app.spec.module.image.clone(), |p| p.display().to_string())
 }
 
 /// Waits for Ctrl-C or SIGTERM; returns the exit code a shell reports for it.
