@@ -217,11 +217,16 @@ fn a_composed_app_is_linked_on_the_node_and_each_component_reaches_only_its_own_
 
     // The command plugged into itself exports nothing it imports.
     apply(&composed_app(&ns, "broken", "reach-app"));
-    let mut reason = String::new();
-    wait_until("the broken wiring is Degraded", Duration::from_secs(180), || {
-        reason = condition(&ns, "broken", "Degraded", "reason");
-        reason == "CompositionFailed"
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while condition(&ns, "broken", "Degraded", "reason") != "CompositionFailed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broken wiring is not Degraded CompositionFailed after 180s:\n{}\n{}",
+            ns.describe(&["wasmapp", "broken"]),
+            ns.describe(&["pods", "-l", "spore.dev/app=broken"])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let message = condition(&ns, "broken", "Degraded", "message");
     assert!(message.contains("\"lib\" is in the plugs of \"app\" but exports nothing it imports"), "{message}");
     let events =

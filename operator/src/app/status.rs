@@ -386,17 +386,17 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
     let waiting_reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or_default();
     let waiting_message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
     let terminated_message = last.or(current).and_then(|t| t.message.clone()).unwrap_or_default();
+    // Waiting (a Deployment's pod retries) or terminated (a job's pod does not): the same error.
+    if let Some(m) = [&waiting_message, &terminated_message].into_iter().find(|m| m.contains(COMPOSITION_ERROR)) {
+        return Some(problem("CompositionFailed", m.clone()));
+    }
     match waiting_reason {
         "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
             Some(problem("ImagePullFailed", waiting_message))
         }
         "CreateContainerConfigError" => Some(problem("ConfigError", waiting_message)),
         "CreateContainerError" | "RunContainerError" | "CrashLoopBackOff" | "StartError" => {
-            let messages = [&waiting_message, &terminated_message];
-            if let Some(m) = messages.into_iter().find(|m| m.contains(COMPOSITION_ERROR)) {
-                return Some(problem("CompositionFailed", m.clone()));
-            }
-            let message = messages.into_iter().find(|m| is_module_error(m));
+            let message = [&waiting_message, &terminated_message].into_iter().find(|m| is_module_error(m));
             match message {
                 Some(m) => Some(problem("ModuleInvalid", m.clone())),
                 None if waiting_reason == "CrashLoopBackOff" => {
@@ -605,6 +605,10 @@ mod tests {
             (
                 waiting("CreateContainerError", "the app's components do not link: component \"app\" imports `x`"),
                 Some(("CompositionFailed", "the app's components do not link: component \"app\" imports `x`")),
+            ),
+            (
+                crash("the app's components do not link: a cycle", 128),
+                Some(("CompositionFailed", "the app's components do not link: a cycle")),
             ),
             (crash("", 3), Some(("CrashLoop", "the guest keeps exiting (last exit code 3)"))),
             (waiting("ContainerCreating", ""), None),
