@@ -48,9 +48,6 @@ pub enum Error {
     #[error("failed to instantiate the guest: {0:#}")]
     Instantiate(wasmtime::Error),
 
-    #[error(transparent)]
-    Composition(#[from] crate::compose::CompositionError),
-
     #[error("wasmtime engine: {0:#}")]
     Engine(wasmtime::Error),
 }

@@ -145,7 +145,7 @@ impl ContainerKind {
             volumes: BTreeMap::new(),
             limits: limits(spec, &annotations)?,
             resolver: resolver_files(spec),
-            // The shim does not link components yet: `spore up` does.
+            // Granted when the app's container links its components (`TaskService::link`).
             components: Vec::new(),
         };
         let volumes = volumes(spec, &config.capabilities)?;
