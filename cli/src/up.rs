@@ -52,7 +52,7 @@ pub async fn run(args: UpArgs) -> Result<i32> {
 
     let bytes = args.sources.app_bytes(&app).await?;
     let cache = cache_dir(&args);
-    let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), pooled_instances: None })?;
+    let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), ..EngineConfig::default() })?;
     // Apps that listen (HTTP components) get an instance pool; a one-shot command would only
     // pay for reserving it.
     let engine = engine.for_sandbox(&sandbox)?;

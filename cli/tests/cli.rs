@@ -83,6 +83,22 @@ fn validate_accepts_the_examples() {
         assert_eq!(out.status.code(), Some(0), "{example}: {}", stderr(&out));
         assert!(stdout(&out).contains("is valid"));
     }
+    // Its components link, from the files the test run builds.
+    let path = format!("{}/../examples/polyglot/app.yaml", env!("CARGO_MANIFEST_DIR"));
+    let (auth, markdown) = (guest("polyglot-auth.wasm"), guest("polyglot-markdown.wasm"));
+    let out = spore(&[
+        "validate",
+        "-f",
+        &path,
+        "--module",
+        &guest("polyglot-handler.wasm"),
+        "--component",
+        &format!("auth={auth}"),
+        "--component",
+        &format!("markdown={markdown}"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "polyglot: {}", stderr(&out));
+    assert!(stdout(&out).contains("is valid and its components link"), "{}", stdout(&out));
 }
 
 #[test]
@@ -192,22 +208,36 @@ fn free_port() -> u16 {
 }
 
 fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    send(addr, "GET", path, "", "")
+}
+
+/// One HTTP/1.1 request; `headers` are whole lines, each ending in `\r\n`.
+fn send(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let length = body.len();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {length}\r\nConnection: close\r\n\r\n{body}"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
 }
 
 fn wait_for(addr: SocketAddr, child: &mut Child) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_within(addr, child, Duration::from_secs(30))
+}
+
+fn wait_for_within(addr: SocketAddr, child: &mut Child, patience: Duration) -> String {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(response) = get(addr, "/") {
             return response;
         }
         assert!(child.try_wait().unwrap().is_none(), "spore up exited early");
-        assert!(Instant::now() < deadline, "spore up did not serve within 30s");
+        assert!(Instant::now() < deadline, "spore up did not serve within {patience:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -407,4 +437,58 @@ fn a_broken_wiring_is_one_clear_error() {
     let unused = composed_app(data.path(), "  middleware: [lib]\n");
     let out = spore(&["validate", "-f", &unused.path()]);
     assert_one_error(&out, "spec.middleware[0]: component \"lib\" is both middleware and a plug");
+}
+
+/// examples/polyglot: a Rust middleware in front of a Python handler that calls a JavaScript
+/// library, each built from source by its own toolchain (tests/guests/build.sh).
+#[test]
+fn up_serves_the_polyglot_example_with_each_component_in_its_place() {
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("token"), "s3cret\n").unwrap();
+    let port = free_port();
+    let example =
+        std::fs::read_to_string(format!("{}/../examples/polyglot/app.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let body = example.split_once("spec:\n").unwrap().1.replace("port: 8080", &format!("port: {port}"));
+    let app = Manifest::new(&body);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+        .args(["up", "-f", &app.path(), "--module", &guest("polyglot-handler.wasm")])
+        .args(["--component", &format!("auth={}", guest("polyglot-auth.wasm"))])
+        .args(["--component", &format!("markdown={}", guest("polyglot-markdown.wasm"))])
+        .args(["--volume", &format!("token={}", keys.path().display())])
+        .env("XDG_CACHE_HOME", cache_home())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // A 34 MB app compiled the first time: more patience than a small guest needs.
+    let anonymous = wait_for_within(addr, &mut child, Duration::from_secs(180));
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    let asked = |method, path, token: &str, body| send(addr, method, path, &bearer(token), body).unwrap_or_default();
+    let cases = [
+        (anonymous, "HTTP/1.1 401", "unauthorized: missing bearer token\n"),
+        (asked("GET", "/", "wrong", ""), "HTTP/1.1 401", "unauthorized: invalid token\n"),
+        (asked("GET", "/", "s3cret", ""), "HTTP/1.1 200", "hello from Python\n"),
+        (asked("POST", "/render", "s3cret", "# Hi *there*"), "HTTP/1.1 200", "<h1>Hi <em>there</em></h1>\n"),
+        // The handler cannot read the key the middleware reads.
+        (
+            asked("GET", "/read?path=/keys/token", "s3cret", ""),
+            "HTTP/1.1 403",
+            "error: read /keys/token: No such file or directory\n",
+        ),
+    ];
+    // Nor does it see the credential: the middleware forwards the request without it.
+    let headers = asked("GET", "/headers", "s3cret", "");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let body = headers.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    assert!(headers.starts_with("HTTP/1.1 200") && body.contains("content-length\n"), "{headers}");
+    assert!(!body.contains("authorization"), "the handler saw the credential:\n{headers}");
+    for (response, status, end) in cases {
+        assert!(
+            response.starts_with(status) && response.ends_with(end),
+            "{status} ... {end:?} in\n{response}\n{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -233,3 +233,56 @@ fn a_composed_app_is_linked_on_the_node_and_each_component_reaches_only_its_own_
         ns.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=broken,reason=CompositionFailed"]);
     assert!(events.contains("CompositionFailed"), "no CompositionFailed event:\n{events}");
 }
+
+/// examples/polyglot as a user applies it (images from the test registry), in `ns`.
+fn polyglot_app(ns: &Namespace) -> String {
+    let example = std::fs::read_to_string(repo_root().join("examples/polyglot/app.yaml")).unwrap();
+    example
+        .replace("localhost:5000/", &format!("{REGISTRY}/"))
+        .replace(":latest", ":1")
+        .replace("  name: polyglot\n", &format!("  name: polyglot\n  namespace: {}\n", ns.0))
+}
+
+/// Status and body of a request to `url` with `Authorization: Bearer token` (none if empty).
+fn ask(url: &str, token: &str, body: Option<&str>) -> (u16, String) {
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-s", "--max-time", "10", "-w", "\n%{http_code}", url]);
+    if !token.is_empty() {
+        curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    if let Some(body) = body {
+        curl.args(["--data-binary", body]);
+    }
+    let out = text(&curl.output().unwrap().stdout);
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn the_polyglot_example_answers_401_and_200_through_its_service() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-polyglot");
+    ns.kubectl_ok(&["create", "secret", "generic", "polyglot-token", "--from-literal=token=s3cret"]);
+    apply(&polyglot_app(&ns));
+    let ready = ns.kubectl(&["wait", "--for=condition=Ready", "wasmapp/polyglot", "--timeout=240s"]);
+    assert!(
+        ready.status.success(),
+        "the polyglot app is not Ready:\n{}\n{}",
+        ns.describe(&["wasmapp", "polyglot"]),
+        ns.describe(&["pods", "-l", "spore.dev/app=polyglot"])
+    );
+    let ip = ns.jsonpath(&["get", "service", "polyglot"], "{.spec.clusterIP}");
+    let url = |path: &str| format!("http://{ip}:8080{path}");
+    // kube-proxy programs a new Service's rules on its own time after the pods are ready.
+    wait_until("the Service answers", Duration::from_secs(60), || ask(&url("/"), "", None).0 != 0);
+    assert_eq!(ask(&url("/"), "", None), (401, "unauthorized: missing bearer token\n".into()));
+    assert_eq!(ask(&url("/"), "guess", None), (401, "unauthorized: invalid token\n".into()));
+    assert_eq!(ask(&url("/"), "s3cret", None), (200, "hello from Python\n".into()));
+    let rendered = ask(&url("/render"), "s3cret", Some("# Hi *there*"));
+    assert_eq!(rendered, (200, "<h1>Hi <em>there</em></h1>\n".into()));
+    // In the pod too, the key is the middleware's alone and the credential stops there.
+    let (status, read) = ask(&url("/read?path=/keys/token"), "s3cret", None);
+    assert_eq!(status, 403, "the handler read the middleware's key: {read}");
+    let (status, headers) = ask(&url("/headers"), "s3cret", None);
+    assert!(status == 200 && !headers.contains("authorization"), "{status} {headers}");
+}

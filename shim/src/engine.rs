@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// Instances kept ready in a pool (memories, tables and stacks reserved up front and
     /// reused): fast per-request instantiation for HTTP servers. `None` allocates on demand.
     pub pooled_instances: Option<u32>,
+    /// Components linked into each pooled instance (0 or 1 for a single component): the
+    /// pool reserves each one's core instances, memories and tables.
+    pub pooled_components: u32,
 }
 
 /// Which compiler makes an engine's machine code.
@@ -75,8 +78,8 @@ impl Engine {
     }
 
     fn build(config: EngineConfig, tier: Tier, tiered: bool, concurrent: bool) -> Result<Self> {
-        let engine = wasmtime::Engine::new(&wasmtime_config(config.pooled_instances, tier, concurrent))
-            .map_err(Error::Engine)?;
+        let engine =
+            wasmtime::Engine::new(&wasmtime_config(pool_of(&config), tier, concurrent)).map_err(Error::Engine)?;
         let cache = config.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
         let ticker = Ticker::start(engine.clone());
         let (p1_linker, p2_linker) = (OnceLock::new(), OnceLock::new());
@@ -102,17 +105,30 @@ impl Engine {
     /// running at idle priority, has it (a Python component: seconds rather than tens of
     /// seconds to its first response).
     pub fn for_requests(&self, max_concurrency: usize) -> Result<Self> {
+        self.for_composed_requests(max_concurrency, 1)
+    }
+
+    /// [`Engine::for_requests`] for an app of `components` linked components.
+    pub fn for_composed_requests(&self, max_concurrency: usize, components: usize) -> Result<Self> {
         // One slot more than the cap: a finished request's instance may still be releasing
         // its slot when the next request is admitted.
         let instances = u32::try_from(max_concurrency.saturating_add(1)).unwrap_or(u32::MAX);
-        let config = EngineConfig { pooled_instances: Some(instances), ..self.inner.config.clone() };
+        let config = EngineConfig {
+            pooled_instances: Some(instances),
+            pooled_components: u32::try_from(components).unwrap_or(u32::MAX),
+            ..self.inner.config.clone()
+        };
         Self::build(config, Tier::Optimized, BASELINE_AVAILABLE, self.inner.concurrent)
     }
 
     /// The engine to load `sandbox`'s guest with: what listens serves HTTP, one instance per
     /// request, from a pool ([`Engine::for_requests`]); anything else runs on this one.
     pub fn for_sandbox(&self, sandbox: &crate::Sandbox) -> Result<Self> {
-        self.for_guest(sandbox.listens(), sandbox.limits().max_concurrency)
+        let max_concurrency = sandbox.limits().max_concurrency;
+        if !sandbox.listens() {
+            return Ok(self.clone());
+        }
+        self.for_composed_requests(max_concurrency, 1 + sandbox.components().len())
     }
 
     /// [`Engine::for_sandbox`] from the two facts it depends on: whether the guest listens,
@@ -155,7 +171,7 @@ impl Engine {
     /// a Python interpreter: 60 MB in all), and they live as long as their engine. Code it
     /// compiles loads on this engine, which has the same settings.
     pub(crate) fn compiler(&self) -> Result<wasmtime::Engine> {
-        let config = wasmtime_config(self.inner.config.pooled_instances, self.inner.tier, self.inner.concurrent);
+        let config = wasmtime_config(pool_of(&self.inner.config), self.inner.tier, self.inner.concurrent);
         wasmtime::Engine::new(&config).map_err(Error::Engine)
     }
 
@@ -185,7 +201,12 @@ impl Drop for Inner {
     }
 }
 
-fn wasmtime_config(pooled_instances: Option<u32>, tier: Tier, concurrent: bool) -> wasmtime::Config {
+/// The pool's size, if it has one: instances, and components per instance.
+fn pool_of(config: &EngineConfig) -> Option<(u32, u32)> {
+    config.pooled_instances.map(|instances| (instances, config.pooled_components.max(1)))
+}
+
+fn wasmtime_config(pool: Option<(u32, u32)>, tier: Tier, concurrent: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true).wasm_component_model(true).concurrency_support(concurrent);
     // A composed app imports each dependency's capabilities under a label of its own that
@@ -205,26 +226,29 @@ fn wasmtime_config(pooled_instances: Option<u32>, tier: Tier, concurrent: bool) 
             .cranelift_opt_level(wasmtime::OptLevel::None)
             .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass),
     };
-    if let Some(instances) = pooled_instances {
-        config.allocation_strategy(pooling(instances));
+    if let Some((instances, components)) = pool {
+        config.allocation_strategy(pooling(instances, components));
     }
     config
 }
 
-/// Per component: the core modules and adapters a toolchain emits.
+/// Per component: the core modules and adapters a toolchain emits (a linked app reserves
+/// this for each of its components).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const KEEP_RESIDENT: usize = 2 << 20;
 
-fn pooling(instances: u32) -> wasmtime::PoolingAllocationConfig {
+fn pooling(instances: u32, components: u32) -> wasmtime::PoolingAllocationConfig {
+    let core_instances = CORE_INSTANCES_PER_COMPONENT.saturating_mul(components);
+    let memories = MEMORIES_PER_COMPONENT.saturating_mul(components);
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
-        .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(instances * MEMORIES_PER_COMPONENT)
-        .total_tables(instances * MEMORIES_PER_COMPONENT)
+        .total_core_instances(instances.saturating_mul(core_instances))
+        .total_memories(instances.saturating_mul(memories))
+        .total_tables(instances.saturating_mul(memories))
         .total_stacks(instances)
-        .max_memories_per_component(MEMORIES_PER_COMPONENT)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(memories)
+        .max_core_instances_per_component(core_instances)
         // Resetting small, reused state with memset beats madvise: every decommit is a TLB
         // shootdown across the process's threads, which dominated per-request cost.
         .linear_memory_keep_resident(KEEP_RESIDENT)

@@ -2,54 +2,33 @@
 # Build the benchmark's big guests, components of interpreted languages, into OUT_DIR:
 #   python-http.wasm   tests/guests/python-http/app.py by componentize-py (PyPI), ~18 MB
 #   js-http.wasm       tests/guests/js-http/app.js by componentize-js (npm), ~13 MB
-# The toolchains are installed once into TOOLS (default ~/.cache/spore-tools), keyed by version.
+# The toolchains are installed once into TOOLS (default ~/.cache/spore-tools), keyed by version
+# (tests/guests/toolchains.sh).
 #
 # Usage: tests/guests/build-bench.sh OUT_DIR
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:?usage: $0 OUT_DIR}"
 mkdir -p "$OUT"
-TOOLS="${TOOLS:-$HOME/.cache/spore-tools}"
-COMPONENTIZE_PY_VERSION=0.25.1
-COMPONENTIZE_JS_VERSION=0.23.0
+source "$HERE/toolchains.sh"
 log() { echo "bench-guests: $*" >&2; }
 
 # The wasi:http WIT that wasmtime-wasi-http (the version Spore embeds) implements.
-WIT="$(cargo metadata --format-version 1 --locked --manifest-path "$HERE/../../Cargo.toml" \
-  | python3 -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="wasmtime-wasi-http"))')/wit"
+WIT="$(wasi_http_crate)/wit"
 HTTP_VERSION="$(sed -n 's/^package wasi:http@\(.*\);/\1/p' "$WIT/deps/http.wit")"
+py="$(componentize_py)"
+js="$(componentize_js)"
 
-# needs_build OUTPUT SOURCE...: OUTPUT is missing or older than a SOURCE or this script.
-needs_build() {
-  local out="$1"; shift
-  [[ -f "$out" ]] || return 0
-  for s in "$@" "${BASH_SOURCE[0]}"; do [[ "$s" -nt "$out" ]] && return 0; done
-  return 1
-}
-
-py="$TOOLS/componentize-py-$COMPONENTIZE_PY_VERSION"
-if [[ ! -x "$py/bin/componentize-py" ]]; then
-  log "installing componentize-py $COMPONENTIZE_PY_VERSION into $py"
-  python3 -m venv "$py"
-  "$py/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION"
-fi
-if needs_build "$OUT/python-http.wasm" "$HERE/python-http/app.py"; then
+if needs_build "$OUT/python-http.wasm" "$HERE/python-http/app.py" "$0"; then
   log "componentize-py: python-http.wasm (wasi:http/proxy@$HTTP_VERSION)"
   work="$(mktemp -d)"
-  (cd "$work" && "$py/bin/componentize-py" -d "$WIT" -w "wasi:http/proxy@$HTTP_VERSION" componentize \
+  (cd "$work" && "$py" -d "$WIT" -w "wasi:http/proxy@$HTTP_VERSION" componentize \
     -p "$HERE/python-http" app -o "$work/python-http.wasm" >/dev/null)
   mv "$work/python-http.wasm" "$OUT/python-http.wasm"
   rm -rf "$work"
 fi
 
-js="$TOOLS/componentize-js-$COMPONENTIZE_JS_VERSION"
-if [[ ! -x "$js/node_modules/.bin/componentize-js" ]]; then
-  log "installing componentize-js $COMPONENTIZE_JS_VERSION into $js"
-  mkdir -p "$js"
-  (cd "$js" && npm init -y >/dev/null && npm install -s --no-audit --no-fund \
-    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null)
-fi
-if needs_build "$OUT/js-http.wasm" "$HERE/js-http/app.js"; then
+if needs_build "$OUT/js-http.wasm" "$HERE/js-http/app.js" "$0"; then
   # componentize-js embeds StarlingMonkey, built against wasi:http 0.2.10, whose WIT no
   # registry here carries. Later 0.2 releases only add items, so the same WIT relabeled
   # 0.2.10 (its newer stable items marked 0.2.10, unstable ones left gated) describes it.
@@ -60,7 +39,7 @@ if needs_build "$OUT/js-http.wasm" "$HERE/js-http/app.js"; then
   chmod -R u+w "$work/wit"
   sed -i -E "s/@$HTTP_VERSION/@$js_http/g; s/@since\(version = 0\.2\.[0-9]+\)/@since(version = 0.2.0)/g" \
     "$work/wit/world.wit" "$work/wit"/deps/*.wit
-  "$js/node_modules/.bin/componentize-js" --wit "$work/wit" --world-name "wasi:http/proxy@$js_http" \
+  "$js" --wit "$work/wit" --world-name "wasi:http/proxy@$js_http" \
     --out "$work/js-http.wasm" "$HERE/js-http/app.js" >/dev/null
   mv "$work/js-http.wasm" "$OUT/js-http.wasm"
   rm -rf "$work"

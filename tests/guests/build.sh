@@ -17,6 +17,8 @@
 #   p3-http.wasm       Rust wasi:http/service@0.3.0 component (WASI 0.3)
 #   reach-lib.wasm     Rust library component exporting spore:reach/probe (composition)
 #   reach-app.wasm     Rust wasi:cli command importing spore:reach/probe (composition)
+#   polyglot-*.wasm    examples/polyglot: Rust middleware, Python handler, JS library
+#                      (examples/polyglot/build.sh; installs componentize-py and -js)
 #
 # Requirements: clang + lld + wasi-libc + libclang-rt-dev-wasm32 (Debian),
 # a native cc able to link -static (libc6-dev), and rustup with the
@@ -134,5 +136,7 @@ install_out "$TARGET_DIR/wasm32-wasip2/release/p3_command.wasm" p3-command.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/p3_http.wasm" p3-http.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/reach_lib.wasm" reach-lib.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/reach_app.wasm" reach-app.wasm
+
+GUEST_TARGET_DIR="$TARGET_DIR" "$HERE/../../examples/polyglot/build.sh" "$OUT"
 
 log "done: $OUT"

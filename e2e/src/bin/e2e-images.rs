@@ -98,6 +98,10 @@ fn main() {
         // A command and the library component it imports, for composition.
         ("reach-app", wasm_image("reach-app", &guests.join("reach-app.wasm"))),
         ("reach-lib", wasm_image("reach-lib", &guests.join("reach-lib.wasm"))),
+        // examples/polyglot: a Rust middleware, a Python handler and a JavaScript library.
+        ("polyglot-auth", wasm_image("polyglot-auth", &guests.join("polyglot-auth.wasm"))),
+        ("polyglot-handler", wasm_image("polyglot-handler", &guests.join("polyglot-handler.wasm"))),
+        ("polyglot-markdown", wasm_image("polyglot-markdown", &guests.join("polyglot-markdown.wasm"))),
         // A module that starts like Wasm and then is not: the engine must reject it.
         (
             "corrupt",

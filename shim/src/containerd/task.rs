@@ -66,7 +66,7 @@ impl TaskService {
     pub fn new(namespace: String, containerd: &str, publisher: RemotePublisher, exit: Arc<ExitSignal>) -> Self {
         let cache_dir =
             std::env::var_os("SPORE_CACHE_DIR").map_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR), PathBuf::from);
-        let engine = Engine::new(EngineConfig { cache_dir: Some(cache_dir), pooled_instances: None })
+        let engine = Engine::new(EngineConfig { cache_dir: Some(cache_dir), ..EngineConfig::default() })
             .expect("the wasmtime engine starts with Spore's fixed configuration");
         let content = ContentStore::new(containerd.strip_prefix("unix://").unwrap_or(containerd), namespace.clone());
         Self {

@@ -606,7 +606,9 @@ mod phase_bench {
     fn request_phases() {
         let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm")).unwrap();
         for pooled in [Some(65), None] {
-            let engine = Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled }).unwrap();
+            let engine =
+                Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled, ..EngineConfig::default() })
+                    .unwrap();
             let wasm = engine.load(&bytes).unwrap();
             let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
             let server = HttpServer::new(&wasm, &sandbox).unwrap();
