@@ -24,7 +24,9 @@ stage_wit() {
 stage_wit "$HERE/auth/wit"
 log "cargo build auth --target wasm32-wasip2"
 (cd "$HERE/auth" && cargo build --quiet --release --locked --target wasm32-wasip2 --target-dir "$TARGET_DIR")
-cp "$TARGET_DIR/wasm32-wasip2/release/auth.wasm" "$OUT/polyglot-auth.wasm"
+# Replaced only when it changed, so that what depends on it is not redone.
+cmp -s "$TARGET_DIR/wasm32-wasip2/release/auth.wasm" "$OUT/polyglot-auth.wasm" \
+  || cp "$TARGET_DIR/wasm32-wasip2/release/auth.wasm" "$OUT/polyglot-auth.wasm"
 
 if needs_build "$OUT/polyglot-handler.wasm" "$HERE/handler/app.py" "$HERE/handler/wit/world.wit" "$HERE/markdown/wit/markdown.wit" "$0"; then
   py="$(componentize_py)"

@@ -124,17 +124,18 @@ impl Engine {
     /// The engine to load `sandbox`'s guest with: what listens serves HTTP, one instance per
     /// request, from a pool ([`Engine::for_requests`]); anything else runs on this one.
     pub fn for_sandbox(&self, sandbox: &crate::Sandbox) -> Result<Self> {
-        let max_concurrency = sandbox.limits().max_concurrency;
-        if !sandbox.listens() {
-            return Ok(self.clone());
-        }
-        self.for_composed_requests(max_concurrency, 1 + sandbox.components().len())
+        let components = 1 + sandbox.components().len();
+        self.for_linked_guest(sandbox.listens(), sandbox.limits().max_concurrency, components)
     }
 
-    /// [`Engine::for_sandbox`] from the two facts it depends on: whether the guest listens,
+    /// [`Engine::for_sandbox`] for a guest of one component, from whether it listens
     /// and how many requests it serves at once.
     pub fn for_guest(&self, listens: bool, max_concurrency: usize) -> Result<Self> {
-        if listens { self.for_requests(max_concurrency) } else { Ok(self.clone()) }
+        self.for_linked_guest(listens, max_concurrency, 1)
+    }
+
+    fn for_linked_guest(&self, listens: bool, max_concurrency: usize, components: usize) -> Result<Self> {
+        if listens { self.for_composed_requests(max_concurrency, components) } else { Ok(self.clone()) }
     }
 
     pub fn tier(&self) -> Tier {
