@@ -131,6 +131,8 @@ echo "bench: the HTTP data plane beside wasmtime serve and native hyper" >&2
 bench/http-peers.sh "${SPORE_WASMTIME:?set SPORE_WASMTIME to the wasmtime CLI (make bench does)}" "$guests" >>"$out"
 echo "bench: the first request of a freshly started server, beside wasmtime serve" >&2
 bench/first-request.sh "$SPORE_WASMTIME" "$guests" >>"$out"
+echo "bench: composed apps" >&2
+bench/composition.sh "$guests" >>"$out"
 
 echo "bench: containerd, spore vs runc" >&2
 SPORE_BENCH_OUT="$(realpath "$out")" cargo test --release --locked -p spore-shim --test bench_containerd \

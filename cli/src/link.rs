@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use spore_crds::WasmApp;
+use spore_shim::Engine;
 use spore_shim::compose::{MAIN, Part, Plan, compose};
 
 use crate::error::{CliError, Result};
@@ -27,16 +28,24 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// The app's code: the main component, linked with `spec.components` if it has any.
-    pub async fn app_bytes(&self, app: &WasmApp) -> Result<Vec<u8>> {
+    /// The app's code: the main component, linked with `spec.components` if it has any;
+    /// through `engine`'s code cache when given (`spore up`), else linked anew (`spore
+    /// validate`, which is to prove that they link).
+    pub async fn app_bytes(&self, app: &WasmApp, engine: Option<&Engine>) -> Result<Vec<u8>> {
         let local = crate::up::parse_pairs(&self.components, CliError::ComponentFlag)?;
         let main = resolve::module_bytes(self.module.as_deref(), &app.spec.module.image, self.plain_http).await?;
-        linked(app, main, &local, self.plain_http).await
+        linked(app, main, &local, self.plain_http, engine).await
     }
 }
 
 /// `main` alone, or linked with `spec.components`.
-async fn linked(app: &WasmApp, main: Vec<u8>, local: &BTreeMap<String, String>, plain_http: bool) -> Result<Vec<u8>> {
+async fn linked(
+    app: &WasmApp,
+    main: Vec<u8>,
+    local: &BTreeMap<String, String>,
+    plain_http: bool,
+    engine: Option<&Engine>,
+) -> Result<Vec<u8>> {
     let spec = &app.spec;
     if let Some(name) = local.keys().find(|name| !spec.components.iter().any(|c| &c.name == *name)) {
         return Err(CliError::UnknownComponent { name: name.clone() });
@@ -59,5 +68,8 @@ async fn linked(app: &WasmApp, main: Vec<u8>, local: &BTreeMap<String, String>, 
             .collect(),
         middleware: &spec.middleware,
     };
-    Ok(compose(&plan)?.bytes)
+    Ok(match engine {
+        Some(engine) => engine.link(&plan)?,
+        None => compose(&plan)?.bytes,
+    })
 }

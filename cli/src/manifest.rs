@@ -30,7 +30,7 @@ pub async fn validate_command(args: ValidateArgs) -> Result<i32> {
     let app = load(&args.file)?;
     let spec = &app.spec;
     if !spec.components.is_empty() {
-        args.sources.app_bytes(&app).await?;
+        args.sources.app_bytes(&app, None).await?;
     }
     let name = app.metadata.name.as_deref().unwrap_or("(unnamed)");
     let linked = if spec.components.is_empty() { "" } else { " and its components link" };

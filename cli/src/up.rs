@@ -50,9 +50,10 @@ pub async fn run(args: UpArgs) -> Result<i32> {
     let config = app_config(&app, &volume_dirs, &env_overrides, scratch.path())?;
     let sandbox = Sandbox::new(config, Stdio::inherit())?;
 
-    let bytes = args.sources.app_bytes(&app).await?;
     let cache = cache_dir(&args);
     let engine = Engine::new(EngineConfig { cache_dir: cache.clone(), ..EngineConfig::default() })?;
+    // Linked through the code cache, as a node links it: once for the same code and wiring.
+    let bytes = args.sources.app_bytes(&app, Some(&engine)).await?;
     // Apps that listen (HTTP components) get an instance pool; a one-shot command would only
     // pay for reserving it.
     let engine = engine.for_sandbox(&sandbox)?;

@@ -171,7 +171,10 @@ pub struct WasmAppSpec {
 
     /// Components that wrap the HTTP handler, outermost first: a request passes through
     /// each in order before it reaches `module`, and the response comes back through them.
-    /// Each exports and imports `wasi:http/handler` (WASI 0.3 `middleware` world).
+    /// Each imports and exports the handler interface `module` exports: WASI 0.3's
+    /// `wasi:http/handler` (the `middleware` world: it may change the request and the
+    /// response) or WASI 0.2's `wasi:http/incoming-handler` (it can only answer the
+    /// request itself or forward it as it came).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = crate::composition::MAX_PLUGS), inner(length(max = crate::composition::MAX_COMPONENT_NAME_LEN)), extend("x-kubernetes-list-type" = "set"))]
     pub middleware: Vec<String>,

@@ -131,6 +131,30 @@ pub fn curl_status(url: &str) -> Option<(u16, String)> {
     Some((code.parse().ok()?, body.to_string()))
 }
 
+/// examples/polyglot as a user applies it (images from the test registry), in `ns`.
+pub fn polyglot_app(ns: &Namespace) -> String {
+    let example = std::fs::read_to_string(repo_root().join("examples/polyglot/app.yaml")).unwrap();
+    example
+        .replace("localhost:5000/", &format!("{REGISTRY}/"))
+        .replace(":latest", ":1")
+        .replace("  name: polyglot\n", &format!("  name: polyglot\n  namespace: {}\n", ns.0))
+}
+
+/// Status and body of a request to `url` with `Authorization: Bearer token` (none if empty).
+pub fn ask(url: &str, token: &str, body: Option<&str>) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "--max-time", "10", "-w", "\n%{http_code}", url]);
+    if !token.is_empty() {
+        curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    if let Some(body) = body {
+        curl.args(["--data-binary", body]);
+    }
+    let out = text(&curl.output().unwrap().stdout);
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {

@@ -234,30 +234,6 @@ fn a_composed_app_is_linked_on_the_node_and_each_component_reaches_only_its_own_
     assert!(events.contains("CompositionFailed"), "no CompositionFailed event:\n{events}");
 }
 
-/// examples/polyglot as a user applies it (images from the test registry), in `ns`.
-fn polyglot_app(ns: &Namespace) -> String {
-    let example = std::fs::read_to_string(repo_root().join("examples/polyglot/app.yaml")).unwrap();
-    example
-        .replace("localhost:5000/", &format!("{REGISTRY}/"))
-        .replace(":latest", ":1")
-        .replace("  name: polyglot\n", &format!("  name: polyglot\n  namespace: {}\n", ns.0))
-}
-
-/// Status and body of a request to `url` with `Authorization: Bearer token` (none if empty).
-fn ask(url: &str, token: &str, body: Option<&str>) -> (u16, String) {
-    let mut curl = std::process::Command::new("curl");
-    curl.args(["-s", "--max-time", "10", "-w", "\n%{http_code}", url]);
-    if !token.is_empty() {
-        curl.args(["-H", &format!("Authorization: Bearer {token}")]);
-    }
-    if let Some(body) = body {
-        curl.args(["--data-binary", body]);
-    }
-    let out = text(&curl.output().unwrap().stdout);
-    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.parse().unwrap_or(0), body.to_string())
-}
-
 #[test]
 fn the_polyglot_example_answers_401_and_200_through_its_service() {
     ensure_spore_installed();

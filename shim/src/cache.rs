@@ -46,6 +46,26 @@ impl CodeCache {
         Entry { artifact: self.dir.join(format!("{stem}.cwasm")), checksum: self.dir.join(format!("{stem}.crc32")) }
     }
 
+    /// Where the linked app of link key `key` ([`crate::compose::link_key`]) lives: linking
+    /// a Python handler's 40 MB takes long enough to do once per node, not at every start.
+    pub fn linked_entry(&self, key: &str) -> Entry {
+        let stem = format!("linked-{key}-{}", self.fingerprint);
+        Entry { artifact: self.dir.join(format!("{stem}.wasm")), checksum: self.dir.join(format!("{stem}.crc32")) }
+    }
+
+    /// The entry's artifact, if it is there and intact; a damaged one is evicted.
+    pub fn read(&self, entry: &Entry) -> Option<Vec<u8>> {
+        match self.verified(entry) {
+            Ok(()) => std::fs::read(&entry.artifact).ok(),
+            Err(Miss::Absent) => None,
+            Err(Miss::Corrupt) => {
+                tracing::warn!(path = %entry.artifact.display(), "corrupt cache entry (checksum mismatch); rebuilding it");
+                self.evict(entry);
+                None
+            }
+        }
+    }
+
     /// Whether the entry exists and its artifact matches its checksum.
     pub fn verified(&self, entry: &Entry) -> std::result::Result<(), Miss> {
         let (Ok(file), Ok(expected)) = (std::fs::File::open(&entry.artifact), std::fs::read_to_string(&entry.checksum))
@@ -158,5 +178,18 @@ mod tests {
         assert!(!dead.exists(), "an abandoned write stayed");
         assert!(live.exists(), "a write in progress was removed");
         assert_eq!(cache.verified(&cache.entry("abc")), Ok(()));
+    }
+
+    #[test]
+    fn a_damaged_linked_app_is_a_miss_and_is_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CodeCache { dir: dir.path().into(), fingerprint: "f".into() };
+        let entry = cache.linked_entry("k");
+        assert_eq!(cache.read(&entry), None);
+        cache.store(&entry, b"linked").unwrap();
+        assert_eq!(cache.read(&entry).as_deref(), Some(&b"linked"[..]));
+        std::fs::write(&entry.artifact, b"linkeX").unwrap();
+        assert_eq!(cache.read(&entry), None);
+        assert!(!entry.artifact.exists(), "the damaged entry stayed");
     }
 }

@@ -87,10 +87,10 @@ impl Engine {
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// This engine, or for a component exporting a WASI 0.3 world its twin with the async
-    /// ABI: same cache directory, pool and tiering.
+    /// This engine, or for a component using WASI 0.3 (itself or any component linked into
+    /// it) its twin with the async ABI: same cache directory, pool and tiering.
     pub(crate) fn for_binary(&self, bytes: &[u8]) -> Result<Self> {
-        if self.inner.concurrent || !exports_wasi_p3(bytes) {
+        if self.inner.concurrent || !uses_component_async(bytes) {
             return Ok(self.clone());
         }
         Self::build(self.inner.config.clone(), self.inner.tier, self.inner.tiered, true)
@@ -178,6 +178,21 @@ impl Engine {
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
+    }
+
+    /// Links `plan` ([`crate::compose::compose`]), once per node when the engine has a code
+    /// cache: the linked app is kept there under its [`crate::compose::link_key`].
+    pub fn link(&self, plan: &crate::compose::Plan) -> std::result::Result<Vec<u8>, crate::compose::CompositionError> {
+        let Some(cache) = self.cache() else { return Ok(crate::compose::compose(plan)?.bytes) };
+        let entry = cache.linked_entry(&crate::compose::link_key(plan));
+        if let Some(bytes) = cache.read(&entry) {
+            return Ok(bytes);
+        }
+        let bytes = crate::compose::compose(plan)?.bytes;
+        if let Err(err) = cache.store(&entry, &bytes) {
+            tracing::warn!("linked app not cached: {err}");
+        }
+        Ok(bytes)
     }
 
     pub(crate) fn cache(&self) -> Option<&CodeCache> {
@@ -291,30 +306,31 @@ fn p2_linker(engine: &wasmtime::Engine, concurrent: bool) -> ComponentLinker<P2S
     linker
 }
 
-/// Whether the binary is a component exporting a WASI 0.3 interface (`...@0.3.x`). Only the
-/// outermost component's exports count; nested modules and components are skipped unread.
-fn exports_wasi_p3(bytes: &[u8]) -> bool {
-    use wasmparser::{Parser, Payload};
-    let mut parser = Parser::new(0);
-    let mut rest = bytes;
-    loop {
-        let Ok(wasmparser::Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) else { return false };
-        rest = &rest[consumed..];
+/// Whether the binary uses the component model's async ABI anywhere, in a nested
+/// component too: a WASI 0.3 component, or a 0.2 one linked with a 0.3 dependency.
+fn uses_component_async(bytes: &[u8]) -> bool {
+    use wasmparser::{CanonicalFunction as F, CanonicalOption, Parser, Payload};
+    let is_async = |function: &F| match function {
+        F::Lift { options, .. } | F::Lower { options, .. } => {
+            options.iter().any(|o| matches!(o, CanonicalOption::Async | CanonicalOption::Callback(_)))
+        }
+        F::ResourceNew { .. } | F::ResourceDrop { .. } | F::ResourceRep { .. } => false,
+        F::ThreadSpawnRef { .. } | F::ThreadSpawnIndirect { .. } | F::ThreadAvailableParallelism => false,
+        // Tasks, streams, futures, waitables, backpressure: only async components have them.
+        _ => true,
+    };
+    for payload in Parser::new(0).parse_all(bytes) {
         match payload {
-            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
-                // The parent parser resumes after the nested one, whose bytes are skipped.
-                let Some(after) = rest.get(unchecked_range.len()..) else { return false };
-                rest = after;
+            Ok(Payload::ComponentCanonicalSection(functions)) => {
+                if functions.into_iter().flatten().any(|f| is_async(&f)) {
+                    return true;
+                }
             }
-            Payload::ComponentExportSection(exports)
-                if exports.clone().into_iter().flatten().any(|e| e.name.name.contains("@0.3")) =>
-            {
-                return true;
-            }
-            Payload::End(_) => return false,
-            _ => {}
+            Ok(_) => {}
+            Err(_) => return false,
         }
     }
+    false
 }
 
 fn p3_dns(state: &mut P2State) -> &crate::policy::Dns {
@@ -362,7 +378,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_components_exporting_wasi_0_3_need_the_async_abi() {
+    fn a_node_links_the_same_plan_once() {
+        let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/");
+        let read = |file: &str| std::fs::read(format!("{guests}{file}")).expect("target/guests (make guests)");
+        let (app, lib, plugs) = (read("reach-app.wasm"), read("reach-lib.wasm"), ["lib".to_string()]);
+        let plan = crate::compose::Plan {
+            main: crate::compose::Part { name: crate::compose::MAIN, bytes: &app, plugs: &plugs },
+            others: vec![crate::compose::Part { name: "lib", bytes: &lib, plugs: &[] }],
+            middleware: &[],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::new(EngineConfig { cache_dir: Some(dir.path().into()), ..EngineConfig::default() }).unwrap();
+        let linked = engine.link(&plan).unwrap();
+        assert_eq!(linked, crate::compose::compose(&plan).unwrap().bytes);
+        // What the cache holds is what a second link answers: it does not link again.
+        let cache = engine.cache().unwrap();
+        let entry = cache.linked_entry(&crate::compose::link_key(&plan));
+        cache.store(&entry, b"from the cache").unwrap();
+        assert_eq!(engine.link(&plan).unwrap(), b"from the cache");
+        // Without a cache every link is done anew.
+        assert_eq!(Engine::new(EngineConfig::default()).unwrap().link(&plan).unwrap(), linked);
+    }
+
+    #[test]
+    fn only_components_using_wasi_0_3_need_the_async_abi() {
         let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/");
         for (file, p3) in [
             ("p3-http.wasm", true),
@@ -372,8 +412,21 @@ mod tests {
             ("hello-c.wasm", false),
         ] {
             let bytes = std::fs::read(format!("{guests}{file}")).expect("target/guests (make guests)");
-            assert_eq!(exports_wasi_p3(&bytes), p3, "{file}");
+            assert_eq!(uses_component_async(&bytes), p3, "{file}");
         }
-        assert!(!exports_wasi_p3(b"not wasm"));
+        assert!(!uses_component_async(b"not wasm"));
+        // A composed app nests its components: the async ones are found inside.
+        let read = |file: &str| std::fs::read(format!("{guests}{file}")).expect("target/guests");
+        let linked = |app: &str, lib: &str| {
+            let (app, lib, plugs) = (read(app), read(lib), ["lib".to_string()]);
+            let plan = crate::compose::Plan {
+                main: crate::compose::Part { name: crate::compose::MAIN, bytes: &app, plugs: &plugs },
+                others: vec![crate::compose::Part { name: "lib", bytes: &lib, plugs: &[] }],
+                middleware: &[],
+            };
+            crate::compose::compose(&plan).expect("the guests link").bytes
+        };
+        assert!(uses_component_async(&linked("reach3-app.wasm", "reach3-lib.wasm")));
+        assert!(!uses_component_async(&linked("reach-app.wasm", "reach-lib.wasm")));
     }
 }

@@ -459,13 +459,15 @@ fn classify_module(module: &Module) -> Result<WasmKind> {
 
 fn classify_component(exports: &[&str], imports: &[&str]) -> Result<WasmKind> {
     let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
-    if exports_any(HTTP_HANDLER_P3) && imports.iter().any(|i| i.starts_with(HTTP_HANDLER_P3)) {
-        return Err(Error::Unsupported {
-            what: "component world",
-            detail: format!(
-                "the component is a wasi:http middleware (it imports and exports {HTTP_HANDLER_P3}): it wraps a handler and cannot serve alone; list it in spec.middleware of the app whose handler it wraps"
-            ),
-        });
+    for handler in [HTTP_HANDLER_P3, HTTP_HANDLER] {
+        if exports_any(handler) && imports.iter().any(|i| i.starts_with(handler)) {
+            return Err(Error::Unsupported {
+                what: "component world",
+                detail: format!(
+                    "the component is a wasi:http middleware (it imports and exports {handler}): it wraps a handler and cannot serve alone; list it in spec.middleware of the app whose handler it wraps"
+                ),
+            });
+        }
     }
     if exports_any(HTTP_HANDLER) {
         Ok(WasmKind::HttpProxy)
@@ -532,8 +534,9 @@ mod tests {
 
     #[test]
     fn a_middleware_alone_is_refused_with_where_it_belongs() {
-        let err = classify_component(&["wasi:http/handler@0.3.0"], &["wasi:http/handler@0.3.0"]).unwrap_err();
-        let err = err.to_string();
-        assert!(err.contains("middleware") && err.contains("spec.middleware"), "{err}");
+        for handler in ["wasi:http/handler@0.3.0", "wasi:http/incoming-handler@0.2.12"] {
+            let err = classify_component(&[handler], &[handler]).unwrap_err().to_string();
+            assert!(err.contains("middleware") && err.contains("spec.middleware"), "{err}");
+        }
     }
 }

@@ -17,6 +17,9 @@
 #   p3-http.wasm       Rust wasi:http/service@0.3.0 component (WASI 0.3)
 #   reach-lib.wasm     Rust library component exporting spore:reach/probe (composition)
 #   reach-app.wasm     Rust wasi:cli command importing spore:reach/probe (composition)
+#   reach3-lib.wasm    the same library for WASI 0.3 (spore:reach/probe-async)
+#   reach3-app.wasm    the same command for WASI 0.3 (wasi:cli/command@0.3.0)
+#   gate2.wasm         Rust wasi:http 0.2 bearer-token middleware (gate and forward)
 #   polyglot-*.wasm    examples/polyglot: Rust middleware, Python handler, JS library
 #                      (examples/polyglot/build.sh; installs componentize-py and -js)
 #
@@ -127,6 +130,10 @@ cargo_build "$HERE/probe-rs" wasm32-wasip2
 cargo_build "$HERE/http" wasm32-wasip2
 cargo_build "$HERE/p3-command" wasm32-wasip2
 cargo_build "$HERE/p3-http" wasm32-wasip2
+# gate2 is built against the WASI 0.2 WIT of the wasmtime Spore embeds.
+source "$HERE/toolchains.sh"
+mkdir -p "$HERE/compose/gate2/wit/deps"
+cp "$(wasi_http_crate)"/wit/deps/*.wit "$HERE/compose/gate2/wit/deps/"
 cargo_build "$HERE/compose" wasm32-wasip2
 
 install_out "$TARGET_DIR/wasm32-wasip1/release/probe.wasm" probe-rs-p1.wasm
@@ -136,6 +143,9 @@ install_out "$TARGET_DIR/wasm32-wasip2/release/p3_command.wasm" p3-command.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/p3_http.wasm" p3-http.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/reach_lib.wasm" reach-lib.wasm
 install_out "$TARGET_DIR/wasm32-wasip2/release/reach_app.wasm" reach-app.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/reach3_lib.wasm" reach3-lib.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/reach3_app.wasm" reach3-app.wasm
+install_out "$TARGET_DIR/wasm32-wasip2/release/gate2.wasm" gate2.wasm
 
 GUEST_TARGET_DIR="$TARGET_DIR" "$HERE/../../examples/polyglot/build.sh" "$OUT"
 

@@ -73,7 +73,7 @@ fn add_component<const I: usize>(linker: &mut Linker<P2State>, concurrent: bool)
         http_of::<I>,
     )?;
     if concurrent {
-        use wasmtime_wasi::p3::bindings::{cli as cli3, filesystem as filesystem3};
+        use wasmtime_wasi::p3::bindings::{cli as cli3, filesystem as filesystem3, sockets as sockets3};
         filesystem3::preopens::add_to_linker_instance::<P2State, WasiFilesystem>(
             &mut linker.instance(&label("wasi:filesystem/preopens@0.3"))?,
             filesystem_of::<I>,
@@ -82,6 +82,11 @@ fn add_component<const I: usize>(linker: &mut Linker<P2State>, concurrent: bool)
             &mut linker.instance(&label("wasi:cli/environment@0.3"))?,
             cli_of::<I>,
         )?;
+        sockets3::types::add_to_linker_instance::<P2State, WasiSockets>(
+            &mut linker.instance(&label("wasi:sockets/types@0.3"))?,
+            sockets_of::<I>,
+        )?;
+        crate::policy::add_p3_dns_to_linker_as(linker, &label("wasi:sockets/ip-name-lookup@0.3"), p3_dns_of::<I>)?;
         wasmtime_wasi_http::p3::bindings::http::client::add_to_linker_instance::<P2State, WasiHttp>(
             &mut linker.instance(&label("wasi:http/client@0.3"))?,
             http_of::<I>,
@@ -113,6 +118,10 @@ fn sockets_of<const I: usize>(state: &mut P2State) -> WasiSocketsCtxView<'_> {
 fn dns_of<const I: usize>(state: &mut P2State) -> DnsView<'_> {
     let (grant, table) = grant::<I>(state);
     DnsView { table, dns: &grant.dns }
+}
+
+fn p3_dns_of<const I: usize>(state: &mut P2State) -> &Dns {
+    &grant::<I>(state).0.dns
 }
 
 fn http_of<const I: usize>(state: &mut P2State) -> WasiHttpCtxView<'_> {

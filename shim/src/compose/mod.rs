@@ -1,7 +1,8 @@
 //! Links a WasmApp's components into one component before it runs, with the Bytecode
 //! Alliance's composition library (wac-graph): each component's `plugs` satisfy its imports
 //! (matched by interface name and a semver-compatible version, as `wac plug` matches them),
-//! and `middleware` wraps the main component's `wasi:http/handler`, outermost first.
+//! and `middleware` wraps the main component's HTTP handler (`wasi:http/handler@0.3` or
+//! `wasi:http/incoming-handler@0.2`), outermost first.
 //!
 //! Least privilege per component is built into the linking: a dependency's imports of
 //! capability interfaces (files, environment, sockets, outgoing HTTP) are not merged with
@@ -34,8 +35,11 @@ const CAPABILITY_INTERFACES: &[&str] = &[
     "wasi:http/client",
 ];
 
-/// The interface a WASI 0.3 middleware imports and exports (and a service exports).
-const HANDLER: &str = "wasi:http/handler";
+/// The interfaces an HTTP middleware imports and exports, with the version prefix of
+/// their WASI generation: 0.3's `handler` (the `middleware` world, which may change the
+/// request and the response) and 0.2's `incoming-handler` (which can only answer the
+/// request itself or forward it as it came).
+const HANDLERS: [&str; 2] = ["wasi:http/handler@0.3", "wasi:http/incoming-handler@0.2"];
 
 /// One component to link: its name (`app` for the main one), its binary and the names of
 /// the components whose exports satisfy its imports.
@@ -104,12 +108,12 @@ pub enum CompositionError {
     Cycle { path: String },
 
     #[error(
-        "{component:?} is in spec.middleware but is not a WASI 0.3 HTTP middleware: it must import and export `wasi:http/handler@0.3` (it imports {imports}; it exports {exports})"
+        "{component:?} is in spec.middleware but is not a middleware for the main component's handler: it must import and export `{handler}` as the main component exports it (it imports {imports}; it exports {exports}); build it for the same WASI version as the handler"
     )]
-    NotMiddleware { component: String, imports: String, exports: String },
+    NotMiddleware { component: String, handler: String, imports: String, exports: String },
 
     #[error(
-        "spec.middleware wraps a WASI 0.3 `wasi:http/handler`, but the main component exports {exports}; build the handler for wasi:http 0.3 (the `service` world)"
+        "spec.middleware wraps the main component's HTTP handler, but the main component exports {exports}; build it as a `wasi:http/handler@0.3` (WASI 0.3 `service`) or `wasi:http/incoming-handler@0.2` (WASI 0.2 `proxy`) component"
     )]
     NoHandler { exports: String },
 
@@ -133,6 +137,26 @@ pub fn compose(plan: &Plan) -> Result<Composed> {
     }
     linker.export_main(plan.middleware)?;
     linker.encode()
+}
+
+/// What identifies a link's result: every input's SHA-256, every component's name and
+/// plugs, and the middleware order. Each field is length-prefixed, so no two plans share a
+/// key by running fields together.
+pub fn link_key(plan: &Plan) -> String {
+    use sha2::{Digest, Sha256};
+    let mut key = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        key.update((bytes.len() as u64).to_le_bytes());
+        key.update(bytes);
+    };
+    for part in std::iter::once(&plan.main).chain(&plan.others) {
+        field(part.name.as_bytes());
+        field(&Sha256::digest(part.bytes));
+        field(&(part.plugs.len() as u64).to_le_bytes());
+        part.plugs.iter().for_each(|plug| field(plug.as_bytes()));
+    }
+    plan.middleware.iter().for_each(|m| field(m.as_bytes()));
+    key.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The components reachable from the main one and the middleware, dependencies first; a
@@ -308,18 +332,22 @@ impl Linker {
         if middleware.is_empty() {
             return Ok(());
         }
-        let main_handler = handler_in(&self.exports(MAIN))
-            .ok_or_else(|| CompositionError::NoHandler { exports: list(self.exports(MAIN)) })?;
-        let mut inner = (MAIN.to_string(), main_handler);
+        let exports = self.exports(MAIN);
+        let generation = HANDLERS
+            .into_iter()
+            .find(|h| handler_in(&exports, h).is_some())
+            .ok_or_else(|| CompositionError::NoHandler { exports: list(exports.clone()) })?;
+        let mut inner = (MAIN.to_string(), handler_in(&exports, generation).unwrap_or_default());
         for outer in middleware.iter().rev() {
             let not_middleware = || CompositionError::NotMiddleware {
                 component: outer.clone(),
+                handler: generation.to_string(),
                 imports: list(self.imports(outer).into_iter().map(|(n, _)| n)),
                 exports: list(self.exports(outer)),
             };
-            let import = handler_in(&self.imports(outer).into_iter().map(|(n, _)| n).collect::<Vec<_>>())
-                .ok_or_else(not_middleware)?;
-            let export = handler_in(&self.exports(outer)).ok_or_else(not_middleware)?;
+            let imports: Vec<String> = self.imports(outer).into_iter().map(|(n, _)| n).collect();
+            let import = handler_in(&imports, generation).ok_or_else(not_middleware)?;
+            let export = handler_in(&self.exports(outer), generation).ok_or_else(not_middleware)?;
             self.connect(&inner.0, &inner.1, outer, &import)?;
             inner = (outer.clone(), export);
         }
@@ -337,7 +365,8 @@ impl Linker {
             let export = if from == MAIN {
                 name.clone()
             } else {
-                handler_in(&self.exports(&from)).unwrap_or_else(|| name.clone())
+                let generation = HANDLERS.into_iter().find(|h| name.starts_with(h)).unwrap_or_default();
+                handler_in(&self.exports(&from), generation).unwrap_or_else(|| name.clone())
             };
             let node = self
                 .graph
@@ -367,11 +396,12 @@ fn is_capability(name: &str) -> bool {
 }
 
 fn is_handler(name: &str) -> bool {
-    unversioned(name) == HANDLER && name.contains("@0.3")
+    HANDLERS.iter().any(|h| name.starts_with(h))
 }
 
-fn handler_in(names: &[String]) -> Option<String> {
-    names.iter().find(|n| is_handler(n)).cloned()
+/// The name in `names` of handler interface `generation` (one of [`HANDLERS`]).
+fn handler_in(names: &[String], generation: &str) -> Option<String> {
+    names.iter().find(|n| n.starts_with(generation)).cloned()
 }
 
 /// A plain kebab-case import name for `interface` of component number `index`, e.g.

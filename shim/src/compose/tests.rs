@@ -10,6 +10,7 @@ use super::*;
 const GREET: &str = "spore:test/greet@0.1.0";
 const ENV: &str = "wasi:cli/environment@0.2.6";
 const HANDLER_03: &str = "wasi:http/handler@0.3.0";
+const HANDLER_02: &str = "wasi:http/incoming-handler@0.2.12";
 
 fn wasm(text: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
@@ -124,11 +125,16 @@ fn run(composed: &Composed) -> u32 {
 
 /// Calls `handle(x)` of the linked app's 0.3 handler export.
 fn handle(composed: &Composed, x: u32) -> u32 {
+    handle_of(composed, HANDLER_03, x)
+}
+
+/// Calls `handle(x)` of the linked app's export `interface`.
+fn handle_of(composed: &Composed, interface: &str, x: u32) -> u32 {
     let engine = engine();
     let component = Component::new(&engine, &composed.bytes).expect("the linked app compiles");
     let mut store = Store::new(&engine, ());
     let instance = Linker::<()>::new(&engine).instantiate(&mut store, &component).expect("instantiates");
-    let handler = instance.get_export_index(&mut store, None, HANDLER_03).expect("the handler export");
+    let handler = instance.get_export_index(&mut store, None, interface).expect("the handler export");
     let func = instance.get_export_index(&mut store, Some(&handler), "handle").unwrap();
     let func = instance.get_typed_func::<(u32,), (u32,)>(&mut store, &func).unwrap();
     func.call(&mut store, (x,)).unwrap().0
@@ -208,6 +214,17 @@ fn middleware_wraps_the_handler_outermost_first() {
 }
 
 #[test]
+fn a_wasi_0_2_middleware_wraps_a_0_2_handler() {
+    let main = handler(HANDLER_02, None, 0);
+    let gate = handler(HANDLER_02, Some(HANDLER_02), 3);
+    let order = plugs(&["gate"]);
+    let plan = Plan { main: part(MAIN, &main, &[]), others: vec![part("gate", &gate, &[])], middleware: &order };
+    let composed = compose(&plan).unwrap();
+    assert_eq!(handle_of(&composed, HANDLER_02, 4), 43);
+    assert!(import_names(&composed.bytes).is_empty(), "the gate's handler import is the main one's export");
+}
+
+#[test]
 fn each_bad_wiring_is_one_clear_error() {
     let main = main_component();
     let lib = library(GREET, 7, false);
@@ -223,6 +240,7 @@ fn each_bad_wiring_is_one_clear_error() {
     ));
     let service = handler(HANDLER_03, None, 0);
     let not_middleware = handler("wasi:http/handler@0.3.0", None, 0);
+    let (proxy, middleware_03) = (handler(HANDLER_02, None, 0), handler(HANDLER_03, Some(HANDLER_03), 1));
     let none: &[String] = &[];
     let (with_lib, with_both, with_lib_other) = (plugs(&["lib"]), plugs(&["lib", "twin"]), plugs(&["lib", "other"]));
     let (loop_a, loop_b, in_front, into_a) = (plugs(&["b"]), plugs(&["a"]), plugs(&["m"]), plugs(&["a"]));
@@ -276,7 +294,7 @@ fn each_bad_wiring_is_one_clear_error() {
                 others: vec![part("lib", &lib, none), part("m", &service, none)],
                 middleware: &in_front,
             },
-            "spec.middleware wraps a WASI 0.3 `wasi:http/handler`, but the main component exports `run`",
+            "spec.middleware wraps the main component's HTTP handler, but the main component exports `run`; build it as a `wasi:http/handler@0.3`",
         ),
         (
             "a service listed as middleware",
@@ -285,7 +303,16 @@ fn each_bad_wiring_is_one_clear_error() {
                 others: vec![part("m", &not_middleware, none)],
                 middleware: &in_front,
             },
-            "\"m\" is in spec.middleware but is not a WASI 0.3 HTTP middleware: it must import and export `wasi:http/handler@0.3` (it imports nothing; it exports `wasi:http/handler@0.3.0`)",
+            "\"m\" is in spec.middleware but is not a middleware for the main component's handler: it must import and export `wasi:http/handler@0.3` as the main component exports it (it imports nothing; it exports `wasi:http/handler@0.3.0`)",
+        ),
+        (
+            "a 0.3 middleware in front of a 0.2 handler",
+            Plan {
+                main: part(MAIN, &proxy, none),
+                others: vec![part("m", &middleware_03, none)],
+                middleware: &in_front,
+            },
+            "\"m\" is in spec.middleware but is not a middleware for the main component's handler: it must import and export `wasi:http/incoming-handler@0.2` as the main component exports it (it imports `wasi:http/handler@0.3.0`; it exports `wasi:http/handler@0.3.0`); build it for the same WASI version as the handler",
         ),
     ];
     for (name, plan, expected) in cases {
@@ -381,4 +408,24 @@ async fn the_host_gives_a_dependency_its_own_environment_not_the_apps() {
     assert_eq!(run_with_grants(&composed, &app_env, &[]).await, 2, "the library sees none of the app's 2");
     assert_eq!(run_with_grants(&composed, &app_env, &[("STYLE", "dark")]).await, 1002, "only its own grant");
     assert_eq!(run_with_grants(&composed, &[], &[("STYLE", "dark")]).await, 1000);
+}
+
+#[test]
+fn the_link_key_changes_with_every_input_and_the_wiring() {
+    let (main, lib, other) = (main_component(), library(GREET, 7, false), library(GREET, 8, false));
+    let (with_lib, none) = (plugs(&["lib"]), plugs(&[]));
+    let key = |main: &[u8], lib: &[u8], main_plugs: &[String], name: &str, middleware: &[String]| {
+        link_key(&Plan { main: part(MAIN, main, main_plugs), others: vec![part(name, lib, &[])], middleware })
+    };
+    let base = key(&main, &lib, &with_lib, "lib", &none);
+    assert_eq!(base, key(&main, &lib, &with_lib, "lib", &none), "the same plan has the same key");
+    for (what, changed) in [
+        ("a dependency's code", key(&main, &other, &with_lib, "lib", &none)),
+        ("the main code", key(&lib, &lib, &with_lib, "lib", &none)),
+        ("the plugs", key(&main, &lib, &none, "lib", &none)),
+        ("a name", key(&main, &lib, &with_lib, "lib2", &none)),
+        ("the middleware", key(&main, &lib, &with_lib, "lib", &with_lib)),
+    ] {
+        assert_ne!(base, changed, "{what} changed but the key did not");
+    }
 }

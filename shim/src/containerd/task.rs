@@ -26,7 +26,7 @@ use super::content::ContentStore;
 use super::rootfs::{Rootfs, RootfsError};
 use super::spec::ContainerKind;
 use super::stdin::{FifoReader, end_pending_open};
-use crate::compose::{MAIN, Part, Plan, compose};
+use crate::compose::{MAIN, Part, Plan};
 use crate::policy::{AppConfig, ComponentGrant};
 use crate::{Engine, EngineConfig, Stdio};
 use spore_crds::Wiring;
@@ -54,8 +54,10 @@ pub struct TaskService {
     held: Mutex<HashMap<String, Arc<Held>>>,
 }
 
-/// A component's code and grant, kept for the app's container to link.
+/// A component's code and grant, kept for the app's container to link until its own
+/// container is deleted.
 struct Held {
+    container: String,
     bytes: Vec<u8>,
     grant: ComponentGrant,
     volumes: std::collections::BTreeMap<String, PathBuf>,
@@ -100,7 +102,7 @@ impl TaskService {
             ContainerKind::Sandbox => return Ok(Workload::Sandbox),
             ContainerKind::Component { module, grant, volumes } => {
                 let (bytes, _) = self.module_bytes(&req.id, rootfs(), module.as_deref()).await?;
-                let held = Held { bytes, grant, volumes };
+                let held = Held { container: req.id.clone(), bytes, grant, volumes };
                 self.held.lock().expect("held lock").insert(held.grant.name.clone(), Arc::new(held));
                 return Ok(Workload::Sandbox);
             }
@@ -145,12 +147,12 @@ impl TaskService {
                 .collect(),
             middleware: &wiring.middleware,
         };
-        let composed = compose(&plan).map_err(|e| format!("the app's components do not link: {e}"))?;
+        let linked = self.engine.link(&plan).map_err(|e| format!("the app's components do not link: {e}"))?;
         for h in &held {
             config.volumes.extend(h.volumes.clone());
         }
         config.components = held.iter().map(|h| h.grant.clone()).collect();
-        Ok(composed.bytes)
+        Ok(linked)
     }
 
     /// The entrypoint file in the image's rootfs (plain images), else the image's Wasm layer
@@ -417,6 +419,8 @@ impl Task for TaskService {
             ));
         };
         self.containers.lock().expect("containers lock").remove(&req.id);
+        // A restarted component's new container has replaced it by name already.
+        self.held.lock().expect("held lock").retain(|_, held| held.container != req.id);
         self.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
             Box::new(TaskDelete {

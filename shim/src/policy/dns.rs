@@ -203,11 +203,20 @@ pub(crate) fn add_p3_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     dns: fn(&mut T) -> &Dns,
 ) -> wasmtime::Result<()> {
+    add_p3_to_linker_as(linker, INTERFACE_P3, dns)
+}
+
+/// [`add_p3_to_linker`] under another instance name: a dependency's routed import.
+pub(crate) fn add_p3_to_linker_as<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    name: &str,
+    dns: fn(&mut T) -> &Dns,
+) -> wasmtime::Result<()> {
     use wasmtime::AsContextMut;
     use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as P3Error;
     use wasmtime_wasi::p3::bindings::sockets::types::IpAddress as P3Address;
     linker.allow_shadowing(true);
-    let mut lookup = linker.instance(INTERFACE_P3)?;
+    let mut lookup = linker.instance(name)?;
     lookup.func_wrap_concurrent("resolve-addresses", move |accessor, (name,): (String,)| {
         let dns = accessor.with(|mut access| dns(access.as_context_mut().data_mut()).clone());
         Box::pin(async move {

@@ -15,8 +15,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use self::dns::ResolverFiles;
 pub(crate) use self::dns::{
-    Dns, DnsView, add_p3_to_linker as add_p3_dns_to_linker, add_to_linker as add_dns_to_linker,
-    add_to_linker_as as add_dns_to_linker_as,
+    Dns, DnsView, add_p3_to_linker as add_p3_dns_to_linker, add_p3_to_linker_as as add_p3_dns_to_linker_as,
+    add_to_linker as add_dns_to_linker, add_to_linker_as as add_dns_to_linker_as,
 };
 pub(crate) use self::http::{HttpAllowlist, OutboundHooks};
 use self::net::SocketPolicy;

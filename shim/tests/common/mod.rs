@@ -196,9 +196,15 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 /// A GET over a fresh connection; returns the response as sent, head and body.
 pub async fn http_get_raw(addr: std::net::SocketAddr, path: &str) -> String {
+    http_get_with(addr, path, &[]).await
+}
+
+/// [`http_get_raw`] with more request headers.
+pub async fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write request");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read response");
