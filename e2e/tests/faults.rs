@@ -4,7 +4,8 @@
 //! kubelet without leaks, an apiserver restart is followed by convergence and no reconcile
 //! storm, a rolling update or a scale-down under keep-alive load (wrk) fails no request, and
 //! a shim upgrade through the WasmRuntime leaves running pods on their shim and rolls over
-//! the Wasm nodes one at a time, and a lost Wasm node's pods move to the other one.
+//! the Wasm nodes one at a time, and a lost Wasm node's pods move to the other one. A
+//! composed pod survives a containerd restart and, its shim killed, is linked again.
 //! Run by `make e2e` (Spore is installed the way operator.rs installs it).
 
 use std::process::Command;
@@ -64,12 +65,7 @@ fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
     let log_sizes: Vec<usize> =
         WASM_NODES.iter().map(|n| std::fs::metadata(log_of(n)).map_or(0, |m| m.len() as usize)).collect();
     for node in WASM_NODES {
-        let old = containerd_pid(node).unwrap_or_else(|| panic!("{node}'s containerd runs"));
-        Command::new("kill").args(["-TERM", &old.to_string()]).status().unwrap();
-        // Its supervisor starts it again, as systemd does.
-        wait_until(&format!("{node}'s containerd is back"), Duration::from_secs(30), || {
-            containerd_pid(node).is_some_and(|pid| pid != old)
-        });
+        restart_containerd(node);
     }
     let load = finish_wrk(wrk);
     assert_nothing_lost(&load, "requests across the containerd restart");
@@ -95,6 +91,16 @@ fn containerd_restarted_under_load_leaves_the_wasm_pods_running() {
             .collect();
         assert!(dropped.is_empty(), "{node}'s containerd took a Spore shim for dead: {dropped:#?}");
     }
+}
+
+/// Stops `node`'s containerd and waits for its supervisor to start it again, as systemd
+/// does after a crash.
+fn restart_containerd(node: &str) {
+    let old = containerd_pid(node).unwrap_or_else(|| panic!("{node}'s containerd runs"));
+    Command::new("kill").args(["-TERM", &old.to_string()]).status().unwrap();
+    wait_until(&format!("{node}'s containerd is back"), Duration::from_secs(30), || {
+        containerd_pid(node).is_some_and(|pid| pid != old)
+    });
 }
 
 /// Each Spore shim with the bundle it runs in (its pod sandbox's) and that bundle's OCI
@@ -131,6 +137,16 @@ fn task_ids(ns: &Namespace, app: &str) -> Vec<String> {
     ids
 }
 
+/// The Spore shim of the pod with `uid`, with its bundle and the bundle's OCI spec.
+fn shim_of_pod(uid: &str) -> (u32, std::path::PathBuf, serde_json::Value) {
+    let shims = shim_sandboxes();
+    let pids: Vec<u32> = shims.iter().map(|(pid, _, _)| *pid).collect();
+    shims
+        .into_iter()
+        .find(|(_, _, spec)| spec["annotations"]["io.kubernetes.cri.sandbox-uid"] == uid)
+        .unwrap_or_else(|| panic!("no shim for pod {uid} among {pids:?}"))
+}
+
 #[test]
 fn a_killed_shim_is_replaced_by_kubelet_and_leaves_nothing_behind() {
     ensure_spore_installed();
@@ -138,10 +154,7 @@ fn a_killed_shim_is_replaced_by_kubelet_and_leaves_nothing_behind() {
     let ip = hello(&ns, "victim", 1, "victim");
     let shims_before = spore_shims();
     let uid = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=victim"], "{.items[0].metadata.uid}");
-    let (shim, bundle, spec) = shim_sandboxes()
-        .into_iter()
-        .find(|(_, _, spec)| spec["annotations"]["io.kubernetes.cri.sandbox-uid"] == uid.as_str())
-        .unwrap_or_else(|| panic!("no shim for pod {uid} among {shims_before:?}"));
+    let (shim, bundle, spec) = shim_of_pod(&uid);
     let netns = spec["linux"]["namespaces"]
         .as_array()
         .and_then(|n| n.iter().find(|n| n["type"] == "network")?["path"].as_str().map(str::to_string))
@@ -457,4 +470,33 @@ fn a_lost_wasm_node_has_its_pods_moved_to_the_other_wasm_node() {
     });
     let runtime = kubectl(&["wait", "--for=condition=Ready", "wasmruntime/spore", "--timeout=120s"]);
     assert!(runtime.status.success(), "{}", text(&kubectl(&["describe", "wasmruntime", "spore"]).stdout));
+}
+
+#[test]
+fn a_composed_pod_survives_a_containerd_restart_and_is_linked_again_after_its_shim_is_killed() {
+    ensure_spore_installed();
+    let ns = Namespace::new("e2e-compose-faults");
+    ns.kubectl_ok(&["create", "secret", "generic", "polyglot-token", "--from-literal=token=s3cret"]);
+    apply(&polyglot_app(&ns));
+    let ready = ns.kubectl(&["wait", "--for=condition=Ready", "wasmapp/polyglot", "--timeout=240s"]);
+    assert!(ready.status.success(), "not Ready:\n{}", ns.describe(&["pods", "-l", "spore.dev/app=polyglot"]));
+    let ip = ns.jsonpath(&["get", "service", "polyglot"], "{.spec.clusterIP}");
+    let url = format!("http://{ip}:8080/");
+    // The whole chain: the middleware's 401, then the handler's answer through it.
+    let serves = || ask(&url, "", None).0 == 401 && ask(&url, "s3cret", None) == (200, "hello from Python\n".into());
+    wait_until("the Service answers", Duration::from_secs(60), serves);
+
+    let before = pods(&ns, "polyglot");
+    let node = pod_nodes(&ns, "spore.dev/app=polyglot").pop().expect("the pod has a node");
+    restart_containerd(&node);
+    assert!(serves(), "the composed pod stopped serving across the containerd restart");
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(pods(&ns, "polyglot"), before, "the composed pod changed after the containerd restart");
+
+    // A new sandbox: its component containers are held again and the app's links them.
+    let uid = ns.jsonpath(&["get", "pods", "-l", "spore.dev/app=polyglot"], "{.items[0].metadata.uid}");
+    let (shim, _, _) = shim_of_pod(&uid);
+    Command::new("kill").args(["-KILL", &shim.to_string()]).status().unwrap();
+    wait_until("the composed pod is linked and serves again", Duration::from_secs(180), serves);
+    assert!(has_exited(shim), "the killed shim lingers");
 }

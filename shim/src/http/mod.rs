@@ -604,56 +604,76 @@ mod phase_bench {
     #[test]
     #[ignore]
     fn request_phases() {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm")).unwrap();
         for pooled in [Some(65), None] {
-            let engine =
-                Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled, ..EngineConfig::default() })
-                    .unwrap();
-            let wasm = engine.load(&bytes).unwrap();
-            let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
-            let server = HttpServer::new(&wasm, &sandbox).unwrap();
-            let Pre::P2(pre) = server.0.code.current() else { panic!("http.wasm is a WASI 0.2 proxy") };
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let n = 20_000u32;
-            let mut t = [Duration::ZERO; 4];
-            rt.block_on(async {
-                for _ in 0..n {
-                    let a = Instant::now();
-                    let state = P2State::new(&sandbox).unwrap();
-                    let mut store = Store::new(pre.engine(), state);
-                    limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(Duration::from_secs(5)));
-                    let b = Instant::now();
-                    let proxy = pre.instantiate_async(&mut store).await.unwrap();
-                    let c = Instant::now();
-                    let (sender, _receiver) = tokio::sync::oneshot::channel();
-                    let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
-                    let req = hyper::Request::builder()
-                        .uri("http://x/")
-                        .body(http_body_util::Empty::<Bytes>::new().map_err(
-                            |never: Infallible| -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
-                                match never {}
-                            },
-                        ))
-                        .unwrap();
-                    let req = http.new_incoming_request(Scheme::Http, req).unwrap();
-                    let out = http.new_response_outparam(sender).unwrap();
-                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.unwrap();
-                    let d = Instant::now();
-                    drop(store);
-                    let e = Instant::now();
-                    for (slot, span) in t.iter_mut().zip([b - a, c - b, d - c, e - d]) {
-                        *slot += span;
-                    }
-                }
-            });
-            let us = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+            let t = time_requests(pooled, false);
             println!(
                 "pooled={pooled:?}: state+store {:.1} µs, instantiate {:.1} µs, handle {:.1} µs, drop {:.1} µs",
-                us(t[0]),
-                us(t[1]),
-                us(t[2]),
-                us(t[3])
+                t[0], t[1], t[2], t[3]
             );
         }
+    }
+
+    /// What the CPU meter of reused instances (a call hook at every guest/host transition)
+    /// adds to a request: `cargo test --release -p spore-shim --lib -- --ignored --nocapture
+    /// call_hook_cost`.
+    #[test]
+    #[ignore]
+    fn call_hook_cost() {
+        let (plain, metered) = (time_requests(Some(65), false), time_requests(Some(65), true));
+        println!(
+            "handle without the call hook {:.1} µs, with it {:.1} µs (+{:.1} µs a request)",
+            plain[2],
+            metered[2],
+            metered[2] - plain[2]
+        );
+    }
+
+    /// Mean µs a request of http.wasm spends in each phase: state and store, instantiation,
+    /// the handler, teardown.
+    fn time_requests(pooled: Option<u32>, metered: bool) -> [f64; 4] {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/http.wasm")).unwrap();
+        let engine =
+            Engine::new(EngineConfig { cache_dir: None, pooled_instances: pooled, ..EngineConfig::default() }).unwrap();
+        let wasm = engine.load(&bytes).unwrap();
+        let sandbox = Sandbox::new(AppConfig::default(), Stdio::null()).unwrap();
+        let server = HttpServer::new(&wasm, &sandbox).unwrap();
+        let Pre::P2(pre) = server.0.code.current() else { panic!("http.wasm is a WASI 0.2 proxy") };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let n = 20_000u32;
+        let mut t = [Duration::ZERO; 4];
+        rt.block_on(async {
+            for _ in 0..n {
+                let a = Instant::now();
+                let state = P2State::new(&sandbox).unwrap();
+                let mut store = Store::new(pre.engine(), state);
+                limits::apply(&mut store, |s: &mut P2State| &mut s.memory, Some(Duration::from_secs(5)));
+                if metered {
+                    crate::usage::meter_guest_calls(&mut store, sandbox.usage().clone());
+                }
+                let b = Instant::now();
+                let proxy = pre.instantiate_async(&mut store).await.unwrap();
+                let c = Instant::now();
+                let (sender, _receiver) = tokio::sync::oneshot::channel();
+                let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
+                let req = hyper::Request::builder()
+                    .uri("http://x/")
+                    .body(http_body_util::Empty::<Bytes>::new().map_err(
+                        |never: Infallible| -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+                            match never {}
+                        },
+                    ))
+                    .unwrap();
+                let req = http.new_incoming_request(Scheme::Http, req).unwrap();
+                let out = http.new_response_outparam(sender).unwrap();
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.unwrap();
+                let d = Instant::now();
+                drop(store);
+                let e = Instant::now();
+                for (slot, span) in t.iter_mut().zip([b - a, c - b, d - c, e - d]) {
+                    *slot += span;
+                }
+            }
+        });
+        t.map(|d| d.as_secs_f64() * 1e6 / f64::from(n))
     }
 }
